@@ -1,0 +1,70 @@
+"""mm-rag-plugin: multimodal (text + image) retrieval-augmented generation.
+
+Public names are imported lazily (PEP 562): ``import mm_rag_plugin`` loads no torch, open_clip,
+qdrant-client, google-genai, LangChain or LlamaIndex; each is imported when the name needing it is
+first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import (
+    ConfigurationError,
+    DecompressionBombError,
+    GenerationError,
+    InvalidInputError,
+    MissingDependencyError,
+    MMRagError,
+    ModelLoadError,
+    StoreError,
+    UnsupportedFormatError,
+)
+from .types import Answer, Citation, FileError, Hit, ImageChunk, ItemError, ReadResult, TextChunk
+
+if TYPE_CHECKING:
+    from .embeddings.open_clip import EmbeddingResult, OpenCLIPEmbedder
+
+# name -> module that defines it, imported on first access
+_LAZY: dict[str, str] = {
+    "OpenCLIPEmbedder": ".embeddings.open_clip",
+    "EmbeddingResult": ".embeddings.open_clip",
+}
+
+__all__ = [
+    "Answer",
+    "Citation",
+    "ConfigurationError",
+    "DecompressionBombError",
+    "EmbeddingResult",
+    "FileError",
+    "GenerationError",
+    "Hit",
+    "ImageChunk",
+    "InvalidInputError",
+    "ItemError",
+    "MMRagError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "OpenCLIPEmbedder",
+    "ReadResult",
+    "StoreError",
+    "TextChunk",
+    "UnsupportedFormatError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,1 @@
+"""Generators (framework-free core)."""

@@ -1,0 +1,59 @@
+"""LangChain ``Embeddings`` over :class:`~mm_rag_plugin.OpenCLIPEmbedder`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..._optional import require
+
+require("langchain_core", extra="langchain")
+
+from langchain_core.embeddings import Embeddings  # noqa: E402
+
+from ...embeddings.open_clip import OpenCLIPEmbedder  # noqa: E402
+from ...types import ImageInput  # noqa: E402
+
+__all__ = ["OpenCLIPEmbeddings"]
+
+
+class OpenCLIPEmbeddings(Embeddings):
+    """Text and image embeddings in one space, for LangChain vector stores and retrievers.
+
+    ``OpenCLIPEmbeddings(model_name="ViT-B-32", pretrained="laion2b_s34b_b79k")`` takes the same
+    arguments as :class:`~mm_rag_plugin.OpenCLIPEmbedder`, or ``embedder=`` an existing one (share
+    one model between the LangChain and LlamaIndex adapters).
+    """
+
+    def __init__(self, *, embedder: OpenCLIPEmbedder | None = None, **kwargs: Any) -> None:
+        self.embedder = embedder if embedder is not None else OpenCLIPEmbedder(**kwargs)
+
+    @property
+    def model_name(self) -> str:
+        return self.embedder.model_name
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.embed_texts(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embedder.embed_query(text).tolist()
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return (await self.embedder.aembed_texts(texts)).tolist()
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return (await self.embedder.aembed_query(text)).tolist()
+
+    def embed_image(self, uris: Sequence[ImageInput]) -> list[list[float]]:
+        """Embed images (paths, ``data:`` URIs, bytes or PIL images) into the text space."""
+        return self.embedder.embed_images(list(uris)).tolist()
+
+    async def aembed_image(self, uris: Sequence[ImageInput]) -> list[list[float]]:
+        return (await self.embedder.aembed_images(list(uris))).tolist()
+
+    def embed_multimodal(self, text: str, image: ImageInput, *, weight: float | None = None) -> list[float]:
+        """One vector for a text and an image together (see ``OpenCLIPEmbedder.embed_multimodal``)."""
+        return self.embedder.embed_multimodal(text, image, weight=weight).tolist()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.embedder!r})"

@@ -1,0 +1,1 @@
+"""Readers (framework-free core)."""

@@ -1,0 +1,1 @@
+"""Retrievers (framework-free core)."""

@@ -1,0 +1,196 @@
+"""Core value types shared by readers, embeddings, retrievers and generators.
+
+All are frozen dataclasses: plain data, no framework import. The LangChain and LlamaIndex adapters
+convert them to their own ``Document`` / ``Node`` types.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Union, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+__all__ = [
+    "Answer",
+    "BBox",
+    "Chunk",
+    "Citation",
+    "Embedder",
+    "FileError",
+    "Hit",
+    "ImageChunk",
+    "ImageInput",
+    "ItemError",
+    "ReadResult",
+    "TextChunk",
+]
+
+#: ``(x0, y0, x1, y1)``, origin top-left: PDF points for PDF pages, pixels for images.
+BBox = tuple[float, float, float, float]
+
+#: An image given to the library: a file path, a ``data:`` URI, raw encoded bytes, or a PIL image.
+ImageInput = Union[str, "os.PathLike[str]", bytes, "Image.Image"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextChunk:
+    """A piece of text from a document, with its provenance."""
+
+    id: str
+    text: str
+    source: str
+    page: int | None = None  # 1-based page number, when the format has pages
+    position: int = 0  # order of this chunk within its source (text and images share one sequence)
+    bbox: BBox | None = None
+    section: str | None = None  # heading path, e.g. "Results > Table 2"
+    prev_id: str | None = None
+    next_id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    kind: ClassVar[Literal["text"]] = "text"
+
+    @property
+    def search_text(self) -> str:
+        """The text keyword search indexes for this chunk."""
+        return self.text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageChunk:
+    """An image from a document (or an image file), stored by reference, with OCR text."""
+
+    id: str
+    source: str  # the document (or image file) it came from
+    image_path: str  # where the image bytes live: the original file or a blob-store file
+    content_hash: str  # hash of the image bytes; equal hashes mean duplicate images
+    mime_type: str = "image/png"
+    width: int = 0
+    height: int = 0
+    page: int | None = None
+    position: int = 0
+    bbox: BBox | None = None
+    section: str | None = None
+    alt_text: str = ""
+    caption: str = ""
+    ocr_text: str = ""
+    ocr_confidence: float | None = None  # mean word confidence, 0..100
+    prev_id: str | None = None
+    next_id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    kind: ClassVar[Literal["image"]] = "image"
+
+    @property
+    def text(self) -> str:
+        """Human-readable text for the image: caption, alt text and OCR text."""
+        return self.search_text
+
+    @property
+    def search_text(self) -> str:
+        """The text keyword search indexes for this image: caption, alt text and OCR text."""
+        return "\n".join(t for t in (self.caption, self.alt_text, self.ocr_text) if t)
+
+
+Chunk = Union[TextChunk, ImageChunk]
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    """A file (or item) that could not be read, and why. Returned beside the good results."""
+
+    source: str
+    error: str
+    error_type: str = "InvalidInputError"
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.error}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """What a reader or loader produced: the chunks, and one error per file that failed."""
+
+    chunks: Sequence[Chunk]
+    errors: Sequence[FileError] = ()
+
+    @property
+    def texts(self) -> list[TextChunk]:
+        return [c for c in self.chunks if isinstance(c, TextChunk)]
+
+    @property
+    def images(self) -> list[ImageChunk]:
+        return [c for c in self.chunks if isinstance(c, ImageChunk)]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """One input of a batch that failed; ``index`` is its position in the input."""
+
+    index: int
+    source: str
+    error: Exception
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.error}"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved chunk with its fused score, explaining which ranked lists found it.
+
+    ``ranks`` maps a list name (``"dense_text"``, ``"dense_image"``, ``"bm25"`` ...) to the 1-based
+    rank the chunk had in that list; ``list_scores`` holds that list's raw score.
+    """
+
+    chunk: Chunk
+    score: float
+    ranks: Mapping[str, int] = field(default_factory=dict)
+    list_scores: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.chunk.id
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A ``[n]`` marker in an answer, mapped back to the retrieved source it cites."""
+
+    number: int
+    hit: Hit
+
+    @property
+    def source(self) -> str:
+        return self.hit.chunk.source
+
+    @property
+    def page(self) -> int | None:
+        return self.hit.chunk.page
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A generated (or, without a generator, extractive) answer with its sources."""
+
+    text: str
+    sources: Sequence[Hit]
+    citations: Sequence[Citation] = ()
+    generated: bool = True  # False for the extractive fallback
+    model: str | None = None
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the index needs from an embedding model: text and images into one space."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_images(self, images: Sequence[ImageInput]) -> np.ndarray: ...

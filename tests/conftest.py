@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny trained open_clip model (built once per session) and the shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MM_RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``: public malformed and real test files (see its README)."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared test data not found at {SHARED_DATA} (set MM_RAG_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny open_clip model trained for ~10 s on coloured shapes; load with ``local-dir:``."""
+    from mm_rag_plugin.testing import make_tiny_clip
+
+    return make_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+
+
+@pytest.fixture(scope="session")
+def embedder(tiny_clip_dir: Path):
+    """An :class:`OpenCLIPEmbedder` on the tiny trained model (CPU)."""
+    from mm_rag_plugin import OpenCLIPEmbedder
+
+    return OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", batch_size=8)
