@@ -27,6 +27,7 @@ __all__ = [
     "ImageInput",
     "ItemError",
     "ReadResult",
+    "Retriever",
     "TextChunk",
 ]
 
@@ -194,3 +195,21 @@ class Embedder(Protocol):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def embed_images(self, images: Sequence[ImageInput]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """What generators and framework adapters need from a retriever.
+
+    ``query`` is text, ``image`` an image input; either or both. ``filters`` restricts by payload
+    fields (``{"source": ..., "page": ..., "kind": "image"}``). Returns hits best first.
+    """
+
+    def retrieve(
+        self,
+        query: str | None = None,
+        *,
+        image: ImageInput | None = None,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> list[Hit]: ...
