@@ -1,0 +1,79 @@
+"""Chunks and hits <-> LlamaIndex nodes and documents.
+
+Text chunks become ``TextNode`` (``Document`` from readers), images ``ImageNode``
+(``ImageDocument``) with ``image_path`` / ``image_mimetype`` set and the caption, alt and OCR text
+as node text. Metadata is the flat payload of ``mm_rag_plugin._payload``; the technical keys are
+excluded from what LlamaIndex embeds and shows the LLM. Neighbours become PREVIOUS/NEXT
+relationships.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_index.core.schema import (
+    BaseNode,
+    Document,
+    ImageDocument,
+    ImageNode,
+    NodeRelationship,
+    NodeWithScore,
+    RelatedNodeInfo,
+    TextNode,
+)
+
+from ..._payload import chunk_to_payload, payload_to_chunk
+from ...types import Chunk, Hit, ImageChunk
+
+__all__ = ["chunk_to_document", "chunk_to_node", "hit_to_node_with_score", "node_to_chunk"]
+
+#: Metadata the LLM may see: where the content came from.
+_SHOWN = frozenset({"source", "page", "section", "caption", "alt_text"})
+
+
+def _kwargs(chunk: Chunk) -> dict[str, Any]:
+    meta = chunk_to_payload(chunk)
+    hidden = [k for k, v in meta.items() if k not in _SHOWN or v in ("", None)]
+    rel: dict[NodeRelationship, RelatedNodeInfo] = {}
+    if chunk.prev_id:
+        rel[NodeRelationship.PREVIOUS] = RelatedNodeInfo(node_id=chunk.prev_id)
+    if chunk.next_id:
+        rel[NodeRelationship.NEXT] = RelatedNodeInfo(node_id=chunk.next_id)
+    kw: dict[str, Any] = dict(
+        id_=chunk.id,
+        text=chunk.text,
+        metadata=meta,
+        excluded_embed_metadata_keys=hidden,
+        excluded_llm_metadata_keys=hidden,
+        relationships=rel,
+    )
+    if isinstance(chunk, ImageChunk):
+        kw.update(image_path=chunk.image_path, image_mimetype=chunk.mime_type)
+    return kw
+
+
+def chunk_to_node(chunk: Chunk) -> TextNode:
+    """``ImageNode`` for an image chunk, ``TextNode`` otherwise."""
+    return ImageNode(**_kwargs(chunk)) if isinstance(chunk, ImageChunk) else TextNode(**_kwargs(chunk))
+
+
+def chunk_to_document(chunk: Chunk) -> Document:
+    """``ImageDocument`` for an image chunk, ``Document`` otherwise (what readers return)."""
+    return ImageDocument(**_kwargs(chunk)) if isinstance(chunk, ImageChunk) else Document(**_kwargs(chunk))
+
+
+def hit_to_node_with_score(hit: Hit) -> NodeWithScore:
+    node = chunk_to_node(hit.chunk)
+    node.metadata.update(ranks=dict(hit.ranks), list_scores=dict(hit.list_scores))
+    for keys in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
+        keys.extend(["ranks", "list_scores"])
+    return NodeWithScore(node=node, score=hit.score)
+
+
+def node_to_chunk(node: BaseNode) -> Chunk:
+    """The chunk behind *node* (also for nodes built by hand)."""
+    meta = {k: v for k, v in node.metadata.items() if k not in ("ranks", "list_scores")}
+    if isinstance(node, ImageNode) and meta.get("kind") is None:
+        meta.update(kind="image", image_path=node.image_path or node.image_url or "")
+    text = node.get_content() if meta.get("kind", "text") == "text" else None
+    return payload_to_chunk(meta, id=node.node_id, text=text)
