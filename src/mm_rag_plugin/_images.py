@@ -112,7 +112,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         lo, hi = (0.0, 65535.0) if mode.startswith("I;16") else (float(arr.min()), float(arr.max()))
         if hi <= lo:
             hi = lo + 1.0
-        arr8 = np.clip((arr - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+        arr8 = np.clip(np.rint((arr - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
         return Image.fromarray(arr8, mode="L").convert("RGB")
     if mode == "P" and "transparency" in img.info or mode in ("RGBA", "LA", "PA", "La", "RGBa"):
         rgba = img.convert("RGBA")

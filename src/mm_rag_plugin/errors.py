@@ -27,7 +27,8 @@ def echo(value: object, limit: int = MAX_ECHO) -> str:
     """``repr`` of *value*, cut to *limit* characters so huge inputs never flood a log."""
     text = repr(value)
     if len(text) > limit:
-        text = text[: limit - 15] + f"...<{len(text)} chars>"
+        suffix = f"...<{len(text)} chars>"
+        text = text[: max(0, limit - len(suffix))] + suffix
     return text
 
 

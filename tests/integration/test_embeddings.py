@@ -1,0 +1,256 @@
+"""OpenCLIPEmbedder on a real (tiny, briefly trained) open_clip model."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mm_rag_plugin import EmbeddingResult, InvalidInputError, ModelLoadError, OpenCLIPEmbedder
+from mm_rag_plugin.embeddings.open_clip import select_device
+from mm_rag_plugin.errors import ConfigurationError
+from mm_rag_plugin.testing import SHAPE_COLORS, SHAPE_KINDS, draw_shape
+
+CLASSES = [(c, k) for c in SHAPE_COLORS for k in SHAPE_KINDS]
+
+
+def _unit(vecs: np.ndarray) -> None:
+    assert vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=-1), 1.0, atol=1e-5)
+
+
+def test_text_query_ranks_the_matching_image_first(embedder: OpenCLIPEmbedder) -> None:
+    rng = random.Random(2024)  # fresh drawings the model never saw
+    for _ in range(3):
+        images = [draw_shape(c, k, rng=rng) for c, k in CLASSES]
+        image_vecs = embedder.embed_images(images)
+        for i, (color, kind) in enumerate(CLASSES):
+            scores = image_vecs @ embedder.embed_query(f"a {color} {kind}")
+            assert int(np.argmax(scores)) == i, f"'{color} {kind}' ranked {CLASSES[int(np.argmax(scores))]} first"
+
+
+def test_image_query_finds_its_neighbour(embedder: OpenCLIPEmbedder) -> None:
+    rng = random.Random(7)
+    gallery = embedder.embed_images([draw_shape(c, k, rng=rng) for c, k in CLASSES])
+    hits = 0
+    for i, (c, k) in enumerate(CLASSES):
+        q = embedder.embed_query(image=draw_shape(c, k, rng=rng))
+        hits += int(np.argmax(gallery @ q)) == i
+    assert hits >= len(CLASSES) - 1  # image->image is not trained directly; allow one miss
+
+
+def test_vectors_are_unit_float32_and_shaped(embedder: OpenCLIPEmbedder) -> None:
+    t = embedder.embed_texts(["a red circle", "", "blue"])
+    i = embedder.embed_images([draw_shape("red", "circle")])
+    assert t.shape == (3, embedder.dim) and i.shape == (1, embedder.dim) and embedder.dim == 64
+    _unit(t)
+    _unit(i)
+    assert embedder.embed_texts([]).shape == (0, 64)
+    assert embedder.embed_images([]).shape == (0, 64)
+
+
+def test_output_order_equals_input_order_and_batching_does_not_change_results(tiny_clip_dir: Path) -> None:
+    e1 = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", batch_size=1, text_batch_size=1, cache_size=0)
+    e7 = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", batch_size=7, text_batch_size=5, cache_size=0)
+    rng = random.Random(3)
+    images = [draw_shape(*rng.choice(CLASSES), rng=rng) for _ in range(17)]
+    texts = [f"text number {i} " + "word " * i for i in range(23)]
+    np.testing.assert_allclose(e1.embed_images(images), e7.embed_images(images), atol=1e-5)
+    np.testing.assert_allclose(e1.embed_texts(texts), e7.embed_texts(texts), atol=1e-5)
+    singles = np.stack([e7.embed_texts([t])[0] for t in texts])
+    np.testing.assert_allclose(e7.embed_texts(texts), singles, atol=1e-5)
+    reversed_ = e7.embed_images(images[::-1])[::-1]
+    np.testing.assert_allclose(e7.embed_images(images), reversed_, atol=1e-5)
+
+
+def test_text_longer_than_the_context_is_truncated_not_a_crash(embedder: OpenCLIPEmbedder) -> None:
+    long = "a red circle " + "and many more words " * 2000
+    vec = embedder.embed_texts([long])
+    _unit(vec)
+    # only the first context_length tokens count: a different tail gives the same vector
+    other = "a red circle " + "and many more words " * 1000 + "but a blue square at the very end"
+    np.testing.assert_allclose(vec[0], embedder.embed_texts([other])[0], atol=1e-6)
+
+
+def test_image_inputs_path_bytes_data_uri_pil_agree(embedder: OpenCLIPEmbedder, tmp_path: Path) -> None:
+    import base64
+
+    img = draw_shape("green", "triangle")
+    path = tmp_path / "g.png"
+    img.save(path)
+    data = path.read_bytes()
+    uri = "data:image/png;base64," + base64.b64encode(data).decode()
+    vecs = embedder.embed_images([path, str(path), data, uri, img])
+    for v in vecs[1:]:
+        np.testing.assert_allclose(v, vecs[0], atol=1e-5)
+
+
+def test_odd_pixel_modes_and_exif_are_handled(embedder: OpenCLIPEmbedder) -> None:
+    base = draw_shape("blue", "square")
+    cmyk, pal, rgba = base.convert("CMYK"), base.convert("P"), base.convert("RGBA")
+    gray16 = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)
+    assert gray16.mode == "I;16"
+    vecs = embedder.embed_images([base, cmyk, pal, rgba, gray16])
+    _unit(vecs)
+    assert float(vecs[1] @ vecs[0]) > 0.95 and float(vecs[3] @ vecs[0]) > 0.99
+
+
+def test_bad_image_raises_naming_it_or_is_collected(embedder: OpenCLIPEmbedder, shared_data: Path) -> None:
+    good = draw_shape("red", "square")
+    bad = shared_data / "malformed_images" / "files" / "truncated_image.png"
+    with pytest.raises(InvalidInputError, match="truncated_image.png"):
+        embedder.embed_images([good, bad])
+    result = embedder.embed_images([good, bad, b"garbage", good], on_error="collect")
+    assert isinstance(result, EmbeddingResult)
+    assert result.ok.tolist() == [True, False, False, True]
+    assert [e.index for e in result.errors] == [1, 2]
+    assert "truncated_image.png" in str(result.errors[0])
+    assert np.isnan(result.vectors[1]).all() and result.good.shape == (2, embedder.dim)
+    np.testing.assert_allclose(result.vectors[0], embedder.embed_images([good])[0], atol=1e-6)
+
+
+def test_decompression_bomb_limit_is_configurable(tiny_clip_dir: Path) -> None:
+    e = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", max_image_pixels=64 * 64)
+    with pytest.raises(InvalidInputError, match="over the limit"):
+        e.embed_images([Image.new("RGB", (100, 100))])
+    assert e.embed_images([Image.new("RGB", (64, 64))]).shape == (1, 64)
+
+
+def test_text_input_validation(embedder: OpenCLIPEmbedder) -> None:
+    with pytest.raises(InvalidInputError, match="not one string"):
+        embedder.embed_texts("a red circle")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"texts\[1\]: expected str, got int"):
+        embedder.embed_texts(["ok", 3])  # type: ignore[list-item]
+    with pytest.raises(InvalidInputError, match="needs a text query"):
+        embedder.embed_query()
+
+
+def test_multimodal_is_the_normalised_weighted_sum(embedder: OpenCLIPEmbedder) -> None:
+    img = draw_shape("red", "circle")
+    t, i = embedder.embed_texts(["blue"])[0], embedder.embed_images([img])[0]
+    for w in (0.0, 0.3, 0.5, 1.0):
+        expected = w * t + (1 - w) * i
+        expected /= np.linalg.norm(expected)
+        np.testing.assert_allclose(embedder.embed_multimodal("blue", img, weight=w), expected, atol=1e-5)
+    np.testing.assert_allclose(embedder.embed_query("blue", image=img), embedder.embed_multimodal("blue", img))
+    with pytest.raises(ConfigurationError):
+        embedder.embed_multimodal("blue", img, weight=1.5)
+    batch = embedder.embed_multimodal_batch(["blue", "green"], [img, img])
+    assert batch.shape == (2, 64)
+    _unit(batch)
+
+
+def test_composed_query_moves_towards_the_edit(embedder: OpenCLIPEmbedder) -> None:
+    """'this circle, but blue': red circle image + text 'blue circle' finds the blue circle."""
+    rng = random.Random(11)
+    gallery = {(c, k): draw_shape(c, k, rng=rng) for c, k in CLASSES}
+    vecs = embedder.embed_images(list(gallery.values()))
+    q = embedder.embed_query("a blue circle", image=gallery[("red", "circle")], weight=0.6)
+    best = list(gallery)[int(np.argmax(vecs @ q))]
+    assert best == ("blue", "circle")
+
+
+def test_cache_avoids_re_encoding(tiny_clip_dir: Path) -> None:
+    e = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", cache_size=100)
+    img = draw_shape("red", "circle")
+    first = e.embed_images([img, img])
+    info = e.cache_info
+    again = e.embed_images([img])
+    assert e.cache_info["hits"] > info["hits"]
+    np.testing.assert_array_equal(first[0], again[0])
+    e.embed_texts(["x", "x", "y"])
+    assert e.cache_info["size"] == 3  # one image, two distinct texts
+    e.clear_cache()
+    assert e.cache_info["size"] == 0
+
+
+async def test_async_twins_match_sync(embedder: OpenCLIPEmbedder) -> None:
+    img = draw_shape("yellow", "triangle")
+    np.testing.assert_allclose(await embedder.aembed_texts(["a"]), embedder.embed_texts(["a"]))
+    np.testing.assert_allclose(await embedder.aembed_images([img]), embedder.embed_images([img]))
+    np.testing.assert_allclose(await embedder.aembed_query("q"), embedder.embed_query("q"))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_plain_directory_path_loads_like_local_dir(tiny_clip_dir: Path) -> None:
+    e = OpenCLIPEmbedder(str(tiny_clip_dir), device="cpu")
+    assert e.model_name == f"local-dir:{tiny_clip_dir}" and e.dim == 64
+
+
+def test_checkpoint_file_with_registered_architecture(tiny_clip_dir: Path, tmp_path: Path) -> None:
+    import open_clip
+
+    cfg = json.loads((tiny_clip_dir / "open_clip_config.json").read_text())["model_cfg"]
+    (tmp_path / "mm-rag-tiny-test.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path / "mm-rag-tiny-test.json")
+    ckpt = tmp_path / "weights.bin"
+    shutil.copy(tiny_clip_dir / "open_clip_pytorch_model.bin", ckpt)
+    e = OpenCLIPEmbedder("mm-rag-tiny-test", checkpoint=ckpt, device="cpu")
+    ref = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu")
+    np.testing.assert_allclose(e.embed_texts(["a red circle"]), ref.embed_texts(["a red circle"]), atol=1e-5)
+
+
+def test_env_vars_select_model_and_device(tiny_clip_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MM_RAG_MODEL", f"local-dir:{tiny_clip_dir}")
+    monkeypatch.setenv("MM_RAG_DEVICE", "cpu")
+    e = OpenCLIPEmbedder()
+    assert e.model_name == f"local-dir:{tiny_clip_dir}" and e.device == "cpu"
+    assert select_device("cpu") == "cpu"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"model_name": "local-dir:/no/such/folder"},
+        {"model_name": "ViT-B-32", "checkpoint": "/no/such/weights.bin"},
+        {"model_name": "not-an-architecture", "pretrained": "x"},
+    ],
+)
+def test_unloadable_model_says_how_to_point_at_a_local_checkpoint(kwargs: dict) -> None:
+    with pytest.raises(ModelLoadError) as info:
+        OpenCLIPEmbedder(device="cpu", **kwargs)
+    msg = str(info.value)
+    assert "checkpoint=" in msg and "local-dir:" in msg and "$MM_RAG_MODEL" in msg and "$MM_RAG_CHECKPOINT" in msg
+
+
+def test_pretrained_tag_offline_fails_with_guidance(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="offline or the hub is unreachable"):
+        OpenCLIPEmbedder("ViT-B-32", "laion2b_s34b_b79k", device="cpu", cache_dir=os.devnull + "-nope")
+
+
+def test_random_weights_for_benchmarks() -> None:
+    e = OpenCLIPEmbedder("RN50", load_weights=False, device="cpu")
+    assert e.pretrained is None and e.dim == 1024
+
+
+def test_bad_configuration_is_rejected(tiny_clip_dir: Path) -> None:
+    d = f"local-dir:{tiny_clip_dir}"
+    with pytest.raises(ConfigurationError, match="needs a GPU"):
+        OpenCLIPEmbedder(d, device="cpu", precision="fp16")
+    with pytest.raises(ConfigurationError, match="batch sizes"):
+        OpenCLIPEmbedder(d, device="cpu", batch_size=0)
+    with pytest.raises(ConfigurationError, match="precision"):
+        OpenCLIPEmbedder(d, device="cpu", precision="fp8")  # type: ignore[arg-type]
+
+
+def test_prebuilt_model_objects_can_be_passed(tiny_clip_dir: Path) -> None:
+    import open_clip
+
+    name = f"local-dir:{tiny_clip_dir}"
+    model, _, preprocess = open_clip.create_model_and_transforms(name)
+    e = OpenCLIPEmbedder(model=model, preprocess=preprocess, tokenizer=open_clip.get_tokenizer(name), device="cpu")
+    ref = OpenCLIPEmbedder(name, device="cpu")
+    np.testing.assert_allclose(e.embed_texts(["hi"]), ref.embed_texts(["hi"]), atol=1e-6)
+    buf = io.BytesIO()
+    draw_shape("red", "circle").save(buf, format="PNG")
+    np.testing.assert_allclose(e.embed_images([buf.getvalue()]), ref.embed_images([buf.getvalue()]), atol=1e-6)
