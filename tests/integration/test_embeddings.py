@@ -254,3 +254,18 @@ def test_prebuilt_model_objects_can_be_passed(tiny_clip_dir: Path) -> None:
     buf = io.BytesIO()
     draw_shape("red", "circle").save(buf, format="PNG")
     np.testing.assert_allclose(e.embed_images([buf.getvalue()]), ref.embed_images([buf.getvalue()]), atol=1e-6)
+
+
+def test_padding_trim_gives_exactly_what_open_clip_encode_text_gives(embedder: OpenCLIPEmbedder) -> None:
+    import torch
+
+    assert embedder._trim_padding, "the tiny CLIP has a causal text tower with EOT pooling"
+    rng = random.Random(5)
+    words = "red blue green circle square triangle a the of photo".split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 60))) for _ in range(30)]
+    embedder.clear_cache()
+    ours = embedder.embed_texts(texts)
+    with torch.inference_mode():
+        tokens = embedder.tokenizer(texts, context_length=embedder.context_length)
+        ref = torch.nn.functional.normalize(embedder.model.encode_text(tokens), dim=-1).numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-6)

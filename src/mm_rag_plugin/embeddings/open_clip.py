@@ -188,6 +188,7 @@ class OpenCLIPEmbedder:
             self._load(model_name, pretrained, checkpoint, load_weights, cache_dir)
         self.model.eval()
         self._dtype = next(self.model.parameters()).dtype
+        self._trim_padding = self._can_trim_padding()
         self.context_length = int(
             getattr(self.model, "context_length", None) or getattr(self.tokenizer, "context_length", 77)
         )
@@ -264,11 +265,52 @@ class OpenCLIPEmbedder:
         out = torch.nn.functional.normalize(features.float(), dim=-1)
         return out.cpu().numpy().astype(np.float32, copy=False)
 
+    def _tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.tokenizer(list(texts), context_length=self.context_length)  # truncates
+
     def _encode_text_batch(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode_tokens(self._tokenize(texts))
+
+    def _encode_tokens(self, tokens: torch.Tensor) -> np.ndarray:
         torch = self._torch
-        tokens = self.tokenizer(list(texts), context_length=self.context_length)  # truncates
         with torch.inference_mode():
-            return self._finish(self.model.encode_text(tokens.to(self.device)))
+            tokens = tokens.to(self.device)
+            if self._trim_padding:
+                return self._finish(self._encode_text_trimmed(tokens))
+            return self._finish(self.model.encode_text(tokens))
+
+    def _can_trim_padding(self) -> bool:
+        """True for open_clip ``CLIP`` text towers with a causal mask and end-of-text pooling.
+
+        There, the pooled feature at the end-of-text token depends only on the tokens before it, so
+        the padding after the longest text of a batch can be cut without changing the result (a
+        test checks equality with ``encode_text``). Other towers (SigLIP, HF text models) run as is.
+        """
+        open_clip = require("open_clip", extra="clip", package="open_clip_torch")
+        m = self.model
+        if type(m) is not open_clip.model.CLIP or getattr(m, "text_pool_type", None) != "argmax":
+            return False
+        mask = getattr(m, "attn_mask", None)
+        if mask is None or mask.dim() != 2:
+            return False
+        n = mask.shape[0]
+        causal = self._torch.full((n, n), float("-inf"), device=mask.device).triu_(1)
+        return bool(self._torch.equal(mask.float(), causal))
+
+    def _encode_text_trimmed(self, tokens: torch.Tensor) -> torch.Tensor:
+        from open_clip.transformer import text_global_pool
+
+        m = self.model
+        n = int(tokens.argmax(dim=-1).max()) + 1  # the end-of-text token has the largest id
+        tokens = tokens[:, :n]
+        cast = m.transformer.get_cast_dtype()
+        x = m.token_embedding(tokens).to(cast) + m.positional_embedding[:n].to(cast)
+        x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask[:n, :n]))
+        x = text_global_pool(x, tokens, "argmax")
+        proj = m.text_projection
+        if proj is None:
+            return x
+        return proj(x) if isinstance(proj, self._torch.nn.Linear) else x @ proj
 
     def _encode_pixel_batch(self, pixels: list[torch.Tensor]) -> np.ndarray:
         torch = self._torch
@@ -299,16 +341,22 @@ class OpenCLIPEmbedder:
                 out[i] = hit
             else:
                 todo.setdefault(key, []).append(i)  # duplicates in one call are encoded once
-        order = list(todo)
+        keys_todo = list(todo)
+        if not keys_todo:
+            return out
+        tokens = self._tokenize([texts[todo[k][0]] for k in keys_todo])
+        # batch texts of similar length together (less padding to cut), then restore input order
+        order = self._torch.argsort(tokens.argmax(dim=-1), stable=True).tolist() if self._trim_padding else None
         size = batch_size or self.text_batch_size
-        with self._progress(len(order), "embedding texts") as bar:
-            for start, stop in _batches(len(order), size):
-                chunk = order[start:stop]
-                vecs = self._encode_text_batch([texts[todo[k][0]] for k in chunk])
-                for key, vec in zip(chunk, vecs):
+        with self._progress(len(keys_todo), "embedding texts") as bar:
+            for start, stop in _batches(len(keys_todo), size):
+                rows = order[start:stop] if order is not None else list(range(start, stop))
+                vecs = self._encode_tokens(tokens[rows])
+                for row, vec in zip(rows, vecs):
+                    key = keys_todo[row]
                     out[todo[key]] = vec
                     self._cache.put(key, vec)
-                bar.update(len(chunk))
+                bar.update(len(rows))
         return out
 
     # ------------------------------------------------------------------ images
