@@ -26,11 +26,17 @@ from .types import Answer, Citation, FileError, Hit, ImageChunk, ItemError, Read
 
 if TYPE_CHECKING:
     from .embeddings.open_clip import EmbeddingResult, OpenCLIPEmbedder
+    from .generators import ExtractiveGenerator, GeminiGenerator, PromptOptions, aanswer, answer
 
 # name -> module that defines it, imported on first access
 _LAZY: dict[str, str] = {
     "OpenCLIPEmbedder": ".embeddings.open_clip",
     "EmbeddingResult": ".embeddings.open_clip",
+    "GeminiGenerator": ".generators",
+    "ExtractiveGenerator": ".generators",
+    "PromptOptions": ".generators",
+    "answer": ".generators",
+    "aanswer": ".generators",
 }
 
 __all__ = [
@@ -39,7 +45,9 @@ __all__ = [
     "ConfigurationError",
     "DecompressionBombError",
     "EmbeddingResult",
+    "ExtractiveGenerator",
     "FileError",
+    "GeminiGenerator",
     "GenerationError",
     "Hit",
     "ImageChunk",
@@ -49,11 +57,14 @@ __all__ = [
     "MissingDependencyError",
     "ModelLoadError",
     "OpenCLIPEmbedder",
+    "PromptOptions",
     "ReadResult",
     "StoreError",
     "TextChunk",
     "UnsupportedFormatError",
     "__version__",
+    "aanswer",
+    "answer",
 ]
 
 

@@ -21,7 +21,9 @@ EXPECTED_ALL = {
     "ConfigurationError",
     "DecompressionBombError",
     "EmbeddingResult",
+    "ExtractiveGenerator",
     "FileError",
+    "GeminiGenerator",
     "GenerationError",
     "Hit",
     "ImageChunk",
@@ -31,11 +33,14 @@ EXPECTED_ALL = {
     "MissingDependencyError",
     "ModelLoadError",
     "OpenCLIPEmbedder",
+    "PromptOptions",
     "ReadResult",
     "StoreError",
     "TextChunk",
     "UnsupportedFormatError",
     "__version__",
+    "aanswer",
+    "answer",
 }
 
 HEAVY = ("torch", "open_clip", "langchain_core", "llama_index", "google.genai", "qdrant_client", "pypdfium2")
@@ -135,3 +140,13 @@ def test_echo_cuts_long_input() -> None:
 
 def test_py_typed_is_shipped() -> None:
     assert (SRC / "py.typed").is_file()
+
+
+@pytest.mark.parametrize("package", ["langchain", "llama_index"])
+def test_adapter_packages_export_resolvable_names(package: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(f"mm_rag_plugin.integrations.{package}")
+    assert mod.__all__, package
+    for name in mod.__all__:
+        assert getattr(mod, name) is not None, f"{package}.{name}"

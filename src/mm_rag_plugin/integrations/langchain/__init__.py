@@ -8,6 +8,8 @@ from typing import Any
 # name -> submodule, imported on first access
 _LAZY: dict[str, str] = {
     "OpenCLIPEmbeddings": ".embeddings",
+    "create_multimodal_rag_chain": ".chains",
+    "documents_to_messages": ".chains",
 }
 
 __all__ = sorted(_LAZY)

@@ -8,6 +8,7 @@ from typing import Any
 # name -> submodule, imported on first access
 _LAZY: dict[str, str] = {
     "OpenCLIPEmbedding": ".embeddings",
+    "MultimodalQueryEngine": ".query_engine",
 }
 
 __all__ = sorted(_LAZY)
