@@ -41,7 +41,7 @@ from mm_rag_plugin import OpenCLIPEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "clip_skimage" / "images"
-WORDS = "the a red blue green photo of cat dog chart revenue figure table shows quarterly growth in".split()
+WORDS = ["the", "a", "red", "blue", "green", "photo", "of", "cat", "dog", "chart", "revenue", "figure", "table", "shows", "quarterly", "growth", "in"]
 
 
 def make_inputs(n_images: int, n_texts: int, folder: Path) -> tuple[list[str], list[str]]:

@@ -101,7 +101,7 @@ def test_bad_inputs_raise_invalid_input(inp: object, message: str) -> None:
 
 
 def test_missing_file_and_directory_are_named(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="nope.png: image file not found"):
+    with pytest.raises(InvalidInputError, match=r"nope\.png: image file not found"):
         read_image_bytes(tmp_path / "nope.png", source="nope.png")
     with pytest.raises(InvalidInputError, match="is a directory"):
         load_image(tmp_path)

@@ -6,14 +6,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -73,6 +76,42 @@ def select_device(device: str | None = None) -> str:
     if mps is not None and mps.is_available():
         return "mps"
     return "cpu"
+
+
+def hub_unreachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face hub (``$HF_ENDPOINT``) cannot even be connected to.
+
+    Without this check an offline machine spends about a minute in download retries before failing.
+    Behind a proxy (``HTTPS_PROXY``/``ALL_PROXY``) the check is skipped and the download is tried.
+    """
+    env = os.environ
+    if env.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return True
+    if any(env.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return False
+    url = urlparse(env.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout).close()
+    except OSError:
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def _hf_offline() -> Iterator[None]:
+    """Make huggingface_hub use its local cache only (it reads HF_HUB_OFFLINE at import)."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - open_clip depends on huggingface_hub
+        yield
+        return
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = old
 
 
 def _batches(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -159,7 +198,7 @@ class OpenCLIPEmbedder:
         preprocess: Callable[[Image.Image], torch.Tensor] | None = None,
         tokenizer: Callable[..., torch.Tensor] | None = None,
     ) -> None:
-        self._torch = torch = require("torch", extra="clip")
+        self._torch = require("torch", extra="clip")
         if batch_size < 1 or (text_batch_size is not None and text_batch_size < 1):
             raise ConfigurationError(f"batch sizes must be >= 1, got {batch_size=}, {text_batch_size=}")
         if not 0.0 <= multimodal_weight <= 1.0:
@@ -228,18 +267,26 @@ class OpenCLIPEmbedder:
         self.model_name, self.pretrained = name, tag
         precision = self.precision
         logger.info("loading open_clip model %s (pretrained=%s) on %s", name, tag, self.device)
+        needs_hub = name.startswith("hf-hub:") or bool(load_weights and tag and not Path(tag).is_file())
+        offline = needs_hub and hub_unreachable()
+        if offline:
+            logger.warning("the model hub is unreachable: loading %s from the local cache only", name)
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                name,
-                pretrained=tag,
-                load_weights=load_weights,
-                precision=precision,
-                device=self.device,
-                cache_dir=cache_dir,
-            )
-            tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)
+            with _hf_offline() if offline else contextlib.nullcontext():
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    name,
+                    pretrained=tag,
+                    load_weights=load_weights,
+                    precision=precision,
+                    device=self.device,
+                    cache_dir=cache_dir,
+                )
+                tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)
         except Exception as exc:
-            raise ModelLoadError(self._how_to_fix(name, tag, f"{type(exc).__name__}: {exc}")) from exc
+            reason = f"{type(exc).__name__}: {exc}"
+            if offline:
+                reason = f"the model hub is unreachable and the weights are not in the local cache ({reason})"
+            raise ModelLoadError(self._how_to_fix(name, tag, reason)) from exc
         self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
 
     @staticmethod
@@ -352,7 +399,7 @@ class OpenCLIPEmbedder:
             for start, stop in _batches(len(keys_todo), size):
                 rows = order[start:stop] if order is not None else list(range(start, stop))
                 vecs = self._encode_tokens(tokens[rows])
-                for row, vec in zip(rows, vecs):
+                for row, vec in zip(rows, vecs, strict=True):
                     key = keys_todo[row]
                     out[todo[key]] = vec
                     self._cache.put(key, vec)
@@ -416,7 +463,7 @@ class OpenCLIPEmbedder:
                     pending.append((i, key))
                 if pixels:
                     vecs = self._encode_pixel_batch(pixels)
-                    for (i, key), vec in zip(pending, vecs):
+                    for (i, key), vec in zip(pending, vecs, strict=True):
                         out[i], ok[i] = vec, True
                         self._cache.put(key, vec)
                 bar.update(stop - start)
