@@ -1,1 +1,72 @@
-"""Readers (framework-free core)."""
+"""Readers (framework-free core): PDF, HTML, Markdown, DOCX, images and text into chunks.
+
+Names are imported lazily, so ``import mm_rag_plugin.readers`` loads no parser; each reader imports
+its parser (pypdfium2, bs4, python-docx, markdown-it-py, pytesseract) when constructed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._base import BaseReader, ReaderConfig
+    from .blobs import BlobStore
+    from .chunking import TextSplitter
+    from .docx import DocxReader
+    from .html import HtmlReader
+    from .image import ImageReader
+    from .loader import DocumentLoader, load_documents, read_file
+    from .markdown import MarkdownReader
+    from .ocr import OcrResult, TesseractOCR
+    from .pdf import PdfReader
+    from .text import TextReader
+
+_LAZY: dict[str, str] = {
+    "BaseReader": "._base",
+    "ReaderConfig": "._base",
+    "BlobStore": ".blobs",
+    "TextSplitter": ".chunking",
+    "DocxReader": ".docx",
+    "HtmlReader": ".html",
+    "ImageReader": ".image",
+    "DocumentLoader": ".loader",
+    "load_documents": ".loader",
+    "read_file": ".loader",
+    "MarkdownReader": ".markdown",
+    "OcrResult": ".ocr",
+    "TesseractOCR": ".ocr",
+    "PdfReader": ".pdf",
+    "TextReader": ".text",
+}
+
+__all__ = [
+    "BaseReader",
+    "BlobStore",
+    "DocumentLoader",
+    "DocxReader",
+    "HtmlReader",
+    "ImageReader",
+    "MarkdownReader",
+    "OcrResult",
+    "PdfReader",
+    "ReaderConfig",
+    "TesseractOCR",
+    "TextReader",
+    "TextSplitter",
+    "load_documents",
+    "read_file",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,62 @@
+"""LangChain ``BaseLoader`` over the core directory loader.
+
+Each chunk becomes a ``Document`` (via ``_convert.chunk_to_document``): text chunks carry their
+text; image chunks carry caption + alt + OCR text as ``page_content`` and ``metadata["kind"] ==
+"image"`` with ``image_path``, ``mime_type`` and ``ocr_text``, so later steps can tell them apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+from langchain_core.document_loaders import BaseLoader
+from langchain_core.documents import Document
+
+from ...errors import ConfigurationError, InvalidInputError
+from ...readers.loader import DocumentLoader, mark_duplicates
+from ...types import FileError
+from ._convert import chunk_to_document
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MMRagLoader"]
+
+
+class MMRagLoader(BaseLoader):
+    """Load PDF, HTML, Markdown, DOCX, image and text files (a file, folder, glob or list).
+
+    ``on_error``: ``"collect"`` (default) keeps going and lists failed files in ``self.errors``;
+    ``"raise"`` raises :class:`InvalidInputError` at the first failed file. Other keyword
+    arguments go to :class:`mm_rag_plugin.readers.DocumentLoader` (``workers``, ``timeout``,
+    ``ocr``, ``blob_dir``, ``chunk_size`` ...).
+    """
+
+    def __init__(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        on_error: Literal["collect", "raise"] = "collect",
+        **kwargs: Any,
+    ) -> None:
+        if on_error not in ("collect", "raise"):
+            raise ConfigurationError(f"on_error must be 'collect' or 'raise', got {on_error!r}")
+        self._loader = DocumentLoader(paths, **kwargs)
+        self.on_error = on_error
+        self.errors: list[FileError] = []
+
+    def lazy_load(self) -> Iterator[Document]:
+        self.errors = []
+        seen: dict[str, str] = {}
+        for _path, res in self._loader.lazy_load():
+            if isinstance(res, FileError):
+                if self.on_error == "raise":
+                    raise InvalidInputError(res.error, source=res.source)
+                logger.warning("skipped %s", res)
+                self.errors.append(res)
+                continue
+            self.errors.extend(res.errors)
+            for chunk in mark_duplicates(res.chunks, seen):
+                yield chunk_to_document(chunk)

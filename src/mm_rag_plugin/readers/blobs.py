@@ -1,0 +1,101 @@
+"""A content-addressed folder for image bytes.
+
+Images found inside documents (PDF, DOCX, data: URIs, downloads) are written once to
+``<folder>/<content_hash>.<ext>``; chunks refer to that path, never carry the bytes. Images larger
+than ``max_side`` pixels on their longer side are downscaled for storage (the hash stays the hash
+of the original bytes, so duplicates are still recognised).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigurationError
+from ._detect import MIME_EXTENSIONS
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BlobStore", "StoredImage", "default_blob_dir"]
+
+#: Formats kept as they are when small enough; anything else is re-encoded as PNG.
+_KEEP = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+def default_blob_dir() -> Path:
+    """``$MM_RAG_BLOB_DIR``, else ``$XDG_CACHE_HOME/mm-rag-plugin/blobs`` (``~/.cache/...``)."""
+    env = os.environ.get("MM_RAG_BLOB_DIR")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "mm-rag-plugin" / "blobs"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    path: str
+    mime_type: str
+    width: int
+    height: int
+    downscaled: bool
+
+
+class BlobStore:
+    """Write image bytes once per content hash; safe to share between processes."""
+
+    def __init__(self, folder: str | os.PathLike[str] | None = None, *, max_side: int = 2048) -> None:
+        if max_side < 32:
+            raise ConfigurationError(f"max_side must be at least 32 pixels, got {max_side}")
+        self.folder = Path(folder) if folder is not None else default_blob_dir()
+        self.max_side = max_side
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create blob folder {self.folder}: {exc}") from exc
+
+    def needs_downscale(self, image: Image.Image) -> bool:
+        return max(image.size) > self.max_side
+
+    def put(self, digest: str, data: bytes | None, mime: str | None, image: Image.Image) -> StoredImage:
+        """Store the image with hash *digest*: its encoded *data* as is when that is a web format
+        and small enough, else *image* (decoded RGB) re-encoded, downscaled if needed."""
+        downscale = self.needs_downscale(image)
+        if data is not None and mime in _KEEP and not downscale:
+            ext, payload, size = MIME_EXTENSIONS[mime], data, image.size
+        else:
+            img = image
+            if downscale:
+                img = image.copy()
+                img.thumbnail((self.max_side, self.max_side))
+            mime = "image/jpeg" if mime == "image/jpeg" else "image/png"
+            ext = MIME_EXTENSIONS[mime]
+            path = self.folder / f"{digest}.{ext}"
+            if path.exists():
+                return StoredImage(str(path), mime, img.size[0], img.size[1], downscale)
+            buf = io.BytesIO()
+            img.save(
+                buf, format="JPEG" if ext == "jpg" else "PNG", **({"quality": 90} if ext == "jpg" else {})
+            )
+            payload, size = buf.getvalue(), img.size
+        path = self.folder / f"{digest}.{ext}"
+        if not path.exists():
+            self._write(path, payload)
+        return StoredImage(str(path), mime, size[0], size[1], downscale)
+
+    def _write(self, path: Path, payload: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=path.suffix)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+            os.replace(tmp, path)  # atomic: concurrent workers never see a half-written blob
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,231 @@
+"""Directory / glob loader: pick the reader by content, read files in worker processes.
+
+Each file is read in a separate worker process (PDFium is not thread-safe, and a parser stuck on a
+hostile file must be stoppable): a file that runs past ``timeout`` seconds has its worker killed
+and is reported; a worker that crashes (segfault, out of memory) is replaced and its file
+reported; every other file is still returned. Results come back in input order, with one
+:class:`FileError` per failed file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import (
+    ConfigurationError,
+    InvalidInputError,
+    MissingDependencyError,
+    MMRagError,
+    UnsupportedFormatError,
+)
+from ..types import Chunk, FileError, ImageChunk, ReadResult
+from ._base import BaseReader, ReaderConfig, make_config
+from ._detect import detect_kind
+from ._pool import WorkerPool
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DocumentLoader", "load_documents", "mark_duplicates", "read_file"]
+
+_READERS = {
+    "pdf": ("pdf", "PdfReader"),
+    "html": ("html", "HtmlReader"),
+    "markdown": ("markdown", "MarkdownReader"),
+    "docx": ("docx", "DocxReader"),
+    "image": ("image", "ImageReader"),
+    "text": ("text", "TextReader"),
+}
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _make_reader(kind: str, config: ReaderConfig) -> BaseReader:
+    import importlib
+
+    module, name = _READERS[kind]
+    cls = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    return cls(config)
+
+
+def read_file(
+    path: str | os.PathLike[str], config: ReaderConfig | None = None, *, _cache: dict | None = None
+) -> ReadResult:
+    """Read one file in this process with the reader its content calls for. Raises
+    :class:`InvalidInputError` (or :class:`UnsupportedFormatError`) naming the file."""
+    source = os.path.abspath(os.fspath(path))
+    try:
+        kind = detect_kind(source)
+    except FileNotFoundError:
+        raise InvalidInputError("file not found", source=source) from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read file ({exc.strerror or exc})", source=source) from exc
+    if kind is None:
+        raise UnsupportedFormatError(
+            "unsupported file type (not PDF, DOCX, HTML, Markdown, text or a known image format)",
+            source=source,
+        )
+    cache = _cache if _cache is not None else {}
+    reader = cache.get(kind)
+    if reader is None:
+        reader = cache[kind] = _make_reader(kind, config or ReaderConfig())
+    return reader.read(source)
+
+
+def _safe_read(path: str, config: ReaderConfig, cache: dict) -> ReadResult | FileError:
+    """Worker body: a result or a FileError; configuration problems propagate (they concern every file)."""
+    try:
+        return read_file(path, config, _cache=cache)
+    except (MissingDependencyError, ConfigurationError):
+        raise
+    except MMRagError as exc:
+        return FileError(path, getattr(exc, "reason", None) or str(exc), type(exc).__name__)
+    except MemoryError:
+        return FileError(
+            path, "ran out of memory while reading (memory limit of the worker reached)", "MemoryError"
+        )
+    except RecursionError:
+        return FileError(path, "structure nested too deeply to read", "RecursionError")
+    except Exception as exc:  # a parser bug on hostile input must not stop the batch
+        logger.warning("unexpected error reading %s", path, exc_info=True)
+        return FileError(path, f"unexpected {type(exc).__name__}: {exc}"[:300], type(exc).__name__)
+
+
+class DocumentLoader:
+    """Load files, folders and glob patterns into chunks.
+
+    ``paths``: a file, a folder (searched with ``glob``, default recursive ``"**/*"``), a glob
+    pattern, or a list of those. ``workers``: worker processes (default ``min(2, cpu_count)``;
+    ``0`` reads in this process, without the time limit). ``timeout``: seconds per file.
+    ``memory_limit_mb``: address-space cap of each worker (Linux/macOS; ``None`` for none).
+    Reader options (``ocr``, ``blob_dir``, ``chunk_size`` ...) are those of :class:`ReaderConfig`.
+    """
+
+    def __init__(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        glob: str = "**/*",
+        include_hidden: bool = False,
+        workers: int | None = None,
+        timeout: float | None = 300.0,
+        memory_limit_mb: int | None = 4096,
+        show_progress: bool = True,
+        config: ReaderConfig | None = None,
+        **options: Any,
+    ) -> None:
+        self.config = make_config(config, options)
+        self.paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        if not self.paths:
+            raise ConfigurationError("no paths given to load")
+        self.glob = glob
+        self.include_hidden = include_hidden
+        self.workers = min(2, os.cpu_count() or 1) if workers is None else workers
+        if self.workers < 0:
+            raise ConfigurationError(f"workers must be >= 0, got {workers}")
+        if timeout is not None and timeout <= 0:
+            raise ConfigurationError(f"timeout must be positive or None, got {timeout}")
+        self.timeout = timeout
+        self.memory_limit_mb = memory_limit_mb
+        self.show_progress = show_progress
+        if self.config.ocr:  # fail now, not once per file in the workers
+            from .ocr import TesseractOCR
+
+            TesseractOCR(self.config.ocr_languages)
+
+    def files(self) -> list[Path]:
+        """The files to read, in input order (folder contents sorted); missing paths included so
+        that they are reported."""
+        out: list[Path] = []
+        for p in self.paths:
+            s = os.fspath(p)
+            path = Path(s).expanduser()
+            if path.is_dir():
+                found = sorted(f for f in path.glob(self.glob) if f.is_file())
+                out.extend(f for f in found if self.include_hidden or not _hidden(f.relative_to(path)))
+            elif not path.exists() and _GLOB_CHARS & set(s):
+                anchor, pattern = _split_glob(path)
+                out.extend(sorted(f for f in anchor.glob(pattern) if f.is_file()))
+            else:
+                out.append(path)
+        return out
+
+    def lazy_load(self) -> Iterator[tuple[Path, ReadResult | FileError]]:
+        """``(file, ReadResult or FileError)`` per file, in input order, as they complete."""
+        files = self.files()
+        if not files:
+            return
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(files), unit="file", desc="reading", disable=not self.show_progress)
+        try:
+            if self.workers == 0:
+                cache: dict = {}
+                for f in files:
+                    res = _safe_read(str(f.absolute()), self.config, cache)
+                    bar.update(1)
+                    yield f, res
+                return
+            pool = WorkerPool(
+                min(self.workers, len(files)),
+                self.config,
+                timeout=self.timeout,
+                memory_limit_mb=self.memory_limit_mb,
+            )
+            with pool:
+                for i, res in pool.map_ordered(
+                    [str(f.absolute()) for f in files], on_done=lambda: bar.update(1)
+                ):
+                    yield files[i], res
+        finally:
+            bar.close()
+
+    def load(self) -> ReadResult:
+        """All chunks (files in input order) and one :class:`FileError` per failed file (partial
+        errors inside a file follow it). Repeated images are marked ``metadata["duplicate_of"]``."""
+        chunks: list[Chunk] = []
+        errors: list[FileError] = []
+        for _path, res in self.lazy_load():
+            if isinstance(res, FileError):
+                errors.append(res)
+            else:
+                chunks.extend(res.chunks)
+                errors.extend(res.errors)
+        return ReadResult(chunks=mark_duplicates(chunks), errors=errors)
+
+
+def mark_duplicates(chunks: Iterable[Chunk], seen: dict[str, str] | None = None) -> list[Chunk]:
+    """Set ``metadata["duplicate_of"]`` (the id of the first image with the same content hash) on
+    repeated images across documents; the chunks are kept, so each occurrence keeps its source.
+    Pass the same *seen* dict to successive calls to mark duplicates across them."""
+    first: dict[str, str] = {} if seen is None else seen
+    out: list[Chunk] = []
+    for c in chunks:
+        if isinstance(c, ImageChunk) and c.content_hash:
+            orig = first.setdefault(c.content_hash, c.id)
+            if orig != c.id and c.metadata.get("duplicate_of") is None:
+                c = dataclasses.replace(c, metadata={**c.metadata, "duplicate_of": orig})
+        out.append(c)
+    return out
+
+
+def load_documents(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], **kwargs: Any
+) -> ReadResult:
+    """``DocumentLoader(paths, **kwargs).load()``."""
+    return DocumentLoader(paths, **kwargs).load()
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def _split_glob(path: Path) -> tuple[Path, str]:
+    parts = path.parts
+    for i, part in enumerate(parts):
+        if _GLOB_CHARS & set(part):
+            return Path(*parts[:i]) if i else Path("."), str(Path(*parts[i:]))
+    return path.parent, path.name
