@@ -27,6 +27,17 @@ from .types import Answer, Citation, FileError, Hit, ImageChunk, ItemError, Read
 if TYPE_CHECKING:
     from .embeddings.open_clip import EmbeddingResult, OpenCLIPEmbedder
     from .generators import ExtractiveGenerator, GeminiGenerator, PromptOptions, aanswer, answer
+    from .readers import (
+        DocumentLoader,
+        DocxReader,
+        HtmlReader,
+        ImageReader,
+        MarkdownReader,
+        PdfReader,
+        ReaderConfig,
+        TesseractOCR,
+        load_documents,
+    )
 
 # name -> module that defines it, imported on first access
 _LAZY: dict[str, str] = {
@@ -37,6 +48,15 @@ _LAZY: dict[str, str] = {
     "PromptOptions": ".generators",
     "answer": ".generators",
     "aanswer": ".generators",
+    "DocumentLoader": ".readers",
+    "load_documents": ".readers",
+    "ReaderConfig": ".readers",
+    "TesseractOCR": ".readers",
+    "PdfReader": ".readers",
+    "HtmlReader": ".readers",
+    "MarkdownReader": ".readers",
+    "DocxReader": ".readers",
+    "ImageReader": ".readers",
 }
 
 __all__ = [
@@ -44,27 +64,36 @@ __all__ = [
     "Citation",
     "ConfigurationError",
     "DecompressionBombError",
+    "DocumentLoader",
+    "DocxReader",
     "EmbeddingResult",
     "ExtractiveGenerator",
     "FileError",
     "GeminiGenerator",
     "GenerationError",
     "Hit",
+    "HtmlReader",
     "ImageChunk",
+    "ImageReader",
     "InvalidInputError",
     "ItemError",
     "MMRagError",
+    "MarkdownReader",
     "MissingDependencyError",
     "ModelLoadError",
     "OpenCLIPEmbedder",
+    "PdfReader",
     "PromptOptions",
     "ReadResult",
+    "ReaderConfig",
     "StoreError",
+    "TesseractOCR",
     "TextChunk",
     "UnsupportedFormatError",
     "__version__",
     "aanswer",
     "answer",
+    "load_documents",
 ]
 
 

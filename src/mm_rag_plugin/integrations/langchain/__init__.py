@@ -7,6 +7,7 @@ from typing import Any
 
 # name -> submodule, imported on first access
 _LAZY: dict[str, str] = {
+    "MMRagLoader": ".loaders",
     "OpenCLIPEmbeddings": ".embeddings",
     "create_multimodal_rag_chain": ".chains",
     "documents_to_messages": ".chains",

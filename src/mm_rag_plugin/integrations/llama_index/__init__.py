@@ -7,6 +7,7 @@ from typing import Any
 
 # name -> submodule, imported on first access
 _LAZY: dict[str, str] = {
+    "MMRagReader": ".readers",
     "OpenCLIPEmbedding": ".embeddings",
     "MultimodalQueryEngine": ".query_engine",
 }
