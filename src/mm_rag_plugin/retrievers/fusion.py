@@ -1,0 +1,138 @@
+"""Rank fusion and post-processing, as pure functions over ranked lists.
+
+Weighted Reciprocal Rank Fusion: an item's score is ``Σ_i w_i / (k + rank_i)`` over the lists ``i``
+that contain it, ``rank_i`` 1-based, ``k`` 60 by default (Cormack et al., 2009). Ties are broken by
+id, so the order is total and the same wherever it is computed.
+
+Qdrant's server-side RRF computes ``1 / (pos / w + k')`` with a 0-based ``pos``; with ``k' = k + 1``
+and ``w = 1`` that is exactly ``1 / (k + rank)``, which is how the index asks Qdrant to fuse
+(:func:`qdrant_rrf_k`). With unequal weights the two formulas differ, so server-side fusion is
+only offered for equal weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+__all__ = ["DEFAULT_RRF_K", "Fused", "apply_quotas", "dedupe", "dedupe_near", "qdrant_rrf_k", "rrf", "rrf_sort_key"]
+
+DEFAULT_RRF_K = 60
+#: Fused scores are compared at this many decimals, so float summation order never reorders.
+_SCORE_DECIMALS = 12
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Fused:
+    """One fused item: its id, fused score, and per list the 1-based rank and raw score."""
+
+    id: str
+    score: float
+    ranks: Mapping[str, int] = field(default_factory=dict)
+    list_scores: Mapping[str, float] = field(default_factory=dict)
+
+
+def rrf_sort_key(score: float, id: str) -> tuple[float, str]:
+    """Best first; equal scores (to 12 decimals) by id."""
+    return (-round(score, _SCORE_DECIMALS), id)
+
+
+def rrf(
+    lists: Mapping[str, Sequence[tuple[str, float]]],
+    *,
+    k: float = DEFAULT_RRF_K,
+    weights: Mapping[str, float] | None = None,
+) -> list[Fused]:
+    """Fuse ranked lists ``{name: [(id, raw_score), ...] best first}`` into one list, best first.
+
+    Lists missing from *weights* weigh 1. A list with weight 0 still reports ranks but adds nothing
+    to the score. Every id found by any list appears once in the result.
+    """
+    if k < 0:
+        raise ValueError(f"RRF k must be >= 0, got {k}")
+    scores: dict[str, float] = {}
+    ranks: dict[str, dict[str, int]] = {}
+    raw: dict[str, dict[str, float]] = {}
+    for name, items in lists.items():
+        w = 1.0 if weights is None else float(weights.get(name, 1.0))
+        for rank, (item_id, raw_score) in enumerate(items, start=1):
+            if name in ranks.get(item_id, {}):
+                continue  # a list naming an id twice counts its best rank only
+            scores[item_id] = scores.get(item_id, 0.0) + (w / (k + rank) if w > 0 else 0.0)
+            ranks.setdefault(item_id, {})[name] = rank
+            raw.setdefault(item_id, {})[name] = float(raw_score)
+    order = sorted(scores, key=lambda i: rrf_sort_key(scores[i], i))
+    return [Fused(i, scores[i], ranks[i], raw[i]) for i in order]
+
+
+def qdrant_rrf_k(k: float) -> int:
+    """The ``Rrf(k=...)`` that makes Qdrant's RRF equal ``1 / (k + rank)`` (rank 1-based)."""
+    if k != int(k):
+        raise ValueError(f"Qdrant's RRF takes an integer k, got {k}")
+    return int(k) + 1
+
+
+def apply_quotas(items: Sequence[T], k: int, kind_of: Callable[[T], str], quotas: Mapping[str, int]) -> list[T]:
+    """The best *k* of *items* (best first) such that each kind has at least ``quotas[kind]`` items
+    when that many exist. Promoted items replace the lowest-ranked items of kinds above their own
+    quota; the result keeps the input order."""
+    n = len(items)
+    chosen = set(range(min(k, n)))
+    kinds = [kind_of(it) for it in items]
+    count: dict[str, int] = {}
+    for i in chosen:
+        count[kinds[i]] = count.get(kinds[i], 0) + 1
+    for kind, want in quotas.items():
+        missing = want - count.get(kind, 0)
+        if missing <= 0:
+            continue
+        extra = [i for i in range(n) if i not in chosen and kinds[i] == kind][:missing]
+        for i in extra:
+            victim = next(
+                (j for j in sorted(chosen, reverse=True) if kinds[j] != kind and count[kinds[j]] > quotas.get(kinds[j], 0)),
+                None,
+            )
+            if victim is None:
+                break  # the quotas together exceed k: keep what fits
+            chosen.discard(victim)
+            count[kinds[victim]] -= 1
+            chosen.add(i)
+            count[kind] = count.get(kind, 0) + 1
+    return [items[i] for i in sorted(chosen)]
+
+
+def dedupe(items: Sequence[T], key: Callable[[T], Hashable | None]) -> list[T]:
+    """Drop every item whose ``key`` (when not None) equals that of a better item."""
+    seen: set[Hashable] = set()
+    out: list[T] = []
+    for it in items:
+        kk = key(it)
+        if kk is not None:
+            if kk in seen:
+                continue
+            seen.add(kk)
+        out.append(it)
+    return out
+
+
+def dedupe_near(
+    items: Sequence[T], vectors: Sequence[np.ndarray | None], threshold: float, group: Callable[[T], Hashable] = lambda _: 0
+) -> list[T]:
+    """Drop every item whose (unit) vector has cosine >= *threshold* with a better kept item of the
+    same ``group``. Items without a vector are kept."""
+    kept: list[T] = []
+    kept_vecs: dict[Hashable, list[np.ndarray]] = {}
+    for it, vec in zip(items, vectors, strict=True):
+        if vec is not None:
+            g = group(it)
+            others = kept_vecs.setdefault(g, [])
+            if others and float(np.max(np.stack(others) @ vec)) >= threshold:
+                continue
+            others.append(vec)
+        kept.append(it)
+    return kept

@@ -1,0 +1,235 @@
+"""``FusedRetriever``: dense (text->text, text->image) and BM25 lists fused by weighted RRF.
+
+Lists (each searched ``prefetch_k`` deep, deeper than the final ``k``):
+
+* ``dense_text``: the query vector against text chunks;
+* ``dense_image``: the query vector against images;
+* ``bm25``: the query words against chunk text and image caption / alt / OCR text.
+
+The query vector is the text embedding, the image embedding (``image=``), or both fused
+(``embed_query`` of the embedder when it has one). Fusion is client-side by default (one batched
+request for the three lists; every hit explains its ranks), or ``fusion="server"``: Qdrant's Query
+API (prefetch + RRF) in one request, with equal weights only; both give the same ranking (test).
+After fusion: score threshold, exact and near-duplicate removal, per-kind quotas, top ``k``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any, Literal
+
+import numpy as np
+
+from .._payload import payload_to_chunk
+from ..errors import ConfigurationError, InvalidInputError
+from ..ids import content_hash
+from ..types import Embedder, Hit, ImageInput
+from ._engine import ListQuery
+from ._filters import matches_nothing, parse_filters
+from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, rrf, rrf_sort_key
+from .index import MultiModalIndex
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LIST_NAMES", "FusedRetriever"]
+
+LIST_NAMES = ("dense_text", "dense_image", "bm25")
+
+
+class FusedRetriever:
+    """Hybrid multimodal retriever over a :class:`MultiModalIndex` (implements ``Retriever``).
+
+    ``weights`` per list (missing lists weigh 1; 0 disables a list), ``rrf_k`` the RRF constant,
+    ``quotas`` a minimum number of hits per kind (``{"image": 2}``), ``score_threshold`` a minimum
+    fused score, ``min_similarity`` a minimum cosine for dense candidates, ``dedupe`` removes
+    repeated content (same image bytes, same normalised text) and, with
+    ``near_duplicate_threshold``, hits whose vectors are that similar to a better hit of the same kind.
+    """
+
+    def __init__(
+        self,
+        index: MultiModalIndex,
+        embedder: Embedder | None = None,
+        *,
+        k: int = 10,
+        prefetch_k: int | None = None,
+        weights: Mapping[str, float] | None = None,
+        rrf_k: float = DEFAULT_RRF_K,
+        quotas: Mapping[str, int] | None = None,
+        score_threshold: float | None = None,
+        min_similarity: float | None = None,
+        dedupe: bool = True,
+        near_duplicate_threshold: float | None = 0.98,
+        fusion: Literal["client", "server"] = "client",
+        explain: bool = True,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder or index.embedder
+        if self.embedder is None:
+            raise ConfigurationError("FusedRetriever needs an embedder (pass embedder= here or to the index)")
+        if k < 1 or (prefetch_k is not None and prefetch_k < 1):
+            raise ConfigurationError(f"k and prefetch_k must be >= 1, got {k=}, {prefetch_k=}")
+        self.weights = {name: 1.0 for name in LIST_NAMES}
+        for name, w in (weights or {}).items():
+            if name not in LIST_NAMES or w < 0:
+                raise ConfigurationError(f"weights: unknown list {name!r} or negative weight; lists are {LIST_NAMES}")
+            self.weights[name] = float(w)
+        if fusion not in ("client", "server"):
+            raise ConfigurationError(f"fusion must be 'client' or 'server', got {fusion!r}")
+        if fusion == "server":
+            if not index.engine_impl.supports_server_fusion:
+                raise ConfigurationError(f"the {index.engine!r} engine fuses client-side only; use fusion='client'")
+            if len({w for w in self.weights.values() if w > 0}) > 1:
+                raise ConfigurationError("server-side fusion supports equal weights only; use fusion='client'")
+        self.k, self.prefetch_k, self.rrf_k = k, prefetch_k, rrf_k
+        self.quotas = {kind: int(n) for kind, n in (quotas or {}).items()}
+        if any(kind not in ("text", "image") for kind in self.quotas):
+            raise ConfigurationError(f"quotas are per kind ('text', 'image'), got {sorted(self.quotas)}")
+        self.score_threshold, self.min_similarity = score_threshold, min_similarity
+        self.dedupe, self.near_duplicate_threshold = dedupe, near_duplicate_threshold
+        self.fusion, self.explain = fusion, explain
+
+    # ------------------------------------------------------------------ query
+    def _embed(self, query: str | None, image: ImageInput | None) -> np.ndarray:
+        emb: Any = self.embedder
+        if image is None:
+            return np.asarray(emb.embed_texts([query]), np.float32)[0]
+        if query is None:
+            return np.asarray(emb.embed_images([image]), np.float32)[0]
+        if hasattr(emb, "embed_query"):
+            return np.asarray(emb.embed_query(query, image=image), np.float32)
+        v = np.asarray(emb.embed_texts([query]), np.float32)[0] + np.asarray(emb.embed_images([image]), np.float32)[0]
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+    def _lists(self, query: str | None, image: ImageInput | None, depth: int, kind_filter: Any) -> list[ListQuery]:
+        vec = self._embed(query, image)
+        out = []
+        for name, kind in (("dense_text", "text"), ("dense_image", "image")):
+            if self.weights[name] > 0 and kind_filter in (None, kind):
+                out.append(ListQuery(name, depth, dense=vec, kind=kind, min_score=self.min_similarity))
+        if query and self.weights["bm25"] > 0:
+            sparse = self.index.bm25.encode_query(query)
+            if len(sparse):
+                out.append(ListQuery("bm25", depth, sparse=sparse))
+        return out
+
+    def retrieve(
+        self,
+        query: str | None = None,
+        *,
+        image: ImageInput | None = None,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> list[Hit]:
+        """The best *k* hits for a text query, an image (``image=``), or both; best first."""
+        if query is not None and not isinstance(query, str):
+            raise InvalidInputError(f"query must be a str, got {type(query).__name__}; pass images as image=")
+        if query is not None and not query.strip():
+            query = None
+        if query is None and image is None:
+            return []  # nothing to search for
+        k = self.k if k is None else int(k)
+        if k < 1:
+            raise InvalidInputError(f"k must be >= 1, got {k}")
+        conditions = parse_filters(filters)
+        if matches_nothing(conditions):
+            return []
+        kind_filter = next((c.value for c in conditions if c.key == "kind" and c.op == "eq"), None)
+        depth = self.prefetch_k or max(50, 4 * k + sum(self.quotas.values()))
+        lists = self._lists(query, image, depth, kind_filter)
+        if not lists:
+            return []
+        fused = self._fuse(lists, conditions, depth)
+        if self.score_threshold is not None:
+            fused = [f for f in fused if f.score >= self.score_threshold]
+        return self._finish(fused, k)
+
+    def _fuse(self, lists: list[ListQuery], conditions: tuple, depth: int) -> list[Fused]:
+        if self.fusion == "client":
+            results = self.index.search_lists(lists, conditions)
+            named = {q.name: sorted(r, key=lambda t: rrf_sort_key(t[1], t[0])) for q, r in zip(lists, results, strict=True)}
+            return rrf(named, k=self.rrf_k, weights=self.weights)
+        pairs = self.index.search_fused(lists, conditions, rrf_k=self.rrf_k, limit=depth * len(lists))
+        pairs.sort(key=lambda t: rrf_sort_key(t[1], t[0]))
+        if not self.explain:
+            return [Fused(i, s) for i, s in pairs]
+        results = self.index.search_lists(lists, conditions)
+        ranks: dict[str, dict[str, int]] = {}
+        raw: dict[str, dict[str, float]] = {}
+        for q, r in zip(lists, results, strict=True):
+            for rank, (pid, score) in enumerate(sorted(r, key=lambda t: rrf_sort_key(t[1], t[0])), start=1):
+                ranks.setdefault(pid, {})[q.name] = rank
+                raw.setdefault(pid, {})[q.name] = score
+        return [Fused(i, s, ranks.get(i, {}), raw.get(i, {})) for i, s in pairs]
+
+    def _finish(self, fused: list[Fused], k: int) -> list[Hit]:
+        # work on raw payloads; chunks are built only for the hits returned
+        payloads = self.index.payloads([f.id for f in fused])
+        items = [(f, payloads[f.id]) for f in fused if f.id in payloads]
+        want = k + sum(self.quotas.values())
+        if self.dedupe:
+            items = self._dedupe_exact(items, want)
+        if self.dedupe and self.near_duplicate_threshold is not None and len(items) > 1:
+            items = self._dedupe_near(items, want)
+        if self.quotas:
+            items = apply_quotas(items, k, lambda it: it[1].get("kind", "text"), self.quotas)
+        return [
+            Hit(payload_to_chunk(payload), f.score, dict(f.ranks), dict(f.list_scores)) for f, payload in items[:k]
+        ]
+
+    def _dedupe_exact(self, items: list, want: int) -> list:
+        """Exact-duplicate removal, computing keys only as deep as the result (and quotas) need."""
+        out, seen, counts = [], set(), dict.fromkeys(self.quotas, 0)
+        for it in items:
+            key = _content_key(it[1])
+            if key is not None:
+                if key in seen:
+                    continue
+                seen.add(key)
+            out.append(it)
+            kind = it[1].get("kind", "text")
+            if kind in counts:
+                counts[kind] += 1
+            if len(out) >= 3 * want and all(counts[q] >= n for q, n in self.quotas.items()):
+                break  # enough unique items (with room for near-duplicate removal and quotas)
+        return out
+
+    def _dedupe_near(self, items: list, want: int) -> list:
+        """Near-duplicate removal over the shortest prefix that still yields *want* items."""
+        m = min(len(items), 2 * want)
+        while True:
+            head = items[:m]
+            vecs = self.index.vectors([f.id for f, _ in head])
+            kept = dedupe_near(
+                head, [vecs.get(f.id) for f, _ in head], float(self.near_duplicate_threshold or 1.0), lambda it: it[1].get("kind")
+            )
+            if len(kept) >= want or m == len(items):
+                return kept + items[m:] if m < len(items) else kept
+            m = min(len(items), 2 * m)
+
+    async def aretrieve(
+        self,
+        query: str | None = None,
+        *,
+        image: ImageInput | None = None,
+        k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> list[Hit]:
+        """:meth:`retrieve` in a worker thread (embedding is CPU/GPU work)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, partial(self.retrieve, query, image=image, k=k, filters=filters))
+
+    def retrieve_many(self, queries: Sequence[str], *, k: int | None = None) -> list[list[Hit]]:
+        return [self.retrieve(q, k=k) for q in queries]
+
+
+def _content_key(payload: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Exact-duplicate key: the image bytes' hash, or the normalised text."""
+    if payload.get("kind") == "image":
+        h = payload.get("content_hash")
+        return ("image", h) if h else None
+    norm = " ".join(str(payload.get("text", "")).lower().split())
+    return ("text", content_hash(norm)) if norm else None

@@ -1,0 +1,190 @@
+"""MultiModalIndex on both engines (Qdrant local on disk, numpy+SQLite): same results, persistence,
+idempotency, source replacement, filters and edge cases. Vectors are precomputed random unit
+vectors (the engines are under test here, not the model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mm_rag_plugin.errors import ConfigurationError, InvalidInputError, StoreError
+from mm_rag_plugin.ids import content_hash
+from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
+from mm_rag_plugin.retrievers._engine import ListQuery
+from mm_rag_plugin.retrievers._filters import parse_filters
+from mm_rag_plugin.types import ImageChunk, TextChunk
+
+DIM = 16
+WORDS = [f"w{i}" for i in range(300)]
+
+
+class VectorTable:
+    """An Embedder answering from a fixed table (queries hash to random unit vectors)."""
+
+    dim = DIM
+
+    def __init__(self) -> None:
+        self.table: dict[str, np.ndarray] = {}
+
+    def _vec(self, key: str) -> np.ndarray:
+        if key not in self.table:
+            v = np.random.default_rng(int(content_hash(key)[:8], 16)).normal(size=DIM).astype(np.float32)
+            self.table[key] = v / np.linalg.norm(v)
+        return self.table[key]
+
+    def embed_texts(self, texts):
+        return np.stack([self._vec("t:" + t) for t in texts]) if texts else np.zeros((0, DIM), np.float32)
+
+    def embed_images(self, images):
+        return np.stack([self._vec("i:" + str(p)) for p in images]) if images else np.zeros((0, DIM), np.float32)
+
+
+def corpus(n: int, seed: int = 0, *, unique_lengths: bool = False):
+    """Random word chunks; with ``unique_lengths`` no two BM25 scores can tie."""
+    rng = np.random.default_rng(seed)
+    chunks = []
+    for i in range(n):
+        size = 3 + i if unique_lengths else int(rng.integers(3, 40))
+        words = " ".join(rng.choice(WORDS, size=size))
+        src = f"doc{i % 7}.pdf"
+        if i % 4 == 0:
+            chunks.append(ImageChunk(id=f"img{i}", source=src, image_path=f"/imgs/{i}.png", content_hash=f"h{i}",
+                                     ocr_text=words if i % 8 else "", page=i % 5 + 1))
+        else:
+            chunks.append(TextChunk(id=f"txt{i}", text=words, source=src, page=i % 5 + 1, position=i))
+    vecs = rng.normal(size=(n, DIM)).astype(np.float32)
+    return chunks, vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
+@pytest.fixture(params=["qdrant", "numpy"])
+def engine(request):
+    return request.param
+
+
+def open_index(path, engine, **kw):
+    return MultiModalIndex(path, engine=engine, dim=DIM, show_progress=False, **kw)
+
+
+def test_engines_rank_identically(tmp_path):
+    chunks, vecs = corpus(600)
+    q = VectorTable()
+    with open_index(tmp_path / "q", "qdrant", embedder=q) as a, open_index(tmp_path / "n", "numpy", embedder=q) as b:
+        assert a.add_embedded(chunks, vecs) == b.add_embedded(chunks, vecs) == 600
+        rng = np.random.default_rng(1)
+        for trial in range(10):
+            text = " ".join(rng.choice(WORDS, size=3))
+            qv = q.embed_texts([text])[0]
+            lists = [ListQuery("dense_text", 30, dense=qv, kind="text"), ListQuery("dense_image", 30, dense=qv, kind="image"),
+                     ListQuery("bm25", 30, sparse=a.bm25.encode_query(text))]
+            filt = parse_filters(None if trial % 2 else {"page": [1, 2, 3]})
+            ra, rb = a.search_lists(lists, filt), b.search_lists(lists, filt)
+            for la, lb in zip(ra, rb, strict=True):
+                assert [i for i, _ in la] == [i for i, _ in lb]
+                assert np.allclose([s for _, s in la], [s for _, s in lb], rtol=1e-4)
+            ha = FusedRetriever(a, k=10).retrieve(text)
+            hb = FusedRetriever(b, k=10).retrieve(text)
+            assert [h.id for h in ha] == [h.id for h in hb]
+            assert [h.ranks for h in ha] == [h.ranks for h in hb]
+
+
+def test_server_and_client_fusion_agree(tmp_path):
+    # Qdrant ranks equal scores in its own order when fusing; without ties the two paths must agree
+    chunks, vecs = corpus(400, seed=3, unique_lengths=True)
+    q = VectorTable()
+    with open_index(tmp_path, "qdrant", embedder=q) as ix:
+        ix.add_embedded(chunks, vecs)
+        rng = np.random.default_rng(2)
+        for _ in range(8):
+            text = " ".join(rng.choice(WORDS, size=2))
+            client = FusedRetriever(ix, k=15, dedupe=False).retrieve(text)
+            server = FusedRetriever(ix, k=15, dedupe=False, fusion="server").retrieve(text)
+            assert [h.id for h in client] == [h.id for h in server]
+            assert [h.score for h in client] == pytest.approx([h.score for h in server])
+            assert [h.ranks for h in client] == [h.ranks for h in server]
+        with pytest.raises(ConfigurationError, match="equal weights"):
+            FusedRetriever(ix, fusion="server", weights={"bm25": 2})
+
+
+def test_numpy_engine_has_no_server_fusion(tmp_path):
+    with open_index(tmp_path, "numpy", embedder=VectorTable()) as ix, pytest.raises(ConfigurationError):
+        FusedRetriever(ix, fusion="server")
+
+
+def test_ingest_is_idempotent_replaces_changed_sources_and_persists(tmp_path, engine):
+    emb = VectorTable()
+    a = [TextChunk(id="a1", text="alpha one", source="a.txt"), TextChunk(id="a2", text="alpha two", source="a.txt")]
+    b = [ImageChunk(id="b1", source="b.png", image_path="/b.png", content_hash="hb", ocr_text="beta")]
+    with open_index(tmp_path, engine, embedder=emb) as ix:
+        r = ix.add([*a, *b])
+        assert (r.added, r.unchanged, r.deleted) == (3, 0, 0)
+        r = ix.add([*a, *b])
+        assert (r.added, r.unchanged, r.deleted) == (0, 3, 0)
+        assert len(ix) == 3
+        changed = [TextChunk(id="a1", text="alpha one revised", source="a.txt")]
+        r = ix.add(changed)
+        assert (r.added, r.deleted) == (1, 2)
+        assert ix.count("text") == 1 and ix.count("image") == 1
+    with open_index(tmp_path, engine, embedder=emb) as ix:  # reopened
+        hits = FusedRetriever(ix).retrieve("revised")
+        assert hits[0].chunk.text == "alpha one revised" and hits[0].ranks.get("bm25") == 1
+        assert ix.delete_source("b.png") == 1
+        assert ix.count("image") == 0
+
+
+def test_empty_index_image_only_index_and_edge_queries(tmp_path, engine):
+    emb = VectorTable()
+    with open_index(tmp_path, engine, embedder=emb) as ix:
+        r = FusedRetriever(ix, k=5)
+        assert r.retrieve("anything") == []
+        assert r.retrieve("") == [] and r.retrieve(None) == []
+        rep = ix.add([TextChunk(id="e", text="   ", source="e.txt"),
+                      ImageChunk(id="i", source="i.png", image_path="/i.png", content_hash="x"),
+                      ImageChunk(id="j", source="j.png", image_path="/j.png", content_hash="y", ocr_text="giraffe")])
+        assert rep.skipped_empty == 1 and rep.added == 2
+        hits = r.retrieve("giraffe")
+        assert next(h.chunk.id for h in hits) == "j" and hits[0].ranks.get("bm25") == 1
+        assert {h.chunk.id for h in hits} == {"i", "j"}  # dense finds the image without text too
+        huge = "giraffe " + " ".join(f"filler{i}" for i in range(20000))
+        assert r.retrieve(huge)[0].chunk.id in {"i", "j"}
+        assert r.retrieve("giraffe", image="/j.png")[0].chunk.id == "j"
+        with pytest.raises(InvalidInputError):
+            r.retrieve(b"not a str")  # type: ignore[arg-type]
+
+
+def test_filters_quotas_threshold_and_dedupe(tmp_path, engine):
+    emb = VectorTable()
+    chunks, vecs = corpus(200, seed=5)
+    with open_index(tmp_path, engine, embedder=emb) as ix:
+        ix.add_embedded(chunks, vecs)
+        r = FusedRetriever(ix, k=8)
+        text = "w1 w2 w3 w4 w5"
+        hits = r.retrieve(text, filters={"source": "doc3.pdf", "page": {"gte": 2, "lte": 3}})
+        assert hits and all(h.chunk.source == "doc3.pdf" and 2 <= h.chunk.page <= 3 for h in hits)
+        assert all(h.chunk.kind == "image" for h in r.retrieve(text, filters={"kind": "image"}))
+        assert r.retrieve(text, filters={"page": []}) == []
+        with pytest.raises(InvalidInputError):
+            r.retrieve(text, filters={"page": {"near": 3}})
+        plain = FusedRetriever(ix, k=4, weights={"dense_image": 0}).retrieve(text)
+        quota = FusedRetriever(ix, k=4, weights={"dense_image": 0}, quotas={"image": 3}).retrieve(text)
+        n_img = sum(h.chunk.kind == "image" for h in quota)
+        assert n_img >= 3 and len(quota) == 4
+        assert [h.id for h in quota if h.chunk.kind == "text"] == [h.id for h in plain if h.chunk.kind == "text"][: 4 - n_img]
+        top = r.retrieve(text)
+        cut = FusedRetriever(ix, k=8, score_threshold=top[2].score).retrieve(text)
+        assert [h.id for h in cut] == [h.id for h in top if h.score >= top[2].score]
+    # exact duplicates (same text in two sources) collapse to the better one
+    with open_index(tmp_path / "dup", engine, embedder=emb) as ix:
+        ix.add([TextChunk(id="d1", text="Zebra crossing", source="1.txt"), TextChunk(id="d2", text="zebra  crossing", source="2.txt")])
+        assert len(FusedRetriever(ix).retrieve("zebra")) == 1
+        assert len(FusedRetriever(ix, dedupe=False).retrieve("zebra")) == 2
+
+
+def test_reopen_checks_dimension_and_lock(tmp_path, engine):
+    with open_index(tmp_path, engine):
+        if engine == "numpy":
+            with pytest.raises(StoreError, match="open in another"):
+                open_index(tmp_path, engine)
+    with pytest.raises(ConfigurationError, match="16-d"):
+        MultiModalIndex(tmp_path, engine=engine, dim=8)
+    with pytest.raises(ConfigurationError, match="vector size"):
+        MultiModalIndex(tmp_path / "new", engine=engine)
