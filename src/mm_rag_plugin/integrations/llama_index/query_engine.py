@@ -8,11 +8,11 @@ The prompt (numbering, fencing, image budget) is the core's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole, TextBlock
-from llama_index.core.base.response.schema import Response
+from llama_index.core.base.response.schema import AsyncStreamingResponse, Response, StreamingResponse
 from llama_index.core.llms import LLM
 from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.retrievers import BaseRetriever
@@ -86,6 +86,10 @@ class MultimodalQueryEngine(CustomQueryEngine):
     ``query``/``aquery`` return a ``Response`` whose ``source_nodes`` are the numbered sources
     (``[n]`` is ``source_nodes[n-1]``) and whose ``metadata["citations"]`` lists
     ``{"number", "source", "page", "kind", "node_id"}``.
+
+    With ``streaming=True``, ``query`` returns a ``StreamingResponse`` (``aquery`` an
+    ``AsyncStreamingResponse``) whose ``response_gen`` yields the answer text as the LLM streams
+    it; ``metadata["citations"]`` is filled in once the stream has been read to its end.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -95,13 +99,15 @@ class MultimodalQueryEngine(CustomQueryEngine):
         default=None, description="A LlamaIndex LLM that accepts ImageBlocks (default GoogleGenAI)"
     )
     prompt_options: PromptOptions | None = None
+    streaming: bool = False
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
         if self.llm is None:
             self.llm = _default_llm()
 
-    def _response(self, text: str, numbered: list[tuple[NodeWithScore, Hit]]) -> Response:
+    @staticmethod
+    def _citations(text: str, numbered: list[tuple[NodeWithScore, Hit]]) -> list[dict[str, Any]]:
         citations = []
         for n in cited_numbers(text, len(numbered)):
             nws, hit = numbered[n - 1]
@@ -114,20 +120,54 @@ class MultimodalQueryEngine(CustomQueryEngine):
                     "node_id": nws.node.node_id,
                 }
             )
+        return citations
+
+    def _response(self, text: str, numbered: list[tuple[NodeWithScore, Hit]]) -> Response:
         return Response(
-            response=text, source_nodes=[nws for nws, _ in numbered], metadata={"citations": citations}
+            response=text,
+            source_nodes=[nws for nws, _ in numbered],
+            metadata={"citations": self._citations(text, numbered)},
         )
 
-    def custom_query(self, query_str: str) -> Response:
-        nodes = self.retriever.retrieve(query_str)
+    def _prepare(self, query_str: str, nodes: list[NodeWithScore]) -> tuple[list[Any], list[ChatMessage]]:
         numbered = number_nodes(nodes)
-        messages = nodes_to_messages(query_str, [nws for nws, _ in numbered], self.prompt_options)
-        reply = self.llm.chat(messages)
-        return self._response(reply.message.content or "", numbered)
+        return numbered, nodes_to_messages(query_str, [nws for nws, _ in numbered], self.prompt_options)
 
-    async def acustom_query(self, query_str: str) -> Response:
-        nodes = await self.retriever.aretrieve(query_str)
-        numbered = number_nodes(nodes)
-        messages = nodes_to_messages(query_str, [nws for nws, _ in numbered], self.prompt_options)
-        reply = await self.llm.achat(messages)
-        return self._response(reply.message.content or "", numbered)
+    def custom_query(self, query_str: str) -> Response | StreamingResponse:
+        numbered, messages = self._prepare(query_str, self.retriever.retrieve(query_str))
+        if not self.streaming:
+            reply = self.llm.chat(messages)
+            return self._response(reply.message.content or "", numbered)
+        metadata: dict[str, Any] = {"citations": []}
+
+        def deltas() -> Iterator[str]:
+            pieces: list[str] = []
+            for chunk in self.llm.stream_chat(messages):
+                if chunk.delta:
+                    pieces.append(chunk.delta)
+                    yield chunk.delta
+            metadata["citations"] = self._citations("".join(pieces), numbered)
+
+        return StreamingResponse(
+            response_gen=deltas(), source_nodes=[nws for nws, _ in numbered], metadata=metadata
+        )
+
+    async def acustom_query(self, query_str: str) -> Response | AsyncStreamingResponse:
+        numbered, messages = self._prepare(query_str, await self.retriever.aretrieve(query_str))
+        if not self.streaming:
+            reply = await self.llm.achat(messages)
+            return self._response(reply.message.content or "", numbered)
+        metadata: dict[str, Any] = {"citations": []}
+        stream = await self.llm.astream_chat(messages)
+
+        async def deltas() -> AsyncIterator[str]:
+            pieces: list[str] = []
+            async for chunk in stream:
+                if chunk.delta:
+                    pieces.append(chunk.delta)
+                    yield chunk.delta
+            metadata["citations"] = self._citations("".join(pieces), numbered)
+
+        return AsyncStreamingResponse(
+            response_gen=deltas(), source_nodes=[nws for nws, _ in numbered], metadata=metadata
+        )

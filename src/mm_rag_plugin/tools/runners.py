@@ -1,0 +1,170 @@
+"""The framework-free tools: :class:`SearchTool` and :class:`AnswerTool` over any retriever."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidInputError, echo
+from ..types import Answer, Hit, Retriever
+from .args import (
+    ANSWER_PARAMS,
+    ANSWER_TOOL_DESCRIPTION,
+    ANSWER_TOOL_NAME,
+    SEARCH_PARAMS,
+    SEARCH_TOOL_DESCRIPTION,
+    SEARCH_TOOL_NAME,
+    ToolArgs,
+    ToolParam,
+    json_schema,
+    parse_tool_args,
+)
+from .format import citation_records, format_answer, format_hits
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AnswerResult", "AnswerTool", "SearchResult", "SearchTool"]
+
+
+def _check_retriever(retriever: object) -> None:
+    if not isinstance(retriever, Retriever):
+        raise InvalidInputError(
+            "retriever must have a retrieve(query, *, image=, k=, filters=) method, "
+            f"got {type(retriever).__name__}",
+            source="retriever",
+        )
+
+
+def _retrieve(retriever: Retriever, args: ToolArgs) -> list[Hit]:
+    return list(retriever.retrieve(args.query, k=args.k, filters=args.filters))
+
+
+async def _aretrieve(retriever: Retriever, args: ToolArgs) -> list[Hit]:
+    """The retriever's own coroutine ``aretrieve`` when it has one, else ``retrieve`` in a worker
+    thread (embedding the query is CPU work; the event loop must not block)."""
+    aretrieve = getattr(retriever, "aretrieve", None)
+    if aretrieve is not None and asyncio.iscoroutinefunction(aretrieve):
+        return list(await aretrieve(args.query, k=args.k, filters=args.filters))
+    return await asyncio.to_thread(_retrieve, retriever, args)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    args: ToolArgs
+    hits: tuple[Hit, ...]
+    text: str  # what the agent reads
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerResult:
+    args: ToolArgs
+    answer: Answer
+    text: str  # what the agent reads
+
+    @property
+    def citations(self) -> list[dict[str, Any]]:
+        return citation_records(self.answer)
+
+
+class _Tool:
+    params: tuple[ToolParam, ...] = ()
+
+    def __init__(self, retriever: Retriever, *, name: str, description: str) -> None:
+        _check_retriever(retriever)
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise InvalidInputError(
+                f"a tool name must be 1-64 letters, digits, '_' or '-', got {echo(name, 80)}", source="name"
+            )
+        self.retriever = retriever
+        self.name = name
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, retriever={type(self.retriever).__name__})"
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON schema of the arguments (for function calling without a framework)."""
+        return json_schema(self.params)
+
+    def parse(self, args: Mapping[str, Any]) -> ToolArgs:
+        return parse_tool_args(self.params, args)
+
+
+class SearchTool(_Tool):
+    """Search any :class:`~mm_rag_plugin.types.Retriever`; the result text is made for an agent.
+
+    ``run(query=..., k=..., kind=..., source=...)`` (and the async ``arun``) validate the arguments
+    with :func:`parse_tool_args` and return a :class:`SearchResult`.
+    """
+
+    params = SEARCH_PARAMS
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        *,
+        name: str = SEARCH_TOOL_NAME,
+        description: str = SEARCH_TOOL_DESCRIPTION,
+        snippet_chars: int = 300,
+    ) -> None:
+        super().__init__(retriever, name=name, description=description)
+        if snippet_chars < 20:
+            raise InvalidInputError(
+                f"snippet_chars must be >= 20, got {snippet_chars}", source="snippet_chars"
+            )
+        self.snippet_chars = snippet_chars
+
+    def _result(self, args: ToolArgs, hits: Sequence[Hit]) -> SearchResult:
+        hits = tuple(hits)
+        logger.debug("%s: %d hit(s) for k=%d filters=%s", self.name, len(hits), args.k, args.filters)
+        return SearchResult(args, hits, format_hits(args, hits, snippet_chars=self.snippet_chars))
+
+    def run(self, **kwargs: Any) -> SearchResult:
+        args = self.parse(kwargs)
+        return self._result(args, _retrieve(self.retriever, args))
+
+    async def arun(self, **kwargs: Any) -> SearchResult:
+        args = self.parse(kwargs)
+        return self._result(args, await _aretrieve(self.retriever, args))
+
+
+class AnswerTool(_Tool):
+    """Retrieve, then answer with *generator* (default: Gemini when an API key is configured, else
+    the extractive fallback; chosen once, here). ``run(question=..., k=..., kind=..., source=...)``
+    returns an :class:`AnswerResult`."""
+
+    params = ANSWER_PARAMS
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        generator: Any = None,
+        *,
+        name: str = ANSWER_TOOL_NAME,
+        description: str = ANSWER_TOOL_DESCRIPTION,
+    ) -> None:
+        from ..generators import AnswerGenerator, default_generator
+
+        super().__init__(retriever, name=name, description=description)
+        if generator is None:
+            generator = default_generator()
+        elif not isinstance(generator, AnswerGenerator):
+            raise InvalidInputError(
+                f"generator must have generate/agenerate/stream/astream, got {type(generator).__name__}",
+                source="generator",
+            )
+        self.generator = generator
+
+    def run(self, **kwargs: Any) -> AnswerResult:
+        args = self.parse(kwargs)
+        answer = self.generator.generate(args.query, _retrieve(self.retriever, args))
+        return AnswerResult(args, answer, format_answer(answer))
+
+    async def arun(self, **kwargs: Any) -> AnswerResult:
+        args = self.parse(kwargs)
+        answer = await self.generator.agenerate(args.query, await _aretrieve(self.retriever, args))
+        return AnswerResult(args, answer, format_answer(answer))

@@ -1,0 +1,294 @@
+"""LangChain agent tools, called the way an agent calls them (tool-call dicts -> ToolMessage),
+with a fixed-hit retriever, the extractive fallback, GeminiGenerator on the fake Gemini server,
+and a real index built with the tiny CLIP model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.messages import ToolMessage
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_tests.unit_tests import ToolsUnitTests
+
+from mm_rag_plugin.errors import StoreError
+from mm_rag_plugin.generators import GeminiGenerator
+from mm_rag_plugin.integrations.langchain.tools import (
+    MultimodalAnswerTool,
+    MultimodalSearchTool,
+    create_multimodal_answer_tool,
+    create_multimodal_search_tool,
+)
+from tests._generator_helpers import image_hit, text_hit, write_png
+from tests.integration.fake_gemini import FakeGemini, Reply
+
+
+class FixedRetriever:
+    """An input double: fixed hits, filtered by kind/source like the real retriever; records calls."""
+
+    def __init__(self, hits, delay: float = 0.0, error: Exception | None = None):
+        self.hits, self.delay, self.error = hits, delay, error
+        self.calls: list[dict] = []
+        self.threads: list[int] = []
+
+    def retrieve(self, query=None, *, image=None, k=None, filters=None):
+        self.calls.append({"query": query, "k": k, "filters": filters})
+        self.threads.append(threading.get_ident())
+        if self.delay:
+            time.sleep(self.delay)
+        if self.error:
+            raise self.error
+        hits = [h for h in self.hits if all(getattr(h.chunk, f) == v for f, v in (filters or {}).items())]
+        return hits[:k]
+
+
+@pytest.fixture
+def hits(tmp_path):
+    png = write_png(tmp_path / "chart.png")
+    return [
+        text_hit("t1", "Sales rose in March.", source="q1.pdf", page=3, score=0.03),
+        image_hit("i1", png, source="q1.pdf", page=4, caption="Figure 1: monthly sales", score=0.02),
+    ]
+
+
+def call(tool, args, id="call_1"):
+    return tool.invoke({"name": tool.name, "args": args, "id": id, "type": "tool_call"})
+
+
+def test_search_tool_call_returns_content_and_documents(hits):
+    retriever = FixedRetriever(hits)
+    msg = call(create_multimodal_search_tool(retriever), {"query": "monthly sales", "k": 2})
+    assert isinstance(msg, ToolMessage)
+    assert msg.tool_call_id == "call_1" and msg.name == "multimodal_search" and msg.status == "success"
+    lines = msg.content.splitlines()
+    assert lines[0].startswith("2 result(s) for 'monthly sales'")
+    assert lines[1] == "[1] text | source: q1.pdf | page: 3 | score: 0.03"
+    assert (
+        lines[3]
+        == f"[2] image | source: q1.pdf | page: 4 | image_path: {hits[1].chunk.image_path} | score: 0.02"
+    )
+    docs = msg.artifact
+    assert all(isinstance(d, Document) for d in docs)
+    assert [d.id for d in docs] == ["t1", "i1"]
+    assert docs[1].metadata["kind"] == "image" and docs[1].metadata["image_path"] == hits[1].chunk.image_path
+    assert docs[0].metadata["score"] == 0.03
+    assert retriever.calls == [{"query": "monthly sales", "k": 2, "filters": None}]
+
+
+def test_search_tool_passes_filters(hits):
+    retriever = FixedRetriever(hits)
+    msg = call(MultimodalSearchTool(retriever), {"query": "chart", "kind": "image", "source": "q1.pdf"})
+    assert retriever.calls[0]["filters"] == {"kind": "image", "source": "q1.pdf"}
+    assert retriever.calls[0]["k"] == 5  # the default
+    assert [d.id for d in msg.artifact] == ["i1"]
+
+
+def test_tool_call_schema_is_what_an_agent_needs(hits):
+    tool = MultimodalSearchTool(FixedRetriever(hits))
+    schema = tool.tool_call_schema.model_json_schema()
+    assert schema["required"] == ["query"]
+    assert schema["properties"]["k"]["minimum"] == 1 and schema["properties"]["k"]["maximum"] == 50
+    assert schema["properties"]["k"]["default"] == 5
+    assert schema["properties"]["kind"]["anyOf"][0]["enum"] == ["text", "image"]
+    fn = convert_to_openai_tool(tool)["function"]
+    assert fn["name"] == "multimodal_search" and "images" in fn["description"]
+    assert set(fn["parameters"]["properties"]) == {"query", "k", "kind", "source"}
+    answer = convert_to_openai_tool(MultimodalAnswerTool(FixedRetriever(hits), generator=_extractive()))
+    assert answer["function"]["name"] == "multimodal_answer"
+    assert answer["function"]["parameters"]["required"] == ["question"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ({"query": "x", "k": 0}, "argument 'k': must be a whole number from 1 to 50, got 0"),
+        ({"query": "x", "k": "abc"}, "argument 'k': must be a whole number from 1 to 50, got 'abc'"),
+        ({"query": "x", "kind": "video"}, "argument 'kind': must be 'text' or 'image'"),
+        ({"query": ""}, "argument 'query': must not be empty"),
+        ({"k": 2}, "argument 'query': is required"),
+        ({"query": "x", "top_k": 2}, "unknown argument(s) 'top_k'; accepted: query, k, kind, source"),
+    ],
+)
+async def test_bad_arguments_come_back_as_error_messages(hits, args, fragment):
+    retriever = FixedRetriever(hits)
+    tool = MultimodalSearchTool(retriever)
+    for msg in (
+        call(tool, args),
+        await tool.ainvoke({"name": tool.name, "args": args, "id": "c2", "type": "tool_call"}),
+    ):
+        assert isinstance(msg, ToolMessage) and msg.status == "error"
+        assert msg.content.startswith("Error: invalid arguments for multimodal_search: ")
+        assert fragment in msg.content
+    assert retriever.calls == []  # rejected before searching
+
+
+def test_library_errors_come_back_as_error_messages(hits):
+    tool = MultimodalSearchTool(FixedRetriever(hits, error=StoreError("the index folder is locked")))
+    msg = call(tool, {"query": "sales"})
+    assert msg.status == "error"
+    assert msg.content == "Error: multimodal_search failed: the index folder is locked"
+
+
+def test_programming_errors_are_not_hidden(hits):
+    tool = MultimodalSearchTool(FixedRetriever(hits, error=KeyError("bug")))
+    with pytest.raises(KeyError):
+        call(tool, {"query": "sales"})
+
+
+async def test_ainvoke_does_not_block_the_event_loop(hits):
+    retriever = FixedRetriever(hits, delay=0.3)
+    tool = MultimodalSearchTool(retriever)
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    msg = await tool.ainvoke({"name": tool.name, "args": {"query": "sales"}, "id": "c1", "type": "tool_call"})
+    task.cancel()
+    assert msg.status == "success" and len(msg.artifact) == 2
+    assert ticks >= 10  # the loop kept running while the retriever slept in its thread
+    assert retriever.threads[0] != threading.get_ident()
+
+
+def test_plain_invoke_returns_the_text(hits):
+    # without a tool call id LangChain returns the content only (the artifact is dropped)
+    out = MultimodalSearchTool(FixedRetriever(hits)).invoke({"query": "sales", "k": 1})
+    assert out.startswith("1 result(s) for 'sales'")
+
+
+def _extractive():
+    from mm_rag_plugin.generators import ExtractiveGenerator
+
+    return ExtractiveGenerator()
+
+
+def test_answer_tool_without_api_key_answers_extractively(hits, monkeypatch):
+    for var in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(var, raising=False)
+    tool = create_multimodal_answer_tool(FixedRetriever(hits))
+    msg = call(tool, {"question": "How did sales develop?", "k": 2}, id="call_9")
+    assert msg.status == "success" and msg.tool_call_id == "call_9"
+    assert msg.content.startswith("No answer generator was used (no Gemini API key is configured).")
+    assert (
+        "Sources:\n[1] text | source: q1.pdf | page: 3\n[2] image | source: q1.pdf | page: 4" in msg.content
+    )
+    art = msg.artifact
+    assert art["generated"] is False and art["model"] is None
+    assert [c["id"] for c in art["citations"]] == ["t1", "i1"]
+    assert [d.id for d in art["documents"]] == ["t1", "i1"]
+
+
+@pytest.fixture
+def server():
+    with FakeGemini() as fake:
+        yield fake
+
+
+def gemini(server, **kw):
+    return GeminiGenerator(
+        api_key="AIzaFAKE-tools-key", base_url=server.url, timeout=5, retry_initial_delay=0.01, **kw
+    )
+
+
+async def test_answer_tool_with_gemini_on_the_fake_server(hits, server):
+    server.default = Reply.answer("Sales rose in March [1]; the chart shows it [2].")
+    tool = MultimodalAnswerTool(FixedRetriever(hits), generator=gemini(server))
+    for msg in (
+        call(tool, {"question": "How did sales develop?", "kind": "", "k": 2}),
+        await tool.ainvoke(
+            {
+                "name": tool.name,
+                "args": {"question": "How did sales develop?"},
+                "id": "a",
+                "type": "tool_call",
+            }
+        ),
+    ):
+        assert msg.status == "success"
+        assert msg.content.splitlines() == [
+            "Sales rose in March [1]; the chart shows it [2].",
+            "",
+            "Sources:",
+            "[1] text | source: q1.pdf | page: 3",
+            f"[2] image | source: q1.pdf | page: 4 | image_path: {hits[1].chunk.image_path}",
+        ]
+        assert msg.artifact["generated"] is True and msg.artifact["model"] == "gemini-2.5-flash"
+        assert [c["number"] for c in msg.artifact["citations"]] == [1, 2]
+    assert len(server.requests) == 2
+    req = server.requests[0]
+    assert "Question: How did sales develop?" in req.text
+    assert req.images == [("image/png", Path(hits[1].chunk.image_path).read_bytes())]
+
+
+def test_answer_tool_reports_a_failed_generation(hits, server):
+    server.default = Reply.error(500, "backend exploded")
+    tool = MultimodalAnswerTool(FixedRetriever(hits), generator=gemini(server, max_retries=1))
+    msg = call(tool, {"question": "How did sales develop?"})
+    assert msg.status == "error"
+    assert msg.content.startswith(
+        "Error: multimodal_answer failed: Gemini request to 'gemini-2.5-flash' failed after 2 attempt(s)"
+    )
+    assert "AIzaFAKE" not in msg.content
+    assert len(server.requests) == 2
+
+
+def test_search_tool_on_a_real_index(tmp_path, embedder):
+    retrievers = pytest.importorskip("mm_rag_plugin.retrievers")
+    from mm_rag_plugin.ids import content_hash
+    from mm_rag_plugin.testing import draw_shape
+    from mm_rag_plugin.types import ImageChunk, TextChunk
+
+    chunks = []
+    for color, kind in [("red", "circle"), ("blue", "square"), ("green", "triangle")]:
+        path = tmp_path / f"{color}_{kind}.png"
+        draw_shape(color, kind, size=64).save(path)
+        chunks.append(
+            ImageChunk(
+                id=f"{color}_{kind}",
+                source="shapes.pdf",
+                image_path=str(path),
+                page=1,
+                content_hash=content_hash(path.read_bytes()),
+                width=64,
+                height=64,
+            )
+        )
+    chunks.append(TextChunk(id="t1", text="Notes about the weather in spring.", source="notes.txt"))
+    with retrievers.MultiModalIndex(
+        tmp_path / "index", embedder=embedder, engine="numpy", show_progress=False
+    ) as index:
+        assert index.add(chunks).ok
+        tool = create_multimodal_search_tool(retrievers.FusedRetriever(index))
+        msg = call(tool, {"query": "a red circle", "kind": "image", "k": 2})
+        assert msg.status == "success"
+        assert msg.artifact[0].id == "red_circle" and len(msg.artifact) == 2
+        assert all(d.metadata["kind"] == "image" for d in msg.artifact)
+        assert msg.content.splitlines()[1].startswith(
+            f"[1] image | source: shapes.pdf | page: 1 | image_path: {tmp_path / 'red_circle.png'} | score: "
+        )
+        text_only = call(tool, {"query": "weather in spring", "kind": "text"})
+        assert [d.id for d in text_only.artifact] == ["t1"]
+
+
+class TestSearchToolStandard(ToolsUnitTests):
+    """LangChain's standard tool unit tests."""
+
+    @property
+    def tool_constructor(self):
+        return MultimodalSearchTool
+
+    @property
+    def tool_constructor_params(self) -> dict:
+        return {"retriever": FixedRetriever([text_hit("t1", "Sales rose in March.")])}
+
+    @property
+    def tool_invoke_params_example(self) -> dict:
+        return {"query": "sales in March", "k": 3, "kind": "text", "source": "report.pdf"}
