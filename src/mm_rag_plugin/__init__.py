@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         TesseractOCR,
         load_documents,
     )
+    from .retrievers import FusedRetriever, IngestReport, MultiModalIndex
 
 # name -> module that defines it, imported on first access
 _LAZY: dict[str, str] = {
@@ -57,6 +58,9 @@ _LAZY: dict[str, str] = {
     "MarkdownReader": ".readers",
     "DocxReader": ".readers",
     "ImageReader": ".readers",
+    "MultiModalIndex": ".retrievers",
+    "FusedRetriever": ".retrievers",
+    "IngestReport": ".retrievers",
 }
 
 __all__ = [
@@ -69,18 +73,21 @@ __all__ = [
     "EmbeddingResult",
     "ExtractiveGenerator",
     "FileError",
+    "FusedRetriever",
     "GeminiGenerator",
     "GenerationError",
     "Hit",
     "HtmlReader",
     "ImageChunk",
     "ImageReader",
+    "IngestReport",
     "InvalidInputError",
     "ItemError",
     "MMRagError",
     "MarkdownReader",
     "MissingDependencyError",
     "ModelLoadError",
+    "MultiModalIndex",
     "OpenCLIPEmbedder",
     "PdfReader",
     "PromptOptions",

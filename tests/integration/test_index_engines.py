@@ -188,3 +188,14 @@ def test_reopen_checks_dimension_and_lock(tmp_path, engine):
         MultiModalIndex(tmp_path, engine=engine, dim=8)
     with pytest.raises(ConfigurationError, match="vector size"):
         MultiModalIndex(tmp_path / "new", engine=engine)
+
+
+def test_auto_engine_is_numpy_for_a_new_folder_and_keeps_an_existing_qdrant_folder(tmp_path) -> None:
+    with MultiModalIndex(tmp_path / "a", dim=DIM, show_progress=False) as ix:
+        assert ix.engine == "numpy"
+    with MultiModalIndex(tmp_path / "q", engine="qdrant", dim=DIM, show_progress=False):
+        pass
+    with MultiModalIndex(tmp_path / "q", show_progress=False) as ix:
+        assert ix.engine == "qdrant" and ix.dim == DIM
+    with MultiModalIndex(dim=DIM, show_progress=False) as ix:  # no folder: in-memory Qdrant
+        assert ix.engine == "qdrant"

@@ -7,6 +7,11 @@ from typing import Any
 
 # name -> submodule, imported on first access
 _LAZY: dict[str, str] = {
+    "MultiModalRetriever": ".retrievers",
+    "MultimodalSearchTool": ".tools",
+    "MultimodalAnswerTool": ".tools",
+    "create_multimodal_search_tool": ".tools",
+    "create_multimodal_answer_tool": ".tools",
     "MMRagLoader": ".loaders",
     "OpenCLIPEmbeddings": ".embeddings",
     "create_multimodal_rag_chain": ".chains",

@@ -7,6 +7,10 @@ from typing import Any
 
 # name -> submodule, imported on first access
 _LAZY: dict[str, str] = {
+    "MultiModalRetriever": ".retrievers",
+    "create_multimodal_search_tool": ".tools",
+    "create_multimodal_answer_tool": ".tools",
+    "create_multimodal_query_engine_tool": ".tools",
     "MMRagReader": ".readers",
     "OpenCLIPEmbedding": ".embeddings",
     "MultimodalQueryEngine": ".query_engine",
