@@ -27,6 +27,7 @@ from .types import Answer, Citation, FileError, Hit, ImageChunk, ItemError, Read
 if TYPE_CHECKING:
     from .embeddings.open_clip import EmbeddingResult, OpenCLIPEmbedder
     from .generators import ExtractiveGenerator, GeminiGenerator, PromptOptions, aanswer, answer
+    from .pipeline import IngestSummary, MultiModalRAG
     from .readers import (
         DocumentLoader,
         DocxReader,
@@ -61,6 +62,8 @@ _LAZY: dict[str, str] = {
     "MultiModalIndex": ".retrievers",
     "FusedRetriever": ".retrievers",
     "IngestReport": ".retrievers",
+    "MultiModalRAG": ".pipeline",
+    "IngestSummary": ".pipeline",
 }
 
 __all__ = [
@@ -81,6 +84,7 @@ __all__ = [
     "ImageChunk",
     "ImageReader",
     "IngestReport",
+    "IngestSummary",
     "InvalidInputError",
     "ItemError",
     "MMRagError",
@@ -88,6 +92,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelLoadError",
     "MultiModalIndex",
+    "MultiModalRAG",
     "OpenCLIPEmbedder",
     "PdfReader",
     "PromptOptions",

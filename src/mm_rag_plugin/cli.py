@@ -1,0 +1,295 @@
+"""``mm-rag``: ingest documents, search them, ask questions, evaluate retrieval, inspect the index.
+
+    mm-rag ingest docs/ [--index DIR]
+    mm-rag query "solar output in July" [--image FILE] [--k N] [--json]
+    mm-rag ask "What does fault E-217 mean?"
+    mm-rag eval qrels.jsonl [--k 10] [--json]
+    mm-rag info
+
+Model: ``--model`` / ``--pretrained`` / ``--checkpoint`` or ``$MM_RAG_MODEL`` / ``$MM_RAG_PRETRAINED``
+/ ``$MM_RAG_CHECKPOINT``. Without a loadable model, ingest and query use keyword search only and
+say so. Index folder: ``--index`` or ``$MM_RAG_INDEX`` (default ``./.mm_rag``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._version import __version__
+from .errors import MMRagError
+from .types import Hit
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--index", default=os.environ.get("MM_RAG_INDEX", ".mm_rag"), help="index folder (default: %(default)s)")
+    common.add_argument("--model", help="open_clip architecture, hf-hub:org/repo or local-dir:/path ($MM_RAG_MODEL)")
+    common.add_argument("--pretrained", help="open_clip pretrained tag ($MM_RAG_PRETRAINED)")
+    common.add_argument("--checkpoint", help="local weights file for --model ($MM_RAG_CHECKPOINT)")
+    common.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    common.add_argument("--keyword-only", action="store_true", help="do not load a model: BM25 keyword search only")
+    common.add_argument("--url", help="Qdrant server/cluster URL instead of the embedded index")
+    common.add_argument("--qdrant-api-key", default=os.environ.get("QDRANT_API_KEY"), help="Qdrant API key ($QDRANT_API_KEY)")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks")
+
+    p = argparse.ArgumentParser(prog="mm-rag", description="Multimodal RAG over your documents: text and images, BM25 + CLIP fused.")
+    p.add_argument("--version", action="version", version=f"mm-rag {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("ingest", parents=[common], help="read files/folders into the index")
+    s.add_argument("paths", nargs="+", help="files, folders or glob patterns")
+    s.add_argument("--workers", type=int, help="reader processes (default: up to 2)")
+    s.add_argument("--timeout", type=float, default=300.0, help="seconds per file (default: %(default)s)")
+    s.add_argument("--no-ocr", action="store_true", help="skip OCR of images and scanned pages")
+
+    s = sub.add_parser("query", parents=[common], help="search the index (fused dense + BM25)")
+    s.add_argument("text", nargs="?", help="text query")
+    s.add_argument("--image", help="image file to search with (alone or with the text)")
+    s.add_argument("--k", type=int, default=5, help="number of results (default: %(default)s)")
+    s.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser("ask", parents=[common], help="answer a question with citations (Gemini, or extractive without a key)")
+    s.add_argument("question")
+    s.add_argument("--image", help="image file to ask about")
+    s.add_argument("--k", type=int, default=5, help="sources to retrieve (default: %(default)s)")
+    s.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser("eval", parents=[common], help="recall@k, MRR and nDCG for dense, BM25 and fused search")
+    s.add_argument("qrels", help='JSONL file: {"query": "...", "relevant": ["file or chunk id", ...]} per line')
+    s.add_argument("--k", type=int, default=10, help="cut-off (default: %(default)s)")
+    s.add_argument("--json", action="store_true", help="print JSON")
+
+    sub.add_parser("info", parents=[common], help="index statistics, model and location")
+    return p
+
+
+def _open(args: argparse.Namespace, err: TextIO):
+    from .pipeline import MultiModalRAG
+
+    rag = MultiModalRAG(
+        args.index,
+        embedder=None if args.keyword_only else "auto",
+        model_name=args.model,
+        pretrained=args.pretrained,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        url=args.url,
+        api_key=args.qdrant_api_key,
+        show_progress=not args.quiet,
+    )
+    if rag.notice and not args.keyword_only:
+        print(f"note: {rag.notice}", file=err)
+    return rag
+
+
+def _hit_json(rank: int, hit: Hit) -> dict[str, Any]:
+    c = hit.chunk
+    out: dict[str, Any] = {
+        "rank": rank,
+        "id": c.id,
+        "kind": c.kind,
+        "source": c.source,
+        "page": c.page,
+        "score": round(hit.score, 6),
+        "found_by": {name: {"rank": r, "score": round(hit.list_scores.get(name, math.nan), 6)} for name, r in hit.ranks.items()},
+        "text": c.text[:500],
+    }
+    if c.kind == "image":
+        out["image_path"] = c.image_path  # type: ignore[union-attr]
+    return out
+
+
+def _print_hits(hits: list[Hit], out: TextIO) -> None:
+    if not hits:
+        print("no results", file=out)
+    for i, hit in enumerate(hits, 1):
+        c = hit.chunk
+        where = c.source + (f" p.{c.page}" if c.page else "")
+        found = ", ".join(f"{name} #{r}" for name, r in sorted(hit.ranks.items(), key=lambda kv: kv[1]))
+        print(f"{i}. [{c.kind}] {where}  score {hit.score:.4f}  ({found})", file=out)
+        if c.kind == "image":
+            print(f"   image: {c.image_path}", file=out)  # type: ignore[union-attr]
+        snippet = " ".join(c.text.split())[:160]
+        if snippet:
+            print(f"   {snippet}", file=out)
+
+
+def _cmd_ingest(args, out, err) -> int:
+    with _open(args, err) as rag:
+        options = {"ocr": False} if args.no_ocr else {}
+        summary = rag.ingest(args.paths, workers=args.workers, timeout=args.timeout, **options)
+        rows = [
+            ("files read", summary.files),
+            ("text chunks", summary.texts),
+            ("images", summary.images),
+            ("duplicate images", summary.duplicate_images),
+            ("added to index", summary.added),
+            ("already indexed", summary.unchanged),
+            ("replaced (stale)", summary.deleted),
+            ("errors", len(summary.errors)),
+        ]
+        width = max(len(name) for name, _ in rows)
+        print(f"index: {rag.index_dir} ({rag.index.engine}, {len(rag.index)} items, model: {rag.model_name or 'none: keyword-only'})", file=out)
+        for name, value in rows:
+            print(f"  {name:<{width}}  {value}", file=out)
+        for e in summary.errors:
+            print(f"  error: {e.source}: {e.error}", file=out)
+        if not summary.ok:
+            print("nothing could be ingested", file=err)
+            return 1
+        return 0
+
+
+def _cmd_query(args, out, err) -> int:
+    if not args.text and not args.image:
+        raise SystemExit("mm-rag query: give a text query, --image FILE, or both")
+    with _open(args, err) as rag:
+        hits = rag.search(args.text, image=args.image, k=args.k)
+        if args.json:
+            json.dump([_hit_json(i, h) for i, h in enumerate(hits, 1)], out, indent=2)
+            print(file=out)
+        else:
+            _print_hits(hits, out)
+    return 0
+
+
+def _cmd_ask(args, out, err) -> int:
+    with _open(args, err) as rag:
+        ans = rag.ask(args.question, k=args.k, image=args.image)
+        if args.json:
+            json.dump(
+                {
+                    "answer": ans.text,
+                    "generated": ans.generated,
+                    "model": ans.model,
+                    "citations": [{"number": c.number, "source": c.source, "page": c.page} for c in ans.citations],
+                    "sources": [_hit_json(i, h) for i, h in enumerate(ans.sources, 1)],
+                },
+                out,
+                indent=2,
+            )
+            print(file=out)
+            return 0
+        if not ans.generated:
+            print("[extractive answer: no generator was used; set GOOGLE_API_KEY for a written answer]\n", file=out)
+        print(ans.text, file=out)
+        if ans.sources:
+            print("\nsources:", file=out)
+            for i, hit in enumerate(ans.sources, 1):
+                c = hit.chunk
+                ref = c.image_path if c.kind == "image" else c.source  # type: ignore[union-attr]
+                print(f"  [{i}] {c.kind}: {ref}" + (f" (page {c.page})" if c.page else ""), file=out)
+    return 0
+
+
+def _relevant(hit: Hit, wanted: str) -> bool:
+    c = hit.chunk
+    if wanted == c.id:
+        return True
+    src = c.source.replace("\\", "/")
+    return src == wanted or src.endswith("/" + wanted.lstrip("./")) or Path(c.source).name == wanted
+
+
+def _metrics(ranked: list[Hit], relevant: list[str], k: int) -> tuple[float, float, float]:
+    found_at: dict[str, int] = {}
+    for rank, hit in enumerate(ranked[:k], 1):
+        for r in relevant:
+            if r not in found_at and _relevant(hit, r):
+                found_at[r] = rank
+    recall = len(found_at) / len(relevant)
+    mrr = 1.0 / min(found_at.values()) if found_at else 0.0
+    dcg = sum(1.0 / math.log2(rank + 1) for rank in found_at.values())
+    ideal = sum(1.0 / math.log2(i + 1) for i in range(1, min(len(relevant), k) + 1))
+    return recall, mrr, dcg / ideal
+
+
+def _cmd_eval(args, out, err) -> int:
+    from .errors import InvalidInputError
+    from .retrievers import FusedRetriever
+
+    queries = []
+    for n, line in enumerate(Path(args.qrels).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            query, relevant = row["query"], list(row["relevant"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidInputError(f'line {n}: expected {{"query": "...", "relevant": [...]}} ({exc})', source=args.qrels) from exc
+        if not isinstance(query, str) or not relevant:
+            raise InvalidInputError(f"line {n}: query must be text and relevant a non-empty list", source=args.qrels)
+        queries.append((query, [str(r) for r in relevant]))
+    if not queries:
+        raise InvalidInputError("no queries in the file", source=args.qrels)
+    with _open(args, err) as rag:
+        modes = {"bm25": {"dense_text": 0.0, "dense_image": 0.0}}
+        if not rag.keyword_only:
+            modes = {"dense": {"bm25": 0.0}, **modes, "fused": {}}
+        results: dict[str, dict[str, float]] = {}
+        for mode, weights in modes.items():
+            retriever = FusedRetriever(rag.index, rag.embedder, weights=weights)
+            scores = [_metrics(retriever.retrieve(q, k=args.k), rel, args.k) for q, rel in queries]
+            results[mode] = {
+                f"recall@{args.k}": sum(s[0] for s in scores) / len(scores),
+                "mrr": sum(s[1] for s in scores) / len(scores),
+                f"ndcg@{args.k}": sum(s[2] for s in scores) / len(scores),
+            }
+        if args.json:
+            json.dump({"queries": len(queries), "k": args.k, "results": results}, out, indent=2)
+            print(file=out)
+            return 0
+        names = list(next(iter(results.values())))
+        print(f"{len(queries)} queries, k={args.k}", file=out)
+        print(f"{'mode':<8}" + "".join(f"{n:>12}" for n in names), file=out)
+        for mode, row in results.items():
+            print(f"{mode:<8}" + "".join(f"{row[n]:>12.3f}" for n in names), file=out)
+    return 0
+
+
+def _cmd_info(args, out, err) -> int:
+    with _open(args, err) as rag:
+        for key, value in rag.info().items():
+            print(f"{key:<13} {value}", file=out)
+    return 0
+
+
+_COMMANDS = {"ingest": _cmd_ingest, "query": _cmd_query, "ask": _cmd_ask, "eval": _cmd_eval, "info": _cmd_info}
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 error, 130 interrupted)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    args = _parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    else:  # the CLI prints what matters itself; library logs would repeat it
+        logging.disable(logging.ERROR)
+    try:
+        return _COMMANDS[args.command](args, out, err)
+    except KeyboardInterrupt:
+        print("interrupted: everything committed before the interruption is kept in the index", file=err)
+        return 130
+    except (MMRagError, OSError) as exc:
+        if args.verbose:
+            traceback.print_exc(file=err)
+        print(f"mm-rag {args.command}: error: {exc}", file=err)
+        return 1
+    finally:
+        if not args.verbose:
+            logging.disable(logging.NOTSET)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
