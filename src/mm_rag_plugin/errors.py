@@ -73,7 +73,14 @@ class ConfigurationError(MMRagError, ValueError):
 
 
 class ModelLoadError(MMRagError, RuntimeError):
-    """A model could not be loaded (offline, unknown name, bad checkpoint path)."""
+    """A model could not be loaded (offline, unknown name, bad checkpoint path).
+
+    ``reason`` is a short form of what went wrong, without the advice the message adds.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class StoreError(MMRagError, RuntimeError):

@@ -156,8 +156,10 @@ class MultiModalRAG:
             )
         except ModelLoadError as exc:
             self.notice = (
-                "keyword-only search (BM25 over text and OCR): the embedding model could not be loaded. "
-                f"{exc}"
+                f"keyword-only search (BM25 over text and OCR): could not load the embedding model ({exc.reason}). "
+                "To fix: put the weights on this machine and set MM_RAG_MODEL=local-dir:/path/to/folder "
+                "(open_clip_config.json + weights) or MM_RAG_CHECKPOINT=/path/to/weights.bin, "
+                "or pass --model / --checkpoint."
             )
             logger.warning("%s", self.notice)
             return None

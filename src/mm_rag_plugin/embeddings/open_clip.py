@@ -253,7 +253,9 @@ class OpenCLIPEmbedder:
             if ckpt is not None:
                 tag = os.fspath(ckpt)
                 if not Path(tag).is_file():
-                    raise ModelLoadError(self._how_to_fix(name, tag, "checkpoint file not found"))
+                    raise ModelLoadError(
+                        self._how_to_fix(name, tag, "checkpoint file not found"), reason=f"checkpoint {tag} not found"
+                    )
             else:
                 tag = pretrained or os.environ.get(ENV_PRETRAINED) or None
                 if tag is None:
@@ -284,9 +286,11 @@ class OpenCLIPEmbedder:
                 tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
+            short = echo(reason, 160)
             if offline:
-                reason = f"the model hub is unreachable and the weights are not in the local cache ({reason})"
-            raise ModelLoadError(self._how_to_fix(name, tag, reason)) from exc
+                short = "the model hub is unreachable and the weights are not in the local cache"
+                reason = f"{short} ({reason})"
+            raise ModelLoadError(self._how_to_fix(name, tag, reason), reason=f"{name}: {short}") from exc
         self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
 
     @staticmethod
