@@ -92,3 +92,26 @@ async def test_query_engine_async(server, nodes):
     resp = await engine.aquery("q?")
     assert resp.metadata["citations"][0]["node_id"] == "i1"
     assert server.requests[-1].images
+
+
+async def test_sync_query_works_inside_a_running_event_loop(tmp_path) -> None:
+    """As in Jupyter: GoogleGenAI's sync chat uses asyncio.run, which fails inside a running loop."""
+    from google.genai import types as genai_types
+    from llama_index.core.retrievers import BaseRetriever as _Base
+    from llama_index.core.schema import NodeWithScore, TextNode
+    from llama_index.llms.google_genai import GoogleGenAI
+
+    from mm_rag_plugin.integrations.llama_index import MultimodalQueryEngine
+
+    from .fake_gemini import FakeGemini
+
+    class Fixed(_Base):
+        def _retrieve(self, query_bundle):
+            return [NodeWithScore(node=TextNode(text="E-217 means grid voltage too high.", id_="t"), score=1.0)]
+
+    with FakeGemini() as fake:
+        llm = GoogleGenAI(model="gemini-2.5-flash", api_key="test-key",
+                          http_options=genai_types.HttpOptions(base_url=fake.url))
+        engine = MultimodalQueryEngine(retriever=Fixed(), llm=llm)
+        response = engine.query("What is E-217?")  # sync call while this test's loop runs
+    assert "fake answer" in response.response

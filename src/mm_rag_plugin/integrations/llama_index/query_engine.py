@@ -8,6 +8,8 @@ The prompt (numbering, fencing, image budget) is the core's
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -80,6 +82,20 @@ def _default_llm() -> LLM:
     return GoogleGenAI(model=DEFAULT_GEMINI_MODEL, api_key=key)
 
 
+def _outside_running_loop(fn: Any, *args: Any) -> Any:
+    """Call *fn* in a worker thread when this thread runs an event loop (Jupyter).
+
+    Some LlamaIndex LLMs (GoogleGenAI among them) implement sync ``chat`` with ``asyncio.run``,
+    which fails inside a running loop; a plain thread has none.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn(*args)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args).result()
+
+
 class MultimodalQueryEngine(CustomQueryEngine):
     """Retrieve with *retriever*, answer with *llm* over text and images, cite sources ``[n]``.
 
@@ -136,7 +152,7 @@ class MultimodalQueryEngine(CustomQueryEngine):
     def custom_query(self, query_str: str) -> Response | StreamingResponse:
         numbered, messages = self._prepare(query_str, self.retriever.retrieve(query_str))
         if not self.streaming:
-            reply = self.llm.chat(messages)
+            reply = _outside_running_loop(self.llm.chat, messages)
             return self._response(reply.message.content or "", numbered)
         metadata: dict[str, Any] = {"citations": []}
 
