@@ -15,11 +15,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+import matplotlib.pyplot as plt
+from PIL import Image, ImageDraw, ImageFont
 
 OUT = Path(__file__).resolve().parents[1] / "samples"
-MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 OUTPUT_KWH = [182, 240, 365, 448, 530, 571, 596, 540, 420, 301, 196, 158]
 
 REPORT_PAGES = [
@@ -70,7 +70,7 @@ def report_pdf(path: Path) -> None:
 
             lines = []
             for para in body.split("\n\n"):
-                lines += textwrap.wrap(para, 88) + [""]
+                lines += [*textwrap.wrap(para, 88), ""]
             fig.text(0.08, 0.90, "\n".join(lines), fontsize=10.5, va="top", linespacing=1.5)
             if number == 1:
                 ax = fig.add_axes((0.08, 0.22, 0.84, 0.36))
