@@ -183,18 +183,29 @@ class DocumentLoader:
         finally:
             bar.close()
 
+    def iter_chunks(self, errors: list[FileError], *, on_error: str = "collect") -> Iterator[Chunk]:
+        """Chunks of every file in input order, repeated images marked ``metadata["duplicate_of"]``.
+
+        Failed files and partial errors inside files are appended to *errors* as they come; with
+        ``on_error="raise"`` the first failed file raises :class:`InvalidInputError` instead.
+        """
+        seen: dict[str, str] = {}
+        for _path, res in self.lazy_load():
+            if isinstance(res, FileError):
+                if on_error == "raise":
+                    raise InvalidInputError(res.error, source=res.source)
+                logger.warning("skipped %s", res)
+                errors.append(res)
+                continue
+            errors.extend(res.errors)
+            yield from mark_duplicates(res.chunks, seen)
+
     def load(self) -> ReadResult:
         """All chunks (files in input order) and one :class:`FileError` per failed file (partial
         errors inside a file follow it). Repeated images are marked ``metadata["duplicate_of"]``."""
-        chunks: list[Chunk] = []
         errors: list[FileError] = []
-        for _path, res in self.lazy_load():
-            if isinstance(res, FileError):
-                errors.append(res)
-            else:
-                chunks.extend(res.chunks)
-                errors.extend(res.errors)
-        return ReadResult(chunks=mark_duplicates(chunks), errors=errors)
+        chunks = list(self.iter_chunks(errors))
+        return ReadResult(chunks=chunks, errors=errors)
 
 
 def mark_duplicates(chunks: Iterable[Chunk], seen: dict[str, str] | None = None) -> list[Chunk]:

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
-from ...errors import ConfigurationError, InvalidInputError
-from ...readers.loader import DocumentLoader, mark_duplicates
+from ...errors import ConfigurationError
+from ...readers.loader import DocumentLoader
 from ...types import FileError
 from ._convert import chunk_to_document
 
@@ -49,14 +49,5 @@ class MMRagLoader(BaseLoader):
 
     def lazy_load(self) -> Iterator[Document]:
         self.errors = []
-        seen: dict[str, str] = {}
-        for _path, res in self._loader.lazy_load():
-            if isinstance(res, FileError):
-                if self.on_error == "raise":
-                    raise InvalidInputError(res.error, source=res.source)
-                logger.warning("skipped %s", res)
-                self.errors.append(res)
-                continue
-            self.errors.extend(res.errors)
-            for chunk in mark_duplicates(res.chunks, seen):
-                yield chunk_to_document(chunk)
+        for chunk in self._loader.iter_chunks(self.errors, on_error=self.on_error):
+            yield chunk_to_document(chunk)

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from llama_index.core.readers.base import BaseReader
 from llama_index.core.schema import Document
 
-from ...errors import ConfigurationError, InvalidInputError
-from ...readers.loader import DocumentLoader, mark_duplicates
+from ...errors import ConfigurationError
+from ...readers.loader import DocumentLoader
 from ...types import FileError
 from ._convert import chunk_to_document
 
@@ -62,20 +62,11 @@ class MMRagReader(BaseReader):
         if isinstance(target, Path):
             target = str(target)
         self.errors = []
-        seen: dict[str, str] = {}
-        for _path, res in DocumentLoader(target, **self.loader_kwargs).lazy_load():
-            if isinstance(res, FileError):
-                if self.on_error == "raise":
-                    raise InvalidInputError(res.error, source=res.source)
-                logger.warning("skipped %s", res)
-                self.errors.append(res)
-                continue
-            self.errors.extend(res.errors)
-            for chunk in mark_duplicates(res.chunks, seen):
-                doc = chunk_to_document(chunk)
-                if extra_info:
-                    doc.metadata.update({k: v for k, v in extra_info.items() if k not in doc.metadata})
-                yield doc
+        for chunk in DocumentLoader(target, **self.loader_kwargs).iter_chunks(self.errors, on_error=self.on_error):
+            doc = chunk_to_document(chunk)
+            if extra_info:
+                doc.metadata.update({k: v for k, v in extra_info.items() if k not in doc.metadata})
+            yield doc
 
     def load_data(self, *args: Any, **kwargs: Any) -> list[Document]:
         return list(self.lazy_load_data(*args, **kwargs))
