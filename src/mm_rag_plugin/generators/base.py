@@ -3,64 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..types import Answer, Hit
 
 __all__ = ["AnswerGenerator", "AnswerStream", "AsyncAnswerStream"]
 
 
-class AnswerStream:
-    """Iterate for the answer text as it arrives; then :attr:`answer` holds the whole
-    :class:`~mm_rag_plugin.types.Answer` with its citations. Iterable once."""
+class _Stream:
+    """What both stream kinds share: the finishing step and the complete answer."""
 
-    def __init__(self, deltas: Iterator[str], finish: Callable[[str], Answer]) -> None:
+    def __init__(self, deltas: Any, finish: Callable[[str], Answer]) -> None:
         self._deltas = deltas
         self._finish = finish
         self._answer: Answer | None = None
         self._started = False
 
-    def __iter__(self) -> Iterator[str]:
+    def _start(self) -> None:
         if self._started:
-            raise RuntimeError("an AnswerStream can be iterated only once")
+            raise RuntimeError(f"an {type(self).__name__} can be iterated only once")
         self._started = True
+
+    @property
+    def answer(self) -> Answer:
+        if self._answer is None:
+            raise RuntimeError("the answer is complete only after the stream has been iterated to its end")
+        return self._answer
+
+
+class AnswerStream(_Stream):
+    """Iterate for the answer text as it arrives; then :attr:`answer` holds the whole
+    :class:`~mm_rag_plugin.types.Answer` with its citations. Iterable once."""
+
+    _deltas: Iterator[str]
+
+    def __iter__(self) -> Iterator[str]:
+        self._start()
         pieces: list[str] = []
         for delta in self._deltas:
             pieces.append(delta)
             yield delta
         self._answer = self._finish("".join(pieces))
 
-    @property
-    def answer(self) -> Answer:
-        if self._answer is None:
-            raise RuntimeError("the answer is complete only after the stream has been iterated to its end")
-        return self._answer
 
-
-class AsyncAnswerStream:
+class AsyncAnswerStream(_Stream):
     """Async twin of :class:`AnswerStream`: ``async for delta in stream`` then ``stream.answer``."""
 
-    def __init__(self, deltas: AsyncIterator[str], finish: Callable[[str], Answer]) -> None:
-        self._deltas = deltas
-        self._finish = finish
-        self._answer: Answer | None = None
-        self._started = False
+    _deltas: AsyncIterator[str]
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        if self._started:
-            raise RuntimeError("an AsyncAnswerStream can be iterated only once")
-        self._started = True
+        self._start()
         pieces: list[str] = []
         async for delta in self._deltas:
             pieces.append(delta)
             yield delta
         self._answer = self._finish("".join(pieces))
-
-    @property
-    def answer(self) -> Answer:
-        if self._answer is None:
-            raise RuntimeError("the answer is complete only after the stream has been iterated to its end")
-        return self._answer
 
 
 @runtime_checkable

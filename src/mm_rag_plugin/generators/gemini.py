@@ -69,6 +69,14 @@ class _Secret:
 class _StreamState:
     prompt: Prompt | None = None
     model_version: str | None = None
+    finish_reason: str | None = None
+
+    def absorb(self, text_and_finish: tuple[str, str | None], chunk: Any) -> str:
+        """Record a streamed chunk's finish reason and model version; return its text."""
+        text, finish = text_and_finish
+        self.finish_reason = finish or self.finish_reason
+        self.model_version = getattr(chunk, "model_version", None) or self.model_version
+        return text
 
 
 class GeminiGenerator:
@@ -328,7 +336,6 @@ class GeminiGenerator:
         prompt = self.build_prompt(question, hits)
         request = self._request(prompt)
         state = _StreamState(prompt)
-        finish_reason: list[str | None] = [None]
 
         def open_stream() -> tuple[Any, Iterator[Any]]:
             it = iter(self._client.models.generate_content_stream(**request))
@@ -339,9 +346,7 @@ class GeminiGenerator:
             chunk = first
             try:
                 while chunk is not None:
-                    text, finish = self._read(chunk)
-                    finish_reason[0] = finish or finish_reason[0]
-                    state.model_version = getattr(chunk, "model_version", None) or state.model_version
+                    text = state.absorb(self._read(chunk), chunk)
                     if text:
                         yield text
                     chunk = next(rest, None)
@@ -351,13 +356,12 @@ class GeminiGenerator:
                 raise self._error(exc, 1, streaming=True) from exc
 
         return AnswerStream(
-            deltas(), lambda text: self._finish(prompt, text, finish_reason[0], state.model_version)
+            deltas(), lambda text: self._finish(prompt, text, state.finish_reason, state.model_version)
         )
 
     def astream(self, question: str, hits: Sequence[Hit]) -> AsyncAnswerStream:
         """Async :meth:`stream`: ``async for piece in gen.astream(q, hits)``, then ``.answer``."""
         state = _StreamState()
-        finish_reason: list[str | None] = [None]
 
         async def open_stream(request: dict[str, Any]) -> tuple[Any, AsyncIterator[Any]]:
             it = (await self._client.aio.models.generate_content_stream(**request)).__aiter__()
@@ -372,9 +376,7 @@ class GeminiGenerator:
             chunk, rest = await self._acall(lambda: open_stream(request))
             try:
                 while chunk is not None:
-                    text, finish = self._read(chunk)
-                    finish_reason[0] = finish or finish_reason[0]
-                    state.model_version = getattr(chunk, "model_version", None) or state.model_version
+                    text = state.absorb(self._read(chunk), chunk)
                     if text:
                         yield text
                     try:
@@ -388,6 +390,6 @@ class GeminiGenerator:
 
         def finish(text: str) -> Answer:
             assert state.prompt is not None
-            return self._finish(state.prompt, text, finish_reason[0], state.model_version)
+            return self._finish(state.prompt, text, state.finish_reason, state.model_version)
 
         return AsyncAnswerStream(deltas(), finish)
