@@ -2,6 +2,13 @@
 
 One collection holds every point: the dense vector ``clip`` (cosine) and the sparse vector
 ``bm25`` with ``modifier=IDF``. The index settings are kept in the collection's ``metadata``.
+
+Quantization (``quantization="int8" | "binary"``): a new collection gets Qdrant's scalar or binary
+quantization (kept in RAM) and dense searches ask for rescoring with the originals and
+``oversampling``; an existing collection keeps the quantization it was created with. Local mode
+(``path=`` / in memory) is an exact brute-force search: qdrant-client 1.20 accepts
+``quantization_config`` at creation and silently drops it, and warns that ``search_params`` have no
+effect, so in local mode the search parameters are not sent at all.
 """
 
 from __future__ import annotations
@@ -44,11 +51,14 @@ class QdrantEngine:
         api_key: str | None = None,
         client: Any = None,
         in_memory: bool = False,
+        quantization: str | None = None,
+        oversampling: float | None = None,
         **client_kwargs: Any,
     ) -> None:
         qc = require("qdrant_client", extra="index", package="qdrant-client")
         self.models = qc.models
         self.collection = collection
+        self.quantization, self.oversampling = quantization, oversampling
         self._owns_client = client is None
         try:
             if client is not None:
@@ -61,6 +71,16 @@ class QdrantEngine:
                 self.client = qc.QdrantClient(path=str(path), **client_kwargs)
         except Exception as exc:  # locked folder, unreachable server ...
             raise StoreError(f"cannot open Qdrant ({url or path or ':memory:'}): {exc}") from exc
+        opts = getattr(self.client, "init_options", None) or {}
+        self.local = opts.get("path") is not None or opts.get("location") == ":memory:"
+        self._search_params = None
+        if quantization is not None and not self.local:
+            m = self.models
+            self._search_params = m.SearchParams(
+                quantization=m.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+            )
+        elif quantization is not None:
+            logger.info("Qdrant local mode searches exactly; quantization=%r has no effect there", quantization)
 
     # ------------------------------------------------------------------ collection
     def stored_config(self) -> dict[str, Any] | None:
@@ -80,6 +100,7 @@ class QdrantEngine:
                 vectors_config={DENSE: m.VectorParams(size=int(config["dim"]), distance=m.Distance.COSINE)},
                 sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
                 metadata={_META_KEY: config},
+                quantization_config=self._quantization_config(),  # local mode accepts and drops it
             )
             with warnings.catch_warnings():  # local mode warns that payload indexes do nothing
                 warnings.simplefilter("ignore")
@@ -88,6 +109,15 @@ class QdrantEngine:
                 self.client.create_payload_index(self.collection, "page", m.PayloadSchemaType.INTEGER)
         except Exception as exc:
             raise StoreError(f"cannot create collection {self.collection!r}: {exc}") from exc
+
+    def _quantization_config(self) -> Any:
+        m = self.models
+        if self.quantization == "int8":
+            cfg = m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99, always_ram=True)
+            return m.ScalarQuantization(scalar=cfg)
+        if self.quantization == "binary":
+            return m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True))
+        return None
 
     # ------------------------------------------------------------------ writes
     def existing(self, ids: Sequence[str]) -> set[str]:
@@ -139,6 +169,8 @@ class QdrantEngine:
         else:
             query, using = np.asarray(q.dense, dtype=np.float32).tolist(), DENSE
         kw: dict[str, Any] = dict(query=query, using=using, filter=to_qdrant(conds, m), limit=q.limit)
+        if q.sparse is None and self._search_params is not None:
+            kw["params"] = self._search_params
         if q.min_score is not None:
             kw["score_threshold"] = q.min_score
         if cls is m.QueryRequest:
@@ -194,6 +226,9 @@ class QdrantEngine:
             if v is not None:
                 out[str(r.id)] = np.asarray(v, dtype=np.float32)
         return out
+
+    def memory_bytes(self) -> dict[str, int]:
+        return {}  # Qdrant manages its own memory
 
     def close(self) -> None:
         if self._owns_client:

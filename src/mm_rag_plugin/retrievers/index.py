@@ -46,6 +46,7 @@ from ..ids import content_hash, stable_id
 from ..types import Chunk, Embedder, ImageChunk, ReadResult, TextChunk
 from ._engine import Engine, ListQuery, Point
 from ._filters import Condition
+from ._numpy import check_quantization
 from .bm25 import BM25Encoder
 from .ingest import IngestReport, ingest
 
@@ -73,6 +74,15 @@ class MultiModalIndex:
 
     ``dim`` is taken from ``embedder.dim`` (or from the stored index when it exists). BM25 options
     (``bm25=BM25Encoder(...)``) are stored with a new index and must match when reopening.
+
+    ``quantization="int8"`` or ``"binary"`` keeps the dense vectors in RAM as int8 rows (about 1/4
+    of float32) or sign bits (1/32). Each dense list then takes ``limit * oversampling`` candidates
+    (default oversampling 3 for int8, 10 for binary; at least 100) by the quantized score and
+    rescores them with the float32 originals, which always stay on disk: returned scores are exact,
+    and the cost is a read of the candidates per query and a small chance (larger for binary) of
+    missing a neighbour the quantized score ranks too low. With the numpy engine it is chosen at
+    open time, so a folder opens with or without it; on a Qdrant server it is set when the
+    collection is created (an existing collection keeps its own); Qdrant local mode ignores it.
     """
 
     def __init__(
@@ -89,10 +99,13 @@ class MultiModalIndex:
         bm25: BM25Encoder | None = None,
         batch_size: int = 64,
         show_progress: bool = True,
+        quantization: Literal["int8", "binary"] | None = None,
+        oversampling: float | None = None,
         **client_kwargs: Any,
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
+        self.quantization, self.oversampling = check_quantization(quantization, oversampling)
         self.embedder = embedder
         self.batch_size = batch_size
         self.show_progress = show_progress
@@ -104,14 +117,15 @@ class MultiModalIndex:
             from ._qdrant import QdrantEngine
 
             self._engine = QdrantEngine(
-                collection=collection, path=self.path, url=url, api_key=api_key, client=client, **client_kwargs
+                collection=collection, path=self.path, url=url, api_key=api_key, client=client,
+                quantization=quantization, oversampling=self.oversampling, **client_kwargs,
             )
         elif engine == "numpy":
             if url is not None or client is not None:
                 raise ConfigurationError("engine='numpy' is embedded: pass a folder path, not url= or client=")
             from ._numpy import NumpyEngine
 
-            self._engine = NumpyEngine(self.path)
+            self._engine = NumpyEngine(self.path, quantization=quantization, oversampling=oversampling)
         else:
             raise ConfigurationError(f"engine must be 'auto', 'qdrant' or 'numpy', got {engine!r}")
         try:
@@ -237,6 +251,10 @@ class MultiModalIndex:
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         return self._engine.vectors(ids)
+
+    def memory_bytes(self) -> dict[str, int]:
+        """RAM held by the engine's arrays (``"dense"``: the dense vectors); ``{}`` for Qdrant."""
+        return self._engine.memory_bytes()  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ internals for ingest
     @property
