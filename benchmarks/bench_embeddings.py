@@ -1,46 +1,53 @@
 """Embedding throughput: OpenCLIPEmbedder vs the per-item loops LangChain and LlamaIndex ship, and
-vs a raw open_clip batched forward pass (the ceiling), on the same model and the same inputs.
+vs a raw open_clip batched forward pass (the ceiling), on the same model and the same inputs,
+for batch sizes 1..256.
 
-    .venv/bin/python -m benchmarks.bench_embeddings [--model ViT-B-32] [--images 64] [--texts 256]
-                                                    [--batch-size 32] [--repeats 3]
+    .venv/bin/python -m benchmarks.bench_embeddings [--quick] [--model ViT-B-32]
+    (or as part of the suite: .venv/bin/python -m benchmarks.run --only embeddings)
 
 Contestants (one shared model object, random weights: speed does not depend on them):
-* ``ours``: ``OpenCLIPEmbedder.embed_images(paths)`` / ``embed_texts(texts)``, cache off.
+* ``ours``: ``OpenCLIPEmbedder.embed_images(paths)`` / ``embed_texts(texts)``, cache off, at each
+  batch size of the sweep.
+* ``ours-bf16``: the same with the model's weights cast to bfloat16 (``precision="bf16"``), where
+  the CPU has native bf16 (AVX512-BF16/AMX) or on a GPU; its agreement with fp32 (cosine) is
+  reported next to the speed.
+* ``raw``: open_clip batched forward at each batch size: decode + preprocess a batch,
+  ``encode_*`` under ``inference_mode``, normalise. No validation, no EXIF, no RGB conversion, no
+  error handling: the ceiling.
 * ``langchain``: the real ``langchain_experimental.open_clip.OpenCLIPEmbeddings`` (built with
   ``checkpoint=""`` so it loads offline, then given the shared model); it encodes one item per
-  forward pass and keeps autograd on.
+  forward pass (so the batch size does not change its speed) and keeps autograd on.
 * ``llamaindex``: LlamaIndex ``ClipEmbedding``'s loop reproduced line for line in a
   ``MultiModalEmbedding`` subclass (the real class needs OpenAI's ``clip`` package from git, which
-  cannot be installed here): one item per forward pass, autograd on for text, called through
+  cannot be installed here): one item per forward pass, called through
   ``get_image_embedding_batch`` / ``get_text_embedding_batch``.
-* ``raw``: open_clip batched forward: decode + preprocess a batch, ``encode_*`` under
-  ``inference_mode``, normalise. No validation, no EXIF, no RGB conversion, no error handling.
 
-Contestants run interleaved (round robin) in each repeat; the median time counts. Results print as
-a markdown table and go to ``benchmarks/results/embeddings.json``.
+Each figure is the median of the repeats of one contestant at one batch size; a batch size of
+the sweep embeds max(batch size, 64) images and max(batch size, 256) texts (``--quick``: fewer). On a machine
+with a GPU (``torch.cuda.is_available()``) a second sweep runs there for ``ours`` (fp32, fp16,
+bf16) and ``raw`` (fp32, fp16 autocast).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-import platform
 import random
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import open_clip
 import torch
 from PIL import Image
 
+from benchmarks._common import RESULTS, SHARED, machine, median_time
 from mm_rag_plugin import OpenCLIPEmbedder
 
-ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = ROOT.parent / "shared" / "data" / "clip_skimage" / "images"
+PHOTOS = SHARED / "clip_skimage" / "images"
 WORDS = ["the", "a", "red", "blue", "green", "photo", "of", "cat", "dog", "chart", "revenue", "figure", "table", "shows", "quarterly", "growth", "in"]
 
 
@@ -62,24 +69,29 @@ def make_inputs(n_images: int, n_texts: int, folder: Path) -> tuple[list[str], l
 
 
 class RawBatched:
-    def __init__(self, model: Any, preprocess: Any, tokenizer: Any, batch_size: int) -> None:
-        self.model, self.preprocess, self.tokenizer, self.bs = model, preprocess, tokenizer, batch_size
+    """The ceiling: open_clip's batched forward with nothing around it."""
 
-    def images(self, paths: list[str]) -> list[list[float]]:
-        out = []
-        for i in range(0, len(paths), self.bs):
-            x = torch.stack([self.preprocess(Image.open(p)) for p in paths[i : i + self.bs]])
-            with torch.inference_mode():
-                out.append(torch.nn.functional.normalize(self.model.encode_image(x), dim=-1))
-        return torch.cat(out).tolist()
+    def __init__(self, model: Any, preprocess: Any, tokenizer: Any, device: str = "cpu", autocast: Any = None) -> None:
+        self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
+        self.device, self.autocast = device, autocast
 
-    def texts(self, texts: list[str]) -> list[list[float]]:
+    def _run(self, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast(self.device, dtype=self.autocast, enabled=self.autocast is not None):
+            return torch.nn.functional.normalize(fn().float(), dim=-1).cpu()
+
+    def images(self, paths: list[str], bs: int) -> np.ndarray:
         out = []
-        for i in range(0, len(texts), self.bs):
-            with torch.inference_mode():
-                feats = self.model.encode_text(self.tokenizer(texts[i : i + self.bs]))
-                out.append(torch.nn.functional.normalize(feats, dim=-1))
-        return torch.cat(out).tolist()
+        for i in range(0, len(paths), bs):
+            x = torch.stack([self.preprocess(Image.open(p)) for p in paths[i : i + bs]]).to(self.device)
+            out.append(self._run(lambda x=x: self.model.encode_image(x)))
+        return torch.cat(out).numpy()
+
+    def texts(self, texts: list[str], bs: int) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), bs):
+            tokens = self.tokenizer(texts[i : i + bs]).to(self.device)
+            out.append(self._run(lambda t=tokens: self.model.encode_text(t)))
+        return torch.cat(out).numpy()
 
 
 def llamaindex_clip_loop(model: Any, preprocess: Any, tokenizer: Any, batch_size: int) -> Any:
@@ -115,95 +127,179 @@ def llamaindex_clip_loop(model: Any, preprocess: Any, tokenizer: Any, batch_size
     return ClipEmbeddingLoop(model_name="ViT-B/32", embed_batch_size=batch_size)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="ViT-B-32")
-    ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--texts", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--skip", default="", help="comma-separated contestants to leave out")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "embeddings.json"))
-    args = ap.parse_args()
+BATCHES_FULL = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+BATCHES_QUICK = (1, 8, 32)
 
+
+def _sweep(
+    contestants: dict[str, tuple[Callable[[list[str], int], Any], Callable[[list[str], int], Any]]],
+    per_item: dict[str, tuple[Callable[[list[str]], Any], Callable[[list[str]], Any]]],
+    batches: tuple[int, ...],
+    paths: list[str],
+    texts: list[str],
+    n_images: int,
+    n_texts: int,
+    repeats: int,
+) -> dict[str, Any]:
+    """items/s per contestant and batch size; per-item contestants once (batch size is moot)."""
+    sweep: dict[str, dict[str, dict[str, float]]] = {n: {"images": {}, "texts": {}} for n in contestants}
+    for img_fn, txt_fn in contestants.values():  # warm-up: first-call allocations, lazy imports
+        img_fn(paths[:2], 2)
+        txt_fn(texts[:2], 2)
+    for img_fn, txt_fn in per_item.values():
+        img_fn(paths[:2])
+        txt_fn(texts[:2])
+    for bs in batches:
+        imgs = paths[: max(n_images, bs)]
+        txts = texts[: max(n_texts, bs)]
+        for name, (img_fn, txt_fn) in contestants.items():
+            t_img = median_time(lambda f=img_fn, b=bs, x=imgs: f(x, b), repeats)
+            t_txt = median_time(lambda f=txt_fn, b=bs, x=txts: f(x, b), repeats)
+            sweep[name]["images"][str(bs)] = round(len(imgs) / t_img, 2)
+            sweep[name]["texts"][str(bs)] = round(len(txts) / t_txt, 2)
+    items: dict[str, dict[str, float]] = {}
+    for name, (img_fn, txt_fn) in per_item.items():
+        imgs, txts = paths[:n_images], texts[:n_texts]
+        items[name] = {
+            "images": round(len(imgs) / median_time(lambda f=img_fn, x=imgs: f(x), repeats), 2),
+            "texts": round(len(txts) / median_time(lambda f=txt_fn, x=txts: f(x), repeats), 2),
+        }
+    return {"batched": sweep, "per_item": items}
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    cos = np.sum(a * b, axis=1)
+    return {"mean_cosine": round(float(cos.mean()), 5), "min_cosine": round(float(cos.min()), 5)}
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def run(quick: bool = False, model_name: str = "ViT-B-32", repeats: int | None = None, peers: bool = True,
+        gpu: bool = True) -> dict[str, Any]:
+    """The embedding section of the suite (see the module docstring)."""
+    batches = BATCHES_QUICK if quick else BATCHES_FULL
+    n_images, n_texts = (32, 64) if quick else (64, 256)
+    repeats = repeats or (1 if quick else 3)
     torch.manual_seed(0)
-    model, _, preprocess = open_clip.create_model_and_transforms(args.model, pretrained=None)
+    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None)
     model.eval()
-    tokenizer = open_clip.get_tokenizer(args.model)
-    bs = args.batch_size
+    tokenizer = open_clip.get_tokenizer(model_name)
 
-    ours = OpenCLIPEmbedder(
-        model=model, preprocess=preprocess, tokenizer=tokenizer, device="cpu", batch_size=bs, text_batch_size=bs,
-        cache_size=0,
-    )
-    raw = RawBatched(model, preprocess, tokenizer, bs)
-    contestants: dict[str, tuple[Callable[[list[str]], Any], Callable[[list[str]], Any]]] = {
-        "ours": (lambda p: ours.embed_images(p), lambda t: ours.embed_texts(t)),
-        "raw": (raw.images, raw.texts),
-    }
-    skip = set(filter(None, args.skip.split(",")))
-    if "langchain" not in skip:
+    def ours_fns(emb: OpenCLIPEmbedder):
+        return (lambda p, b: emb.embed_images(p, batch_size=b), lambda t, b: emb.embed_texts(t, batch_size=b))
+
+    ours = OpenCLIPEmbedder(model=model, preprocess=preprocess, tokenizer=tokenizer, device="cpu", cache_size=0)
+    raw = RawBatched(model, preprocess, tokenizer)
+    contestants = {"ours": ours_fns(ours), "raw": (raw.images, raw.texts)}
+    bf16 = None
+    if _cpu_has_bf16():
+        bf16 = OpenCLIPEmbedder(model=copy.deepcopy(model).to(torch.bfloat16), preprocess=preprocess,
+                                tokenizer=tokenizer, device="cpu", cache_size=0)
+        contestants["ours-bf16"] = ours_fns(bf16)
+    per_item: dict[str, Any] = {}
+    if peers:
         from langchain_experimental.open_clip import OpenCLIPEmbeddings
 
-        lc = OpenCLIPEmbeddings(model_name=args.model, checkpoint="")
+        lc = OpenCLIPEmbeddings(model_name=model_name, checkpoint="")
         lc.model, lc.preprocess, lc.tokenizer = model, preprocess, tokenizer
-        contestants["langchain"] = (lc.embed_image, lc.embed_documents)
-    if "llamaindex" not in skip:
-        li = llamaindex_clip_loop(model, preprocess, tokenizer, bs)
-        contestants["llamaindex"] = (li.get_image_embedding_batch, li.get_text_embedding_batch)
+        per_item["langchain"] = (lc.embed_image, lc.embed_documents)
+        li = llamaindex_clip_loop(model, preprocess, tokenizer, 32)
+        per_item["llamaindex"] = (li.get_image_embedding_batch, li.get_text_embedding_batch)
 
     with tempfile.TemporaryDirectory() as tmp:
-        paths, texts = make_inputs(args.images, args.texts, Path(tmp))
-        for img_fn, txt_fn in contestants.values():  # warm-up: first-call allocations, lazy imports
-            img_fn(paths[:2])
-            txt_fn(texts[:2])
-        times: dict[str, dict[str, list[float]]] = {name: {"images": [], "texts": []} for name in contestants}
-        for _ in range(args.repeats):
-            for name, (img_fn, txt_fn) in contestants.items():
-                for kind, fn, items in (("images", img_fn, paths), ("texts", txt_fn, texts)):
-                    t0 = time.perf_counter()
-                    fn(items)
-                    times[name][kind].append(time.perf_counter() - t0)
+        paths, texts = make_inputs(max(n_images, max(batches)), max(n_texts, max(batches)), Path(tmp))
+        result: dict[str, Any] = {
+            "model": f"{model_name} (random weights)", "device": "cpu", "batches": list(batches),
+            "n_images": n_images, "n_texts": n_texts, "repeats": repeats,
+            **_sweep(contestants, per_item, batches, paths, texts, n_images, n_texts, repeats),
+        }
+        if bf16 is not None:
+            result["bf16_agreement"] = {
+                "images": _agreement(ours.embed_images(paths[:32]), bf16.embed_images(paths[:32])),
+                "texts": _agreement(ours.embed_texts(texts[:64]), bf16.embed_texts(texts[:64])),
+            }
+        if gpu and torch.cuda.is_available():
+            result["gpu"] = _gpu(model_name, paths, texts, batches, n_images, n_texts, repeats)
+    return result
 
-    result: dict[str, Any] = {
-        "model": args.model,
-        "batch_size": bs,
-        "n_images": args.images,
-        "n_texts": args.texts,
-        "repeats": args.repeats,
-        "torch_threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
-        "throughput": {},
-    }
-    for name, t in times.items():
-        result["throughput"][name] = {
-            "images_per_s": args.images / statistics.median(t["images"]),
-            "texts_per_s": args.texts / statistics.median(t["texts"]),
-        }
-    tp = result["throughput"]
-    lines = [
-        f"model {args.model} (random weights), batch {bs}, {args.images} images / {args.texts} texts, "
-        f"median of {args.repeats}, {torch.get_num_threads()} torch threads",
-        "",
-        "| contestant | images/s | texts/s | ours vs it (images) | ours vs it (texts) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, v in tp.items():
-        ri = tp["ours"]["images_per_s"] / v["images_per_s"]
-        rt = tp["ours"]["texts_per_s"] / v["texts_per_s"]
-        lines.append(f"| {name} | {v['images_per_s']:.1f} | {v['texts_per_s']:.1f} | {ri:.2f}x | {rt:.2f}x |")
-    result["ratios"] = {
-        name: {
-            "images": tp["ours"]["images_per_s"] / v["images_per_s"],
-            "texts": tp["ours"]["texts_per_s"] / v["texts_per_s"],
-        }
-        for name, v in tp.items()
-    }
-    print("\n".join(lines))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"\nwritten to {out}")
+
+def _gpu(model_name: str, paths: list[str], texts: list[str], batches: tuple[int, ...], n_images: int,
+         n_texts: int, repeats: int) -> dict[str, Any]:
+    """Same sweep on the GPU: ours in fp32/fp16/bf16, raw in fp32 and fp16 autocast."""
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None, device="cuda")
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(model_name)
+    contestants: dict[str, Any] = {}
+    for prec, dtype in (("fp32", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16)):
+        m = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
+        emb = OpenCLIPEmbedder(model=m, preprocess=preprocess, tokenizer=tokenizer, device="cuda", cache_size=0)
+        contestants[f"ours-{prec}"] = (
+            lambda p, b, e=emb: e.embed_images(p, batch_size=b), lambda t, b, e=emb: e.embed_texts(t, batch_size=b)
+        )
+    for name, autocast in (("raw-fp32", None), ("raw-fp16", torch.float16)):
+        r = RawBatched(model, preprocess, tokenizer, device="cuda", autocast=autocast)
+        contestants[name] = (r.images, r.texts)
+    out = _sweep(contestants, {}, batches, paths, texts, max(n_images, 256), max(n_texts, 256), repeats)
+    out["device"] = torch.cuda.get_device_name(0)
+    return out
+
+
+def markdown(res: dict[str, Any]) -> list[str]:
+    """Table: items/s per batch size, and ours vs each peer at every batch size."""
+    sweep, items = res["batched"], res["per_item"]
+    lines = [f"Model {res['model']}, {res['device']}, median of {res['repeats']}; items/s.", ""]
+    for kind in ("images", "texts"):
+        head = "| contestant | " + " | ".join(f"bs {b}" for b in res["batches"]) + " |"
+        lines += [f"**{kind}/s**", "", head, "|---|" + "---:|" * len(res["batches"])]
+        for name, v in sweep.items():
+            lines.append(f"| {name} | " + " | ".join(f"{v[kind][str(b)]:.1f}" for b in res["batches"]) + " |")
+        for name, v in items.items():
+            lines.append(f"| {name} (per item) | " + " | ".join(f"{v[kind]:.1f}" for _ in res["batches"]) + " |")
+        for name, v in items.items():
+            lines.append(f"| *ours / {name}* | " + " | ".join(
+                f"{sweep['ours'][kind][str(b)] / v[kind]:.2f}x" for b in res["batches"]) + " |")
+        lines.append("| *ours / raw* | " + " | ".join(
+            f"{sweep['ours'][kind][str(b)] / sweep['raw'][kind][str(b)]:.2f}x" for b in res["batches"]) + " |")
+        if "ours-bf16" in sweep:
+            for name, v in items.items():
+                lines.append(f"| *ours-bf16 / {name}* | " + " | ".join(
+                    f"{sweep['ours-bf16'][kind][str(b)] / v[kind]:.2f}x" for b in res["batches"]) + " |")
+        lines.append("")
+    if "bf16_agreement" in res:
+        a = res["bf16_agreement"]
+        lines.append(f"bf16 vs fp32 embeddings, cosine: images mean {a['images']['mean_cosine']} "
+                     f"(min {a['images']['min_cosine']}), texts mean {a['texts']['mean_cosine']} "
+                     f"(min {a['texts']['min_cosine']}).")
+    if "gpu" in res:
+        g = res["gpu"]
+        lines += ["", f"**GPU ({g['device']})**, images/s", "",
+                  "| contestant | " + " | ".join(f"bs {b}" for b in res["batches"]) + " |",
+                  "|---|" + "---:|" * len(res["batches"])]
+        for name, v in g["batched"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{v['images'][str(b)]:.1f}" for b in res["batches"]) + " |")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--model", default="ViT-B-32")
+    ap.add_argument("--repeats", type=int)
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--out", default=str(RESULTS / "embeddings.json"))
+    args = ap.parse_args()
+    res = run(args.quick, args.model, args.repeats, peers=not args.no_peers)
+    res["machine"] = machine()
+    print("\n".join(markdown(res)))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,24 @@
-"""Fused retrieval benchmark: mm-rag-plugin engines vs LangChain and LlamaIndex fusion retrievers.
+"""Fused retrieval latency as the index grows: mm-rag-plugin vs LangChain, LlamaIndex and Qdrant.
 
 Same synthetic data for everyone: N chunks (80 % text of 20-120 Zipf-distributed words, 20 %
 "images" with 3-20 OCR words), each with a precomputed random unit vector; queries are 3 words
 plus a random unit vector. Embedding is a table lookup for every system, so latency excludes model
-time. Each system returns the top 10 of an RRF fusion of a dense list and a BM25 list.
+time. Each system returns the top 10 of an RRF fusion of a dense list and a BM25 list, each list
+50 deep:
 
-    python benchmarks/bench_retrieval.py --quick           # 5k items, a minute or so
-    python benchmarks/bench_retrieval.py                   # 50k items (the issue's target)
-    python benchmarks/bench_retrieval.py --skip-frameworks # only mm-rag-plugin engines
+* ``ours``: ``FusedRetriever`` over ``MultiModalIndex(engine="numpy")`` (the default for a folder),
+  also with ``quantization="int8"`` and ``"binary"``.
+* ``qdrant-local``: ``MultiModalIndex(engine="qdrant")`` on qdrant-client's local mode, fused by
+  Qdrant itself (``query_points`` with two prefetches and ``FusionQuery(RRF)``).
+* ``llamaindex``: ``QueryFusionRetriever(mode="reciprocal_rerank")`` over a ``VectorStoreIndex``
+  retriever and ``llama_index.retrievers.bm25.BM25Retriever`` (no LLM query generation).
+* ``langchain``: ``EnsembleRetriever`` (weights 0.5/0.5) over an ``InMemoryVectorStore`` retriever
+  and ``langchain_community`` ``BM25Retriever``.
+
+The slow systems get fewer queries at large N (see ``QUERIES``); p95 of few queries is rough.
+
+    .venv/bin/python -m benchmarks.bench_retrieval --sizes 1000,10000,50000,200000
+    .venv/bin/python -m benchmarks.run --only retrieval [--quick]
 
 Needs (benchmark only): llama-index-retrievers-bm25, langchain-community, langchain-classic, rank-bm25.
 """
@@ -16,21 +27,21 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
-import sys
+import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
+from benchmarks._common import RESULTS, latencies_ms, machine, percentiles
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
 from mm_rag_plugin.types import ImageChunk, TextChunk
 
 K = 10
+TOP = 50  # per-list depth for every system (mm-rag's default prefetch for k=10)
 
 
 # ---------------------------------------------------------------------- data
@@ -39,16 +50,18 @@ def make_data(n: int, dim: int, n_queries: int, seed: int = 0):
     vocab = np.array([f"term{i}" for i in range(20000)])
     p = 1.0 / np.arange(1, len(vocab) + 1) ** 1.1
     p /= p.sum()
+    lengths = np.where(np.arange(n) % 5 == 4, rng.integers(3, 20, n), rng.integers(20, 120, n))
+    words = vocab[rng.choice(len(vocab), size=int(lengths.sum()), p=p)]
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
     chunks, texts = [], []
     for i in range(n):
+        text = " ".join(words[bounds[i] : bounds[i + 1]])
         if i % 5 == 4:
-            words = " ".join(rng.choice(vocab, size=int(rng.integers(3, 20)), p=p))
             chunks.append(ImageChunk(id=f"img{i}", source=f"doc{i // 50}.pdf", image_path=f"/images/{i}.png",
-                                     content_hash=f"h{i}", ocr_text=words, page=i % 20 + 1))
+                                     content_hash=f"h{i}", ocr_text=text, page=i % 20 + 1))
         else:
-            words = " ".join(rng.choice(vocab, size=int(rng.integers(20, 120)), p=p))
-            chunks.append(TextChunk(id=f"txt{i}", text=words, source=f"doc{i // 50}.pdf", page=i % 20 + 1, position=i))
-        texts.append(words)
+            chunks.append(TextChunk(id=f"txt{i}", text=text, source=f"doc{i // 50}.pdf", page=i % 20 + 1, position=i))
+        texts.append(text)
     vecs = rng.normal(size=(n, dim)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     queries = [" ".join(rng.choice(vocab[:3000], size=3)) + f" q{j}" for j in range(n_queries)]
@@ -70,38 +83,22 @@ class LookupEmbedder:
         return np.stack([self.table[str(i)] for i in images])
 
 
-# ---------------------------------------------------------------------- timing
-def latencies(fn: Callable[[str], object], queries: list[str], warmup: int = 3) -> list[float]:
-    for q in queries[:warmup]:
-        fn(q)
-    out = []
-    for q in queries:
-        t = time.perf_counter()
-        fn(q)
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-def summary(ms: list[float]) -> tuple[float, float]:
-    ms = sorted(ms)
-    return statistics.median(ms), ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-
-
 # ---------------------------------------------------------------------- systems
-def bench_mm(engine: str, chunks, vecs, queries, table, dim, folder: Path, fusion: str = "client", index=None):
+def build_mm(folder: Path | None, engine: str, chunks, vecs, dim: int, **options: Any) -> tuple[MultiModalIndex, float]:
     t0 = time.perf_counter()
-    own = index is None
-    if own:
-        index = MultiModalIndex(folder, engine=engine, dim=dim, show_progress=False)
-        for s in range(0, len(chunks), 1024):
-            index.add_embedded(chunks[s : s + 1024], vecs[s : s + 1024])
-    ingest_s = time.perf_counter() - t0
-    r = FusedRetriever(index, LookupEmbedder(table, dim), k=K, fusion=fusion, near_duplicate_threshold=None)
-    ms = latencies(lambda q: r.retrieve(q), queries)
-    return index, ingest_s, ms
+    index = MultiModalIndex(folder, engine=engine, dim=dim, show_progress=False, **options)
+    for s in range(0, len(chunks), 1024):
+        index.add_embedded(chunks[s : s + 1024], vecs[s : s + 1024])
+    return index, time.perf_counter() - t0
 
 
-def bench_llamaindex(texts, vecs, queries, table, dim, top):
+def query_mm(index: MultiModalIndex, table, dim: int, queries, fusion: str = "client") -> list[float]:
+    r = FusedRetriever(index, LookupEmbedder(table, dim), k=K, prefetch_k=TOP, fusion=fusion,
+                       near_duplicate_threshold=None)
+    return latencies_ms(lambda q: r.retrieve(q), queries)
+
+
+def bench_llamaindex(texts, vecs, queries, table, top=TOP):
     from llama_index.core import VectorStoreIndex
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from llama_index.core.llms import MockLLM
@@ -128,10 +125,10 @@ def bench_llamaindex(texts, vecs, queries, table, dim, top):
         mode="reciprocal_rerank", similarity_top_k=K, num_queries=1, use_async=False, llm=MockLLM(),
     )  # num_queries=1: no LLM query generation, the LLM is never called
     ingest_s = time.perf_counter() - t0
-    return ingest_s, latencies(lambda q: retriever.retrieve(q), queries)
+    return ingest_s, latencies_ms(lambda q: retriever.retrieve(q), queries)
 
 
-def bench_langchain(texts, vecs, queries, table, dim, top):
+def bench_langchain(texts, vecs, queries, table, top=TOP):
     from langchain_community.retrievers import BM25Retriever
     from langchain_core.documents import Document
     from langchain_core.embeddings import Embeddings
@@ -158,57 +155,113 @@ def bench_langchain(texts, vecs, queries, table, dim, top):
     bm25 = BM25Retriever.from_documents(docs, k=top)
     ens = EnsembleRetriever(retrievers=[store.as_retriever(search_kwargs={"k": top}), bm25], weights=[0.5, 0.5])
     ingest_s = time.perf_counter() - t0
-    return ingest_s, latencies(lambda q: ens.invoke(q)[:K], queries)
+    return ingest_s, latencies_ms(lambda q: ens.invoke(q)[:K], queries)
 
 
 # ---------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=50_000)
-    ap.add_argument("--dim", type=int, default=512)
-    ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--framework-queries", type=int, default=30)
-    ap.add_argument("--quick", action="store_true", help="5k items, fewer queries")
-    ap.add_argument("--skip-frameworks", action="store_true")
-    ap.add_argument("--skip-qdrant", action="store_true")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.n, args.queries, args.framework_queries = 5_000, 100, 30
-    top = 50  # per-list depth for every system (mm-rag's default prefetch for k=10)
+SYSTEMS = ("ours", "ours-int8", "ours-binary", "qdrant-local", "llamaindex", "langchain")
+# queries per system at each size (the slow systems get fewer at large N)
+QUERIES = {
+    "ours": lambda n: 200,
+    "qdrant-local": lambda n: 20 if n <= 10_000 else 8 if n <= 50_000 else 4,
+    "llamaindex": lambda n: 30 if n <= 10_000 else 15 if n <= 50_000 else 8,
+    "langchain": lambda n: 30 if n <= 10_000 else 15 if n <= 50_000 else 8,
+}
 
-    print(f"data: {args.n} items ({args.n // 5} images with OCR text), dim {args.dim}, top {K}, per-list depth {top}")
-    chunks, texts, vecs, queries, qvecs = make_data(args.n, args.dim, args.queries)
+
+def _quantized_engines() -> list[str]:
+    import inspect
+
+    return ["int8", "binary"] if "quantization" in inspect.signature(MultiModalIndex).parameters else []
+
+
+def run_size(n: int, dim: int = 512, systems: Sequence[str] = SYSTEMS, log: Callable[[str], None] = print,
+             ) -> dict[str, Any]:
+    """Every system at one index size: ingest rate and p50/p95 latency."""
+    n_q = QUERIES["ours"](n)
+    chunks, texts, vecs, queries, qvecs = make_data(n, dim, n_q)
     table = {q: qvecs[i] for i, q in enumerate(queries)}
-    fq = queries[: args.framework_queries]
-    rows: list[tuple[str, float, float, float, int]] = []
+    out: dict[str, Any] = {}
+
+    def record(name: str, build_s: float, ms: list[float]) -> None:
+        out[name] = {**percentiles(ms), "ingest_items_per_s": round(n / build_s, 1)}
+        log(f"  N={n:>7} {name:14s} p50 {out[name]['p50_ms']:9.2f} ms  p95 {out[name]['p95_ms']:9.2f} ms")
 
     with tempfile.TemporaryDirectory() as tmp:
-        ix, ing, ms = bench_mm("numpy", chunks, vecs, queries, table, args.dim, Path(tmp) / "numpy")
-        rows.append(("mm-rag numpy engine (client RRF)", *summary(ms), args.n / ing, len(ms)))
-        ix.close()
-        t = time.perf_counter()
-        with MultiModalIndex(Path(tmp) / "numpy", engine="numpy") as ix:
-            reopen = time.perf_counter() - t
-            _, _, ms = bench_mm("numpy", chunks, vecs, queries, table, args.dim, Path(tmp), index=ix)
-        print(f"numpy engine: reopen {reopen:.2f} s, p50 after reopen {summary(ms)[0]:.2f} ms")
-        if not args.skip_qdrant:
-            ix, ing, ms = bench_mm("qdrant", chunks, vecs, fq, table, args.dim, Path(tmp) / "qdrant")
-            rows.append(("mm-rag qdrant local (client RRF)", *summary(ms), args.n / ing, len(ms)))
-            _, _, ms = bench_mm("qdrant", chunks, vecs, fq, table, args.dim, Path(tmp), fusion="server", index=ix)
-            rows.append(("qdrant local prefetch+RRF (server)", *summary(ms), args.n / ing, len(ms)))
+        if "ours" in systems:
+            ix, build_s = build_mm(Path(tmp) / "numpy", "numpy", chunks, vecs, dim)
             ix.close()
+            for q in [None, *_quantized_engines()]:
+                name = "ours" if q is None else f"ours-{q}"
+                if name not in systems:
+                    continue
+                t = time.perf_counter()
+                with MultiModalIndex(Path(tmp) / "numpy", **({"quantization": q} if q else {})) as ix:
+                    open_s = time.perf_counter() - t
+                    record(name, build_s, query_mm(ix, table, dim, queries))
+                    out[name]["reopen_s"] = round(open_s, 3)
+        if "qdrant-local" in systems:
+            ix, build_s = build_mm(Path(tmp) / "qdrant", "qdrant", chunks, vecs, dim)
+            try:
+                record("qdrant-local", build_s, query_mm(ix, table, dim, queries[: QUERIES["qdrant-local"](n)], "server"))
+            finally:
+                ix.close()
     gc.collect()
-    if not args.skip_frameworks:
-        ing, ms = bench_llamaindex(texts, vecs, fq, table, args.dim, top)
-        rows.append(("LlamaIndex QueryFusionRetriever", *summary(ms), args.n / ing, len(ms)))
+    if "llamaindex" in systems:
+        build_s, ms = bench_llamaindex(texts, vecs, queries[: QUERIES["llamaindex"](n)], table)
+        record("llamaindex", build_s, ms)
         gc.collect()
-        ing, ms = bench_langchain(texts, vecs, fq, table, args.dim, top)
-        rows.append(("LangChain EnsembleRetriever", *summary(ms), args.n / ing, len(ms)))
+    if "langchain" in systems:
+        build_s, ms = bench_langchain(texts, vecs, queries[: QUERIES["langchain"](n)], table)
+        record("langchain", build_s, ms)
+        gc.collect()
+    return out
 
-    base = rows[0][1]
-    print(f"\n{'system':38s} {'p50 ms':>9s} {'p95 ms':>9s} {'ingest/s':>10s} {'queries':>8s} {'p50 vs ours':>12s}")
-    for name, p50, p95, thr, nq in rows:
-        print(f"{name:38s} {p50:9.2f} {p95:9.2f} {thr:10.0f} {nq:8d} {p50 / base:11.1f}x")
+
+def run(sizes: Sequence[int], dim: int = 512, systems: Sequence[str] = SYSTEMS, qdrant_max: int | None = None,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    by_size: dict[str, Any] = {}
+    for n in sizes:
+        chosen = [s for s in systems if not (s == "qdrant-local" and qdrant_max is not None and n > qdrant_max)]
+        by_size[str(n)] = run_size(n, dim, chosen, log)
+    return {"dim": dim, "k": K, "per_list_depth": TOP, "sizes": list(sizes), "by_size": by_size}
+
+
+def markdown(res: dict[str, Any]) -> list[str]:
+    sizes = [str(n) for n in res["sizes"]]
+    systems = [s for s in SYSTEMS if any(s in res["by_size"][n] for n in sizes)]
+    lines = [f"p50 / p95 ms of one fused query (top {res['k']}, lists {res['per_list_depth']} deep, "
+             f"{res['dim']}-d), and p50 relative to ours.", "",
+             "| system | " + " | ".join(f"N={int(n):,}" for n in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+    for s in systems:
+        cells = []
+        for n in sizes:
+            r = res["by_size"][n].get(s)
+            base = res["by_size"][n].get("ours")
+            if r is None:
+                cells.append("not run")
+            else:
+                rel = f" ({r['p50_ms'] / base['p50_ms']:.0f}x)" if base and s != "ours" else ""
+                cells.append(f"{r['p50_ms']:.1f} / {r['p95_ms']:.1f}{rel}")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    lines += ["", "Ingest (items/s, vectors precomputed): " + "; ".join(
+        f"{s} " + ", ".join(f"{res['by_size'][n][s]['ingest_items_per_s']:.0f}" for n in sizes if s in res["by_size"][n])
+        for s in systems)]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000,50000")
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--out", default=str(RESULTS / "retrieval.json"))
+    args = ap.parse_args(argv)
+    res = run([int(x) for x in args.sizes.split(",")], args.dim, args.systems.split(","))
+    res["machine"] = machine()
+    print("\n".join(markdown(res)))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+"""Shared pieces of the benchmark suite: timing, machine description, memory, child processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on (CPU model, cores, memory, GPU, library versions)."""
+    import numpy
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "cpus": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "numpy": numpy.__version__,
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        info["torch"] = None
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of *repeats* calls (seconds)."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def latencies_ms(fn: Callable[[Any], object], queries: list[Any], warmup: int = 2) -> list[float]:
+    for q in queries[:warmup]:
+        fn(q)
+    out = []
+    for q in queries:
+        t = time.perf_counter()
+        fn(q)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    s = sorted(ms)
+    p95 = s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
+    return {"p50_ms": round(statistics.median(s), 3), "p95_ms": round(p95, 3), "queries": len(s)}
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def run_child(module: str, args: list[str], timeout: float = 3600) -> dict[str, Any]:
+    """Run ``python -m <module> <args>`` in a fresh process (clean memory figures) and return the
+    JSON object it prints on its last stdout line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def mib(n: float) -> float:
+    return round(n / 2**20, 1)
+
+
+class TreeMemorySampler:
+    """Peak resident memory of this process plus all its descendants (sampled every 20 ms).
+
+    ``ru_maxrss`` of children is useless for worker processes: Linux keeps the parent's RSS at
+    fork time across ``exec``, so every worker would report the parent's size.
+    """
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.peak = 0
+        self.peak_children = 0
+        self._stop = None
+        self._thread = None
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            children = 0
+            try:
+                for c in me.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        children += c.memory_info().rss
+                total = me.memory_info().rss + children
+            except psutil.Error:
+                continue
+            self.peak = max(self.peak, total)
+            self.peak_children = max(self.peak_children, children)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreeMemorySampler:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

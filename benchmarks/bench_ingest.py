@@ -1,0 +1,208 @@
+"""End-to-end ingestion (read + OCR + embed + upsert) of the real PDFs in
+``shared/data/pdfs/text_figures``: pages/s, images/s and peak memory, ours vs the LlamaIndex and
+LangChain default pipelines, each contestant in a fresh process (clean peak-memory figures).
+
+    .venv/bin/python -m benchmarks.bench_ingest [--quick]
+    .venv/bin/python -m benchmarks.run --only ingestion [--quick]
+
+Every contestant embeds with the same model (ViT-B-32, random weights, seed 0) on the CPU.
+
+* ``ours``: ``MultiModalRAG(folder, embedder=OpenCLIPEmbedder(...)).ingest(files, ocr=True)``:
+  text chunks, every embedded raster image (stored, OCR'd with Tesseract, embedded with the image
+  tower), upserted into the default embedded index (numpy engine, SQLite on disk).
+* ``ours-no-ocr``: the same without OCR.
+* ``ours-text``: text only (``extract_images=False``, no OCR): the same work the peers do.
+* ``llamaindex``: pypdf text per page as LlamaIndex's ``PDFReader`` (llama-index-readers-file is not
+  installed; same pypdf calls), ``SentenceSplitter`` defaults, ``VectorStoreIndex`` with
+  ``ClipEmbedding``'s per-item loop (reproduced, see ``bench_embeddings``) on the default
+  ``SimpleVectorStore``, persisted to disk. No images, no OCR.
+* ``langchain``: ``PyPDFLoader`` (pypdf), ``RecursiveCharacterTextSplitter(1000, 200)``,
+  ``InMemoryVectorStore`` with ``langchain_experimental``'s ``OpenCLIPEmbeddings``, dumped to disk.
+  No images, no OCR.
+
+Peak memory: the whole process tree (the contestant's process plus its reader workers and
+Tesseract runs, sampled every 20 ms), and the main process's own ``ru_maxrss``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import RESULTS, SHARED, TreeMemorySampler, machine, mib, run_child
+
+PDFS = SHARED / "pdfs" / "text_figures"
+CONTESTANTS = ("ours", "ours-no-ocr", "ours-text", "llamaindex", "langchain")
+
+
+def pdf_files(quick: bool) -> list[Path]:
+    import pypdfium2 as pdfium
+
+    files = sorted(PDFS.glob("*.pdf"))
+    if not quick:
+        return files
+    small = []
+    for f in files:
+        doc = pdfium.PdfDocument(str(f))
+        if len(doc) <= 3:
+            small.append(f)
+        doc.close()
+    return small
+
+
+def _pages(files: list[Path]) -> int:
+    import pypdfium2 as pdfium
+
+    total = 0
+    for f in files:
+        doc = pdfium.PdfDocument(str(f))
+        total += len(doc)
+        doc.close()
+    return total
+
+
+def _model():
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)
+    return model.eval(), preprocess, open_clip.get_tokenizer("ViT-B-32")
+
+
+def _ours(files: list[Path], folder: Path, **reader_options: Any) -> dict[str, Any]:
+    from mm_rag_plugin import MultiModalRAG, OpenCLIPEmbedder
+
+    model, preprocess, tokenizer = _model()
+    emb = OpenCLIPEmbedder(model=model, preprocess=preprocess, tokenizer=tokenizer, device="cpu")
+    t = time.perf_counter()
+    with MultiModalRAG(folder, embedder=emb, generator=None, show_progress=False) as rag:
+        s = rag.ingest([str(f) for f in files], **reader_options)
+        stored = len(rag.index)
+    return {"seconds": time.perf_counter() - t, "texts": s.texts, "images": s.images, "stored": stored,
+            "errors": len(s.errors)}
+
+
+def _llamaindex(files: list[Path], folder: Path) -> dict[str, Any]:
+    import pypdf
+    from llama_index.core import Document, Settings, VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from benchmarks.bench_embeddings import llamaindex_clip_loop
+
+    model, preprocess, tokenizer = _model()
+    Settings.embed_model = llamaindex_clip_loop(model, preprocess, tokenizer, 10)
+    t = time.perf_counter()
+    docs = []
+    for f in files:
+        reader = pypdf.PdfReader(f)
+        for i, page in enumerate(reader.pages):
+            docs.append(Document(text=page.extract_text(), metadata={"page_label": str(i + 1), "file_name": f.name}))
+    index = VectorStoreIndex.from_documents(docs, transformations=[SentenceSplitter()], show_progress=False)
+    index.storage_context.persist(str(folder))
+    n = len(index.docstore.docs)
+    return {"seconds": time.perf_counter() - t, "texts": n, "images": 0, "stored": n, "errors": 0}
+
+
+def _langchain(files: list[Path], folder: Path) -> dict[str, Any]:
+    from langchain_community.document_loaders import PyPDFLoader
+    from langchain_core.vectorstores import InMemoryVectorStore
+    from langchain_experimental.open_clip import OpenCLIPEmbeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    model, preprocess, tokenizer = _model()
+    emb = OpenCLIPEmbeddings(model_name="ViT-B-32", checkpoint="")
+    emb.model, emb.preprocess, emb.tokenizer = model, preprocess, tokenizer
+    t = time.perf_counter()
+    docs = []
+    for f in files:
+        docs += PyPDFLoader(str(f)).load()
+    chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
+    store = InMemoryVectorStore.from_documents(chunks, emb)
+    store.dump(str(folder / "store.json"))
+    return {"seconds": time.perf_counter() - t, "texts": len(chunks), "images": 0, "stored": len(chunks), "errors": 0}
+
+
+def child(name: str, quick: bool) -> dict[str, Any]:
+    """One contestant, in this (fresh) process."""
+    files = pdf_files(quick)
+    with tempfile.TemporaryDirectory() as tmp, TreeMemorySampler() as mem:
+        folder = Path(tmp) / "index"
+        folder.mkdir()
+        if name == "ours":
+            out = _ours(files, folder, ocr=True)
+        elif name == "ours-no-ocr":
+            out = _ours(files, folder, ocr=False)
+        elif name == "ours-text":
+            out = _ours(files, folder, ocr=False, extract_images=False)
+        elif name == "llamaindex":
+            out = _llamaindex(files, folder)
+        elif name == "langchain":
+            out = _langchain(files, folder)
+        else:
+            raise SystemExit(f"unknown contestant {name!r}")
+        out["disk_bytes"] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    out["pages"] = _pages(files)
+    out["files"] = len(files)
+    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out["peak_tree_rss_bytes"] = mem.peak  # this process + worker processes (and Tesseract), sampled
+    out["peak_workers_rss_bytes"] = mem.peak_children
+    return out
+
+
+def run(quick: bool = False, contestants: tuple[str, ...] = CONTESTANTS) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    for name in contestants:
+        r = run_child("benchmarks.bench_ingest", ["--child", name, *(["--quick"] if quick else [])])
+        r["pages_per_s"] = round(r["pages"] / r["seconds"], 2)
+        r["images_per_s"] = round(r["images"] / r["seconds"], 2)
+        r["seconds"] = round(r["seconds"], 2)
+        res[name] = r
+        print(f"  ingest {name:12s} {r['pages_per_s']:7.2f} pages/s {r['images_per_s']:6.2f} images/s "
+              f"peak {mib(r['peak_tree_rss_bytes'])} MiB", file=sys.stderr)
+    return {"files": next(iter(res.values()))["files"], "pages": next(iter(res.values()))["pages"], "by_system": res}
+
+
+def markdown(res: dict[str, Any]) -> list[str]:
+    rows = res["by_system"]
+    base = rows.get("ours-text")
+    lines = [f"{res['files']} PDFs, {res['pages']} pages, one process each, ViT-B-32 on the CPU.", "",
+             "| pipeline | pages/s | images/s | text chunks/s | text chunks | images | seconds | peak RSS MiB: all (main, workers) "
+             "| on disk MiB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['pages_per_s']:.2f} | {r['images_per_s']:.2f} | {r['texts'] / r['seconds']:.2f} | {r['texts']} | {r['images']} | "
+                     f"{r['seconds']:.1f} | {mib(r['peak_tree_rss_bytes'])} ({mib(r['peak_rss_bytes'])}, "
+                     f"{mib(r['peak_workers_rss_bytes'])}) | "
+                     f"{mib(r['disk_bytes'])} |")
+    if base:
+        for peer in ("llamaindex", "langchain"):
+            if peer in rows:
+                lines.append(f"\nours-text / {peer}: {base['pages_per_s'] / rows[peer]['pages_per_s']:.2f}x pages/s "
+                             "(same work: text only)")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=str(RESULTS / "ingestion.json"))
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.quick)))
+        return
+    res = run(args.quick)
+    res["machine"] = machine()
+    print("\n".join(markdown(res)))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

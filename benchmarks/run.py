@@ -1,0 +1,178 @@
+"""The benchmark suite: mm-rag-plugin against LangChain, LlamaIndex and Qdrant in one run.
+
+    .venv/bin/python -m benchmarks.run --quick    # ~10 min on 2 cores: small sizes, one repeat
+    .venv/bin/python -m benchmarks.run --full     # ~1 h on 2 cores: sizes up to 200k, 3 repeats
+    .venv/bin/python -m benchmarks.run --quick --only retrieval,storage
+
+Sections (each module also runs on its own; its docstring says exactly what is compared):
+
+* ``embeddings`` (``bench_embeddings``): images/s and texts/s for batch sizes 1..256, ours vs the
+  LangChain and LlamaIndex per-item loops vs a raw open_clip batched forward; on a GPU also fp16/bf16.
+* ``retrieval`` (``bench_retrieval``): fused query p50/p95 at 1k, 10k, 50k, 200k items.
+* ``ingestion`` (``bench_ingest``): read + OCR + embed + upsert of the real PDFs, pages/s, images/s,
+  peak memory.
+* ``storage`` (``bench_storage``): on-disk size and RSS per 10k items, with and without quantization.
+
+Needs the ``bench`` dependency group: ``.venv/bin/pip install --group bench -e .``.
+Writes ``results.json``, ``results.md`` and ``scaling.png`` to ``benchmarks/results/<quick|full>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import RESULTS, machine
+
+SECTIONS = ("embeddings", "retrieval", "ingestion", "storage")
+
+RETRIEVAL_SIZES = {"quick": [1_000, 10_000], "full": [1_000, 10_000, 50_000, 200_000]}
+QDRANT_MAX = 50_000  # qdrant-client local mode: ~600 items/s ingest, and it warns above 20k points
+STORAGE_N = {"quick": 10_000, "full": 50_000}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_section(name: str, mode: str) -> dict[str, Any]:
+    quick = mode == "quick"
+    if name == "embeddings":
+        from benchmarks import bench_embeddings
+
+        return bench_embeddings.run(quick=quick)
+    if name == "retrieval":
+        from benchmarks import bench_retrieval
+
+        return bench_retrieval.run(RETRIEVAL_SIZES[mode], qdrant_max=QDRANT_MAX, log=log)
+    if name == "ingestion":
+        from benchmarks import bench_ingest
+
+        return bench_ingest.run(quick=quick)
+    if name == "storage":
+        from benchmarks import bench_storage
+
+        return bench_storage.run(STORAGE_N[mode])
+    raise ValueError(name)
+
+
+def section_markdown(name: str, res: dict[str, Any]) -> list[str]:
+    from benchmarks import bench_embeddings, bench_ingest, bench_retrieval, bench_storage
+
+    module = {"embeddings": bench_embeddings, "retrieval": bench_retrieval, "ingestion": bench_ingest,
+              "storage": bench_storage}[name]
+    return module.markdown(res)
+
+
+def report(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"# Benchmarks ({results['mode']})",
+        "",
+        f"Run {results['started']} with `{results['command']}` in {results['seconds'] / 60:.1f} min.",
+        f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gib']} GiB RAM, GPU: {m.get('gpu') or 'none'}; "
+        f"Python {m['python']}, torch {m.get('torch')}, numpy {m['numpy']}.",
+        "",
+    ]
+    for name in SECTIONS:
+        if name in results["sections"]:
+            lines += [f"## {name}", "", *section_markdown(name, results["sections"][name]), ""]
+    for name, err in results.get("errors", {}).items():
+        lines += [f"## {name}: FAILED", "", "```", err, "```", ""]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Retrieval latency vs N (log-log) and embedding throughput vs batch size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    secs = results["sections"]
+    n_axes = ("retrieval" in secs) + 2 * ("embeddings" in secs)
+    if not n_axes:
+        return
+    fig, axes = plt.subplots(1, n_axes, figsize=(6 * n_axes, 4.5), squeeze=False)
+    axes = list(axes[0])
+    i = 0
+    if "retrieval" in secs:
+        r, ax = secs["retrieval"], axes[0]
+        for system in ("ours", "ours-int8", "ours-binary", "qdrant-local", "llamaindex", "langchain"):
+            pts = [(int(n), v[system]["p50_ms"]) for n, v in r["by_size"].items() if system in v]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=system)
+        ax.set(xscale="log", yscale="log", xlabel="items in the index", ylabel="p50 fused query latency (ms)",
+               title="Fused retrieval latency vs index size")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        i = 1
+    if "embeddings" in secs:
+        e = secs["embeddings"]
+        for kind, ax in zip(("images", "texts"), axes[i : i + 2], strict=True):
+            for name, v in e["batched"].items():
+                ax.plot(e["batches"], [v[kind][str(b)] for b in e["batches"]], marker="o", label=name)
+            for name, v in e["per_item"].items():
+                ax.axhline(v[kind], linestyle="--", color="grey" if name == "langchain" else "black",
+                           label=f"{name} (per item)")
+            ax.set(xscale="log", xlabel="batch size", ylabel=f"{kind}/s", title=f"Embedding throughput: {kind} "
+                   f"({e['device']})")
+            ax.set_xticks(e["batches"], [str(b) for b in e["batches"]])
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small sizes, one repeat (default)")
+    mode.add_argument("--full", action="store_true", help="every size up to 200k items, 3 repeats")
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
+    ap.add_argument("--out", help="folder for results.json / results.md / scaling.png")
+    args = ap.parse_args(argv)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(chosen) - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+    mode_name = "full" if args.full else "quick"
+    out = Path(args.out) if args.out else RESULTS / mode_name
+    out.mkdir(parents=True, exist_ok=True)
+
+    results: dict[str, Any] = {
+        "mode": mode_name,
+        "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "sections": {},
+        "errors": {},
+    }
+    t0 = time.perf_counter()
+    for name in chosen:
+        log(f"== {name} ({mode_name})")
+        t = time.perf_counter()
+        try:
+            results["sections"][name] = run_section(name, mode_name)
+        except Exception as exc:  # one failing section must not lose the others
+            results["errors"][name] = f"{type(exc).__name__}: {exc}"
+            log(f"   {name} FAILED: {exc}")
+        log(f"   {name}: {time.perf_counter() - t:.0f} s")
+        results["seconds"] = time.perf_counter() - t0
+        (out / "results.json").write_text(json.dumps(results, indent=1))  # after each section: partial runs count
+    md = report(results)
+    (out / "results.md").write_text(md + "\n")
+    plot(results, out / "scaling.png")
+    print(md)
+    log(f"written: {out / 'results.json'}, {out / 'results.md'}, {out / 'scaling.png'}")
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
