@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--keyword-only", action="store_true", help="do not load a model: BM25 keyword search only")
     common.add_argument("--url", help="Qdrant server/cluster URL instead of the embedded index")
     common.add_argument("--qdrant-api-key", default=os.environ.get("QDRANT_API_KEY"), help="Qdrant API key ($QDRANT_API_KEY)")
+    common.add_argument(
+        "--quantization", choices=("int8", "binary"), default=os.environ.get("MM_RAG_QUANTIZATION") or None,
+        help="keep vectors quantized in RAM, rescored from disk: int8 (1/4 the memory) or binary (1/32)",
+    )
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     common.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks")
 
@@ -88,6 +92,7 @@ def _open(args: argparse.Namespace, err: TextIO):
         url=args.url,
         api_key=args.qdrant_api_key,
         show_progress=not args.quiet,
+        quantization=args.quantization,
     )
     if rag.notice and not args.keyword_only:
         print(f"note: {rag.notice}", file=err)

@@ -78,7 +78,8 @@ class MultiModalRAG:
     the embedded index. *generator*: an answer generator, or ``"auto"`` (Gemini when
     ``GOOGLE_API_KEY`` / ``GEMINI_API_KEY`` is set, else the extractive fallback).
     *retriever_options* go to :class:`~mm_rag_plugin.FusedRetriever`, *reader_options* to the
-    readers (``ocr``, ``chunk_size`` ...).
+    readers (``ocr``, ``chunk_size`` ...). *quantization* (``"int8"`` / ``"binary"``): keep the
+    dense vectors quantized in RAM (see :class:`~mm_rag_plugin.MultiModalIndex`).
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class MultiModalRAG:
         retriever_options: Mapping[str, Any] | None = None,
         reader_options: Mapping[str, Any] | None = None,
         show_progress: bool = True,
+        quantization: str | None = None,
     ) -> None:
         from .retrievers import FusedRetriever, MultiModalIndex
 
@@ -137,6 +139,7 @@ class MultiModalRAG:
             url=url,
             api_key=api_key,
             show_progress=show_progress,
+            quantization=quantization,  # type: ignore[arg-type]
         )
         if not settings:
             self._write_settings({"keyword_only": self.keyword_only, "dim": self.index.dim, "model": self.model_name})

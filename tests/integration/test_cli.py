@@ -80,6 +80,21 @@ def test_ingest_query_ask_info_eval(model_env: str, samples_copy: Path, tmp_path
     assert res["fused"]["recall@3"] == 1.0
 
 
+def test_quantized_query_returns_the_exact_ranking(
+    model_env: str, samples_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = str(tmp_path / "ix")
+    assert run("ingest", str(samples_copy), "--index", index, "-q")[0] == 0
+    plain = json.loads(run("query", "inverter fault screen", "--index", index, "--k", "5", "--json")[1])
+    for q in ("int8", "binary"):
+        code, out, err = run("query", "inverter fault screen", "--index", index, "--k", "5", "--json", "--quantization", q)
+        assert code == 0, err
+        assert [h["id"] for h in json.loads(out)] == [h["id"] for h in plain]  # 8 points: every one is rescored
+    monkeypatch.setenv("MM_RAG_QUANTIZATION", "int4")
+    code, _, err = run("query", "x", "--index", index)
+    assert code == 1 and "int4" in err and "Traceback" not in err
+
+
 def test_keyword_only_when_the_model_cannot_load(samples_copy: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MM_RAG_MODEL", "local-dir:/no/such/model")
     index = str(tmp_path / "kw")

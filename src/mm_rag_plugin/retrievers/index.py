@@ -60,7 +60,7 @@ _FORMAT = 1
 def _pick_engine(path: str | None, url: str | None, client: Any) -> Literal["qdrant", "numpy"]:
     """``engine="auto"``: Qdrant for a server (``url=``/``client=``) or a folder Qdrant already
     holds; otherwise the fast embedded numpy engine (Qdrant's local mode measured ~2 s per fused
-    query at 50k points, the numpy engine ~10 ms: ``benchmarks/bench_retrieval.py``)."""
+    query at 50k points, the numpy engine ~10 ms: ``python -m benchmarks.bench_retrieval``)."""
     if url is not None or client is not None or path is None:
         return "qdrant"
     folder = Path(path)
