@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("MM_RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -120,7 +120,7 @@ class TreeMemorySampler:
 
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
-        self.peak = 0
+        self.peak = 0  # whole tree
         self.peak_children = 0
         self._stop = None
         self._thread = None

@@ -181,10 +181,11 @@ def _cpu_has_bf16() -> bool:
 
 
 def run(quick: bool = False, model_name: str = "ViT-B-32", repeats: int | None = None, peers: bool = True,
-        gpu: bool = True) -> dict[str, Any]:
+        gpu: bool = True, batches: tuple[int, ...] | None = None, n_items: tuple[int, int] | None = None,
+        ) -> dict[str, Any]:
     """The embedding section of the suite (see the module docstring)."""
-    batches = BATCHES_QUICK if quick else BATCHES_FULL
-    n_images, n_texts = (32, 64) if quick else (64, 256)
+    batches = batches or (BATCHES_QUICK if quick else BATCHES_FULL)
+    n_images, n_texts = n_items or ((32, 64) if quick else (64, 256))
     repeats = repeats or (1 if quick else 3)
     torch.manual_seed(0)
     model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None)

@@ -31,9 +31,10 @@ from benchmarks._common import RESULTS, machine
 
 SECTIONS = ("embeddings", "retrieval", "ingestion", "storage")
 
-RETRIEVAL_SIZES = {"quick": [1_000, 10_000], "full": [1_000, 10_000, 50_000, 200_000]}
+# "smoke": tiny sizes, for the test that checks the suite still runs against the peers' current APIs
+RETRIEVAL_SIZES = {"smoke": [300], "quick": [1_000, 10_000], "full": [1_000, 10_000, 50_000, 200_000]}
 QDRANT_MAX = 50_000  # qdrant-client local mode: ~600 items/s ingest, and it warns above 20k points
-STORAGE_N = {"quick": 10_000, "full": 50_000}
+STORAGE_N = {"smoke": 300, "quick": 10_000, "full": 50_000}
 
 
 def log(msg: str) -> None:
@@ -41,10 +42,12 @@ def log(msg: str) -> None:
 
 
 def run_section(name: str, mode: str) -> dict[str, Any]:
-    quick = mode == "quick"
+    quick, smoke = mode in ("quick", "smoke"), mode == "smoke"
     if name == "embeddings":
         from benchmarks import bench_embeddings
 
+        if smoke:
+            return bench_embeddings.run(quick=True, batches=(1, 4), n_items=(4, 8))
         return bench_embeddings.run(quick=quick)
     if name == "retrieval":
         from benchmarks import bench_retrieval
@@ -53,7 +56,7 @@ def run_section(name: str, mode: str) -> dict[str, Any]:
     if name == "ingestion":
         from benchmarks import bench_ingest
 
-        return bench_ingest.run(quick=quick)
+        return bench_ingest.run(quick=quick, smoke=smoke)
     if name == "storage":
         from benchmarks import bench_storage
 
@@ -135,14 +138,22 @@ def main(argv: list[str] | None = None) -> int:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small sizes, one repeat (default)")
     mode.add_argument("--full", action="store_true", help="every size up to 200k items, 3 repeats")
+    mode.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every part runs (tests)")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
     ap.add_argument("--out", help="folder for results.json / results.md / scaling.png")
+    ap.add_argument("--render", metavar="DIR", help="only rewrite results.md and scaling.png from DIR/results.json")
     args = ap.parse_args(argv)
+    if args.render:
+        folder = Path(args.render)
+        results = json.loads((folder / "results.json").read_text())
+        (folder / "results.md").write_text(report(results) + "\n")
+        plot(results, folder / "scaling.png")
+        return 0
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(chosen) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
-    mode_name = "full" if args.full else "quick"
+    mode_name = "full" if args.full else "smoke" if args.smoke else "quick"
     out = Path(args.out) if args.out else RESULTS / mode_name
     out.mkdir(parents=True, exist_ok=True)
 
