@@ -226,29 +226,34 @@ def run(quick: bool = False, model_name: str = "ViT-B-32", repeats: int | None =
                 "texts": _agreement(ours.embed_texts(texts[:64]), bf16.embed_texts(texts[:64])),
             }
         if gpu and torch.cuda.is_available():
-            result["gpu"] = _gpu(model_name, paths, texts, batches, n_images, n_texts, repeats)
+            result["gpu"] = _gpu(model_name, paths, texts, batches, max(n_images, 256), max(n_texts, 256), repeats)
     return result
 
 
 def _gpu(model_name: str, paths: list[str], texts: list[str], batches: tuple[int, ...], n_images: int,
-         n_texts: int, repeats: int) -> dict[str, Any]:
-    """Same sweep on the GPU: ours in fp32/fp16/bf16, raw in fp32 and fp16 autocast."""
+         n_texts: int, repeats: int, device: str = "cuda") -> dict[str, Any]:
+    """Same sweep on an accelerator: ours in fp32/fp16/bf16, raw in fp32 and fp16 autocast.
+
+    ``device="cpu"`` runs the same code with fp32/bf16 only (the test suite's check of this path
+    on machines without a GPU)."""
     torch.manual_seed(0)
-    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None, device="cuda")
+    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None, device=device)
     model.eval()
     tokenizer = open_clip.get_tokenizer(model_name)
+    half = torch.float16 if device == "cuda" else torch.bfloat16
+    precisions = {"fp32": torch.float32, "bf16": torch.bfloat16, **({"fp16": torch.float16} if device == "cuda" else {})}
     contestants: dict[str, Any] = {}
-    for prec, dtype in (("fp32", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16)):
+    for prec, dtype in precisions.items():
         m = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
-        emb = OpenCLIPEmbedder(model=m, preprocess=preprocess, tokenizer=tokenizer, device="cuda", cache_size=0)
+        emb = OpenCLIPEmbedder(model=m, preprocess=preprocess, tokenizer=tokenizer, device=device, cache_size=0)
         contestants[f"ours-{prec}"] = (
             lambda p, b, e=emb: e.embed_images(p, batch_size=b), lambda t, b, e=emb: e.embed_texts(t, batch_size=b)
         )
-    for name, autocast in (("raw-fp32", None), ("raw-fp16", torch.float16)):
-        r = RawBatched(model, preprocess, tokenizer, device="cuda", autocast=autocast)
+    for name, autocast in (("raw-fp32", None), (f"raw-{'fp16' if device == 'cuda' else 'bf16'}", half)):
+        r = RawBatched(model, preprocess, tokenizer, device=device, autocast=autocast)
         contestants[name] = (r.images, r.texts)
-    out = _sweep(contestants, {}, batches, paths, texts, max(n_images, 256), max(n_texts, 256), repeats)
-    out["device"] = torch.cuda.get_device_name(0)
+    out = _sweep(contestants, {}, batches, paths, texts, n_images, n_texts, repeats)
+    out["device"] = torch.cuda.get_device_name(0) if device == "cuda" else device
     return out
 
 

@@ -75,3 +75,13 @@ def test_storage_quantization_saves_ram_and_keeps_neighbours(smoke):
     assert rows["ours-int8"]["dense_recall_at_10"] >= 0.99
     for name, r in rows.items():
         assert r["disk_bytes"] > 0, name
+
+
+def test_gpu_sweep_code_path_runs_on_the_cpu(tmp_path):
+    """The GPU part cannot run here; its code runs on the CPU (fp32/bf16) so it cannot rot unseen."""
+    from benchmarks.bench_embeddings import _gpu, make_inputs
+
+    paths, texts = make_inputs(2, 2, tmp_path)
+    out = _gpu("ViT-B-32", paths, texts, (1, 2), 2, 2, 1, device="cpu")
+    assert set(out["batched"]) == {"ours-fp32", "ours-bf16", "raw-fp32", "raw-bf16"}
+    assert all(v > 0 for c in out["batched"].values() for kind in c.values() for v in kind.values())
