@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import ConfigurationError
 from ._filters import Condition
 from .bm25 import SparseVector
 
-__all__ = ["DENSE", "SPARSE", "Engine", "ListQuery", "Point"]
+__all__ = ["DENSE", "QUANTIZATIONS", "SPARSE", "Engine", "ListQuery", "Point", "check_quantization"]
 
 #: Vector names in the store: one shared CLIP space, and BM25.
 DENSE = "clip"
 SPARSE = "bm25"
+
+#: Accepted ``quantization`` values, and the default oversampling of each (both engines).
+QUANTIZATIONS = (None, "int8", "binary")
+DEFAULT_OVERSAMPLING = {"int8": 3.0, "binary": 10.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,4 +61,18 @@ class Engine(Protocol):
     def search(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...]) -> list[list[tuple[str, float]]]: ...
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+    def memory_bytes(self) -> dict[str, int]: ...
     def close(self) -> None: ...
+
+
+def check_quantization(quantization: str | None, oversampling: float | None) -> tuple[str | None, float]:
+    """Validate ``quantization`` / ``oversampling``; returns them with the default oversampling filled in."""
+    if quantization not in QUANTIZATIONS:
+        raise ConfigurationError(f"quantization must be None, 'int8' or 'binary', got {quantization!r}")
+    if oversampling is None:
+        return quantization, DEFAULT_OVERSAMPLING.get(quantization or "", 1.0)
+    if quantization is None:
+        raise ConfigurationError("oversampling applies to a quantized index: pass quantization='int8' or 'binary'")
+    if isinstance(oversampling, bool) or not isinstance(oversampling, numbers.Real) or not 1 <= oversampling < math.inf:
+        raise ConfigurationError(f"oversampling must be a number >= 1, got {oversampling!r}")
+    return quantization, float(oversampling)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import numbers
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -34,19 +33,17 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigurationError, StoreError
-from ._engine import ListQuery, Point
+from ..errors import StoreError
+from ._engine import ListQuery, Point, check_quantization
 from ._filters import Condition, match
 from .bm25 import SparseVector, idf
 from .fusion import rrf_sort_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DB_NAME", "QUANTIZATIONS", "NumpyEngine", "check_quantization"]
+__all__ = ["DB_NAME", "NumpyEngine"]
 
-#: Accepted ``quantization`` values; the default oversampling of each, and the least candidates.
-QUANTIZATIONS = (None, "int8", "binary")
-DEFAULT_OVERSAMPLING = {"int8": 3.0, "binary": 10.0}
+#: The least candidates a quantized dense list rescores.
 MIN_CANDIDATES = 100
 # int8 rows are scored in chunks of this many values, converted to float32 in a reused 1 MiB buffer:
 # chunks this small stay in cache and OpenBLAS runs their gemv on one thread (on a busy 2-core machine
@@ -513,19 +510,6 @@ class NumpyEngine:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-
-
-def check_quantization(quantization: str | None, oversampling: float | None) -> tuple[str | None, float]:
-    """Validate ``quantization`` / ``oversampling``; returns them with the default oversampling filled in."""
-    if quantization not in QUANTIZATIONS:
-        raise ConfigurationError(f"quantization must be None, 'int8' or 'binary', got {quantization!r}")
-    if oversampling is None:
-        return quantization, DEFAULT_OVERSAMPLING.get(quantization or "", 1.0)
-    if quantization is None:
-        raise ConfigurationError("oversampling applies to a quantized index: pass quantization='int8' or 'binary'")
-    if isinstance(oversampling, bool) or not isinstance(oversampling, numbers.Real) or not 1 <= oversampling < math.inf:
-        raise ConfigurationError(f"oversampling must be a number >= 1, got {oversampling!r}")
-    return quantization, float(oversampling)
 
 
 class _Transaction:

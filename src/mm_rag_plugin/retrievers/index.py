@@ -44,9 +44,8 @@ from .._payload import chunk_to_payload, payload_to_chunk
 from ..errors import ConfigurationError, InvalidInputError, StoreError
 from ..ids import content_hash, stable_id
 from ..types import Chunk, Embedder, ImageChunk, ReadResult, TextChunk
-from ._engine import Engine, ListQuery, Point
+from ._engine import Engine, ListQuery, Point, check_quantization
 from ._filters import Condition
-from ._numpy import check_quantization
 from .bm25 import BM25Encoder
 from .ingest import IngestReport, ingest
 
@@ -254,7 +253,7 @@ class MultiModalIndex:
 
     def memory_bytes(self) -> dict[str, int]:
         """RAM held by the engine's arrays (``"dense"``: the dense vectors); ``{}`` for Qdrant."""
-        return self._engine.memory_bytes()  # type: ignore[attr-defined]
+        return self._engine.memory_bytes()
 
     # ------------------------------------------------------------------ internals for ingest
     @property
