@@ -69,6 +69,12 @@ class AnswerResult:
     def citations(self) -> list[dict[str, Any]]:
         return citation_records(self.answer)
 
+    def record(self) -> dict[str, Any]:
+        """The answer as plain data (``answer, generated, model, citations``); the framework tools
+        add their own kind of source documents to it."""
+        a = self.answer
+        return {"answer": a.text, "generated": a.generated, "model": a.model, "citations": self.citations}
+
 
 class _Tool:
     params: tuple[ToolParam, ...] = ()

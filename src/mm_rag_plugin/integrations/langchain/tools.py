@@ -29,7 +29,6 @@ from ...tools import (
     AnswerTool,
     SearchResult,
     SearchTool,
-    citation_records,
 )
 from ...types import Retriever
 from .._tool_schema import AnswerArgs, SearchArgs, error_message, validation_message
@@ -133,14 +132,7 @@ class MultimodalAnswerTool(_CoreTool):
         super().__init__(**data)
 
     def _artifact(self, result: AnswerResult) -> dict[str, Any]:
-        answer = result.answer
-        return {
-            "answer": answer.text,
-            "generated": answer.generated,
-            "model": answer.model,
-            "citations": citation_records(answer),
-            "documents": [hit_to_document(hit) for hit in answer.sources],
-        }
+        return {**result.record(), "documents": [hit_to_document(hit) for hit in result.answer.sources]}
 
 
 def create_multimodal_search_tool(

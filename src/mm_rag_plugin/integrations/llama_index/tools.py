@@ -32,7 +32,6 @@ from ...tools import (
     SearchResult,
     SearchTool,
     ToolParam,
-    citation_records,
     parse_tool_args,
 )
 from ...types import Retriever
@@ -52,6 +51,13 @@ QUERY_TOOL_DESCRIPTION = (
     "Answer a question from the indexed documents (text passages and images such as figures and "
     "charts). Input: the question in natural language. Returns an answer that cites its sources as [n]."
 )
+
+
+def _error_output(tool_name: str, message: str, raw_input: dict[str, Any], exc: Exception) -> ToolOutput:
+    """What every tool here returns on a failure: the message for the agent, flagged as an error."""
+    return ToolOutput(
+        content=message, tool_name=tool_name, raw_input=raw_input, raw_output=message, is_error=True, exception=exc
+    )
 
 
 class _CoreFunctionTool(FunctionTool):
@@ -95,14 +101,7 @@ class _CoreFunctionTool(FunctionTool):
         return merged
 
     def _error(self, message: str, raw_input: dict[str, Any], exc: Exception) -> ToolOutput:
-        return ToolOutput(
-            content=message,
-            tool_name=self.metadata.get_name(),
-            raw_input=raw_input,
-            raw_output=message,
-            is_error=True,
-            exception=exc,
-        )
+        return _error_output(self.metadata.get_name(), message, raw_input, exc)
 
     def _validate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         merged = self._kwargs(args, kwargs)
@@ -143,14 +142,7 @@ def _search_output(result: SearchResult) -> list[Any]:
 
 
 def _answer_output(result: AnswerResult) -> dict[str, Any]:
-    answer = result.answer
-    return {
-        "answer": answer.text,
-        "generated": answer.generated,
-        "model": answer.model,
-        "citations": citation_records(answer),
-        "source_nodes": [hit_to_node_with_score(hit) for hit in answer.sources],
-    }
+    return {**result.record(), "source_nodes": [hit_to_node_with_score(hit) for hit in result.answer.sources]}
 
 
 def create_multimodal_search_tool(
@@ -190,15 +182,8 @@ class _CheckedQueryEngineTool(QueryEngineTool):
         return parse_tool_args((ToolParam("input", "string", "", required=True),), {"input": query_str}).query
 
     def _error(self, exc: Exception, raw_input: dict[str, Any]) -> ToolOutput:
-        message = error_message(self.metadata.get_name(), exc)
-        return ToolOutput(
-            content=message,
-            tool_name=self.metadata.get_name(),
-            raw_input=raw_input,
-            raw_output=message,
-            is_error=True,
-            exception=exc,
-        )
+        name = self.metadata.get_name()
+        return _error_output(name, error_message(name, exc), raw_input, exc)
 
     def call(self, *args: Any, **kwargs: Any) -> ToolOutput:
         try:
