@@ -95,6 +95,26 @@ def dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
+def page_count(files: list[Path]) -> int:
+    """Pages in the PDF *files* (pypdfium2)."""
+    import pypdfium2 as pdfium
+
+    total = 0
+    for f in files:
+        doc = pdfium.PdfDocument(str(f))
+        total += len(doc)
+        doc.close()
+    return total
+
+
+def save(res: dict[str, Any], out: str | Path, markdown: Callable[[dict[str, Any]], list[str]]) -> None:
+    """A section run on its own: add the machine, print its markdown, write its JSON to *out*."""
+    res["machine"] = machine()
+    print("\n".join(markdown(res)))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(res, indent=1))
+
+
 def run_child(module: str, args: list[str], timeout: float = 3600) -> dict[str, Any]:
     """Run ``python -m <module> <args>`` in a fresh process (clean memory figures) and return the
     JSON object it prints on its last stdout line."""

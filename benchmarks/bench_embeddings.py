@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import random
 import tempfile
 from collections.abc import Callable
@@ -44,7 +43,7 @@ import open_clip
 import torch
 from PIL import Image
 
-from benchmarks._common import RESULTS, SHARED, machine, median_time
+from benchmarks._common import RESULTS, SHARED, median_time, save
 from mm_rag_plugin import OpenCLIPEmbedder
 
 PHOTOS = SHARED / "clip_skimage" / "images"
@@ -302,10 +301,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "embeddings.json"))
     args = ap.parse_args()
     res = run(args.quick, args.model, args.repeats, peers=not args.no_peers)
-    res["machine"] = machine()
-    print("\n".join(markdown(res)))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    save(res, args.out, markdown)
 
 
 if __name__ == "__main__":

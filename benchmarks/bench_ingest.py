@@ -34,38 +34,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import RESULTS, SHARED, TreeMemorySampler, machine, mib, run_child
+from benchmarks._common import RESULTS, SHARED, TreeMemorySampler, dir_size, mib, page_count, run_child, save
 
 PDFS = SHARED / "pdfs" / "text_figures"
 CONTESTANTS = ("ours", "ours-no-ocr", "ours-text", "llamaindex", "langchain")
 
 
 def pdf_files(quick: bool, smoke: bool = False) -> list[Path]:
-    import pypdfium2 as pdfium
-
     if smoke:  # the test suite's check that the benchmark runs: one page with two images
         return [PDFS / "unst__embedded-images.pdf"]
     files = sorted(PDFS.glob("*.pdf"))
-    if not quick:
-        return files
-    small = []
-    for f in files:
-        doc = pdfium.PdfDocument(str(f))
-        if len(doc) <= 3:
-            small.append(f)
-        doc.close()
-    return small
-
-
-def _pages(files: list[Path]) -> int:
-    import pypdfium2 as pdfium
-
-    total = 0
-    for f in files:
-        doc = pdfium.PdfDocument(str(f))
-        total += len(doc)
-        doc.close()
-    return total
+    return [f for f in files if page_count([f]) <= 3] if quick else files
 
 
 def _model():
@@ -148,8 +127,8 @@ def child(name: str, quick: bool, smoke: bool = False) -> dict[str, Any]:
             out = _langchain(files, folder)
         else:
             raise SystemExit(f"unknown contestant {name!r}")
-        out["disk_bytes"] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    out["pages"] = _pages(files)
+        out["disk_bytes"] = dir_size(folder)
+    out["pages"] = page_count(files)
     out["files"] = len(files)
     # sampled, not ru_maxrss: Linux keeps a parent's RSS at fork time in a child's ru_maxrss across
     # exec, so a contestant started by a big benchmark process would report the parent's size
@@ -201,10 +180,7 @@ def main() -> None:
         print(json.dumps(child(args.child, args.quick, args.smoke)))
         return
     res = run(args.quick, smoke=args.smoke)
-    res["machine"] = machine()
-    print("\n".join(markdown(res)))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    save(res, args.out, markdown)
 
 
 if __name__ == "__main__":

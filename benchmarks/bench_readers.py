@@ -2,7 +2,7 @@
 default PDF reader (SimpleDirectoryReader -> PDFReader on pypdf, reproduced with the same pypdf
 calls: llama-index-readers-file is not installed), in one run.
 
-    .venv/bin/python benchmarks/bench_readers.py [--ocr-max-pages 20] [--repeat 1]
+    .venv/bin/python -m benchmarks.bench_readers [--ocr-max-pages 20] [--repeat 1]
 
 Modes (single process, same files, blob folder in a temp dir):
   text       mm-rag PdfReader, text only (extract_images=False, ocr=False)
@@ -22,19 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-
-
-def _pages(files: list[Path]) -> int:
-    import pypdfium2 as pdfium
-
-    total = 0
-    for f in files:
-        doc = pdfium.PdfDocument(str(f))
-        total += len(doc)
-        doc.close()
-    return total
+from benchmarks._common import SHARED, page_count
 
 
 def _time(fn, repeat: int) -> float:
@@ -54,8 +42,8 @@ def main() -> None:
 
     from mm_rag_plugin.readers import DocumentLoader, PdfReader
 
-    files = sorted((DATA / "pdfs" / "text_figures").glob("*.pdf"))
-    pages = _pages(files)
+    files = sorted((SHARED / "pdfs" / "text_figures").glob("*.pdf"))
+    pages = page_count(files)
     blob = tempfile.mkdtemp(prefix="bench-blobs-")
     results: dict[str, dict] = {}
 
@@ -71,11 +59,11 @@ def main() -> None:
                 stats["chars"] += sum(len(t.text) for t in res.texts)
 
         secs = _time(go, args.repeat)
-        return {"seconds": round(secs, 3), "pages": _pages(subset), **stats}
+        return {"seconds": round(secs, 3), "pages": page_count(subset), **stats}
 
     results["text"] = run_mm(PdfReader(ocr=False, extract_images=False, blob_dir=blob), files)
     results["images"] = run_mm(PdfReader(ocr=False, blob_dir=blob), files)
-    ocr_files = [f for f in files if _pages([f]) <= args.ocr_max_pages]
+    ocr_files = [f for f in files if page_count([f]) <= args.ocr_max_pages]
     results["images+ocr"] = run_mm(PdfReader(ocr=True, blob_dir=blob), ocr_files)
 
     try:
@@ -100,7 +88,7 @@ def main() -> None:
                         )
                 out.update(docs=len(docs), chars=sum(len(d.text) for d in docs))
 
-            return {"seconds": round(_time(go, args.repeat), 3), "pages": _pages(subset), **out}
+            return {"seconds": round(_time(go, args.repeat), 3), "pages": page_count(subset), **out}
 
         results["llamaindex"] = li(files)
         results["llamaindex_ocr_subset"] = li(ocr_files)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import RESULTS, latencies_ms, machine, percentiles
+from benchmarks._common import RESULTS, latencies_ms, percentiles, save
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
 from mm_rag_plugin.types import ImageChunk, TextChunk
 
@@ -169,12 +168,6 @@ QUERIES = {
 }
 
 
-def _quantized_engines() -> list[str]:
-    import inspect
-
-    return ["int8", "binary"] if "quantization" in inspect.signature(MultiModalIndex).parameters else []
-
-
 def run_size(n: int, dim: int = 512, systems: Sequence[str] = SYSTEMS, log: Callable[[str], None] = print,
              ) -> dict[str, Any]:
     """Every system at one index size: ingest rate and p50/p95 latency."""
@@ -191,7 +184,7 @@ def run_size(n: int, dim: int = 512, systems: Sequence[str] = SYSTEMS, log: Call
         if "ours" in systems:
             ix, build_s = build_mm(Path(tmp) / "numpy", "numpy", chunks, vecs, dim)
             ix.close()
-            for q in [None, *_quantized_engines()]:
+            for q in (None, "int8", "binary"):
                 name = "ours" if q is None else f"ours-{q}"
                 if name not in systems:
                     continue
@@ -262,10 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(RESULTS / "retrieval.json"))
     args = ap.parse_args(argv)
     res = run([int(x) for x in args.sizes.split(",")], args.dim, args.systems.split(","))
-    res["machine"] = machine()
-    print("\n".join(markdown(res)))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    save(res, args.out, markdown)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import RESULTS, dir_size, machine, mib, rss_bytes, run_child
+from benchmarks._common import RESULTS, dir_size, mib, rss_bytes, run_child, save
 
 SYSTEMS = ("ours", "ours-int8", "ours-binary", "qdrant-local", "qdrant-local-int8", "llamaindex", "langchain")
 DIM = 512
@@ -189,10 +189,7 @@ def main() -> None:
         print(json.dumps(child(args.child, Path(args.folder), args.n)))
         return
     res = run(args.n, tuple(args.systems.split(",")))
-    res["machine"] = machine()
-    print("\n".join(markdown(res)))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    save(res, args.out, markdown)
 
 
 if __name__ == "__main__":
