@@ -187,14 +187,21 @@ class Answer:
 
 @runtime_checkable
 class Embedder(Protocol):
-    """What the index needs from an embedding model: text and images into one space."""
+    """What the index and retrievers need from an embedding model: text and images into one space.
+
+    ``embed_images(..., on_error="collect")`` returns an object with ``vectors`` (one row per
+    input, NaN for failures) and ``errors`` (each with ``index`` and ``error``) instead of raising;
+    ``embed_query`` embeds a text, an image, or both fused into one query vector.
+    (:class:`~mm_rag_plugin.OpenCLIPEmbedder` implements all of it.)"""
 
     @property
     def dim(self) -> int: ...
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
-    def embed_images(self, images: Sequence[ImageInput]) -> np.ndarray: ...
+    def embed_images(self, images: Sequence[ImageInput], *, on_error: str = "raise") -> Any: ...
+
+    def embed_query(self, text: str | None = None, *, image: ImageInput | None = None) -> np.ndarray: ...
 
 
 @runtime_checkable

@@ -76,6 +76,10 @@ def matches_nothing(conditions: tuple[Condition, ...]) -> bool:
 def match(payload: Mapping[str, Any], conditions: tuple[Condition, ...]) -> bool:
     """Whether *payload* satisfies every condition (Qdrant's semantics for these operators)."""
     for c in conditions:
+        if c.key == "source" and isinstance(payload.get("sources"), list):
+            if not any(match({"source": s}, (c,)) for s in payload["sources"]):
+                return False
+            continue
         v = _get(payload, c.key)
         if c.op == "eq":
             if not _eq(v, c.value):
@@ -98,14 +102,15 @@ def to_qdrant(conditions: tuple[Condition, ...], models: Any) -> Any:
     """A ``qdrant_client.models.Filter`` (or None) for *conditions*."""
     must = []
     for c in conditions:
+        key = "sources" if c.key == "source" else c.key  # a point lists every path its content was found at
         if c.op == "eq" and isinstance(c.value, float):
-            must.append(models.FieldCondition(key=c.key, range=models.Range(gte=c.value, lte=c.value)))
+            must.append(models.FieldCondition(key=key, range=models.Range(gte=c.value, lte=c.value)))
         elif c.op == "eq":
-            must.append(models.FieldCondition(key=c.key, match=models.MatchValue(value=c.value)))
+            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=c.value)))
         elif c.op == "any":
             if not c.value:
                 raise ValueError(f"filter {c.key!r} lists no values; it matches nothing (check matches_nothing first)")
             must.append(models.Filter(should=[to_qdrant((Condition(c.key, "eq", v),), models) for v in c.value]))
         else:
-            must.append(models.FieldCondition(key=c.key, range=models.Range(**c.value)))
+            must.append(models.FieldCondition(key=key, range=models.Range(**c.value)))
     return models.Filter(must=must) if must else None

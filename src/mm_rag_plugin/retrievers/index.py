@@ -1,32 +1,27 @@
-"""``MultiModalIndex``: text chunks and images in one collection, dense CLIP plus BM25.
+"""``MultiModalIndex``: text chunks and images in one Qdrant collection, dense CLIP plus BM25.
 
 Dense layout: ONE shared vector ``clip`` per point. CLIP maps texts (text tower) and images (image
 tower) into the same space, so a text chunk gets its text embedding and an image its image
-embedding, in the same named vector. The lists "dense text->text" and "dense text->image" are the
-same query vector searched with a ``kind`` filter (``text`` / ``image``); an image query or a
-text+image query works the same way, and a cross-kind "all dense" search would need no extra
-storage. Two named vectors (``text``, ``image``) would hold exactly the same numbers, each point
-having only one of them, and would buy nothing but a second HNSW graph on a server; one vector
-keeps every engine simple and the numpy engine to a single matrix product per query. A model
-whose towers do NOT share a space cannot be used with this layout (nor with CLIP-style search).
+embedding, in the same named vector; the lists "dense text->text" and "dense text->image" are the
+same query vector searched with a ``kind`` filter. Sparse: ``bm25`` over chunk text and, for
+images, caption + alt text + OCR text, so images are found by the words printed in them.
 
-Sparse: ``bm25`` over chunk text and, for images, caption + alt text + OCR text
-(:attr:`ImageChunk.search_text`), so images are reachable by the words printed in them.
+Engines, chosen by the arguments only (see :mod:`.engine`):
 
-Engines (chosen at construction, same results on the same data):
+* ``MultiModalIndex("folder")``: Qdrant Edge in this process, stored in the folder;
+* ``MultiModalIndex()``: Qdrant Edge in a temporary folder (in memory, gone on close);
+* ``MultiModalIndex(url="http://host:6333", api_key=...)`` or ``client=QdrantClient(...)``: a
+  Qdrant server or cluster (``path=`` then only holds extracted images).
 
-* ``engine="auto"`` (default): the numpy engine for a folder (Qdrant if the folder already holds a
-  Qdrant local index), Qdrant for ``url=`` / ``client=`` / no path (in-memory Qdrant).
-* ``engine="qdrant"``: qdrant-client. ``MultiModalIndex("folder")`` runs Qdrant's
-  embedded local mode on disk, ``MultiModalIndex(url="http://host:6333", api_key=...)`` a Qdrant
-  server or cluster (the scale-out path: HNSW, payload indexes on ``kind``/``source``/``page``,
-  server-side RRF), ``client=`` any ``QdrantClient`` you built.
-* ``engine="numpy"``: the fast embedded engine (exact search in numpy, stored in one SQLite file in
-  the folder); ~10-20x faster than Qdrant local mode at 50k points. See ``_numpy.py``.
+Every index has a manifest (:mod:`.manifest`) naming its model, vector size, BM25 settings and
+whether it is keyword-only, checked on every open: a different model, vector size or BM25 setting
+is refused with an error naming both. ``create=False`` opens an existing index only, creating
+nothing. Zero, NaN and infinite vectors are refused.
 
-Ids are content-derived (a hash of the whole payload), so re-adding the same chunks adds nothing,
-and changed chunks get new ids while their old points are removed (``replace_sources``).
-Payloads hold the chunk's fields and metadata and the image *path*, never image bytes.
+Point ids are derived from the content, not from the path: byte-identical files at two paths give
+one point listing both paths in ``sources`` (a ``{"source": path}`` filter matches either).
+Images extracted into the index folder are stored relative to it and resolved on read, so answers
+keep their images from any working directory and after the folder moves.
 """
 
 from __future__ import annotations
@@ -34,7 +29,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,44 +40,40 @@ from .._payload import chunk_to_payload, payload_to_chunk
 from ..errors import ConfigurationError, InvalidInputError, StoreError
 from ..ids import content_hash, stable_id
 from ..types import Chunk, Embedder, ImageChunk, ReadResult, TextChunk
-from ._engine import Engine, ListQuery, Point, check_quantization
 from ._filters import Condition
+from ._lock import FolderLock
 from .bm25 import BM25Encoder
+from .engine import Engine, ListQuery, Point, check_quantization
 from .ingest import IngestReport, ingest
+from .manifest import FORMAT, check_manifest, describe_model, model_identity, same_model
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MultiModalIndex"]
 
-_FORMAT = 1
-
-
-def _pick_engine(path: str | None, url: str | None, client: Any) -> Literal["qdrant", "numpy"]:
-    """``engine="auto"``: Qdrant for a server (``url=``/``client=``) or a folder Qdrant already
-    holds; otherwise the fast embedded numpy engine (Qdrant's local mode measured ~2 s per fused
-    query at 50k points, the numpy engine ~10 ms: ``python -m benchmarks.bench_retrieval``)."""
-    if url is not None or client is not None or path is None:
-        return "qdrant"
-    folder = Path(path)
-    if (folder / "meta.json").is_file() or (folder / "collection").is_dir():
-        return "qdrant"
-    return "numpy"
+#: Where extracted images go inside an index folder.
+BLOB_DIR = "blobs"
+#: Payload marker: ``image_path`` is relative to the index folder.
+_IMAGE_ROOT = "image_root"
+#: Entries a folder may hold before it has a manifest (an index being created, or a pipeline's).
+_PRE_MANIFEST = {"lock", "shard", BLOB_DIR, "sources.json"}
+#: Payload keys that say where content was found, not what it is (left out of the point id).
+_PLACE_KEYS = ("id", "source", "sources", "prev_id", "next_id")
 
 
 class MultiModalIndex:
     """A persistent multimodal index. Use as a context manager or call :meth:`close`.
 
-    ``dim`` is taken from ``embedder.dim`` (or from the stored index when it exists). BM25 options
-    (``bm25=BM25Encoder(...)``) are stored with a new index and must match when reopening.
+    *embedder*: the model that embeds what :meth:`add` gets; it must be the index's model (a new
+    index records it). Without one, the index can still be searched with vectors you compute, or by
+    keywords. ``dim=``: the vector size of a new index whose vectors you supply
+    (:meth:`add_embedded`). ``keyword_only=True``: a new index without dense vectors, or keyword
+    search of an existing dense index (its model is then not needed). ``bm25=``: BM25 settings of a
+    new index (must match when reopening). ``create=False``: open an existing index or fail.
 
-    ``quantization="int8"`` or ``"binary"`` keeps the dense vectors in RAM as int8 rows (about 1/4
-    of float32) or sign bits (1/32). Each dense list then takes ``limit * oversampling`` candidates
-    (default oversampling 3 for int8, 10 for binary; at least 100) by the quantized score and
-    rescores them with the float32 originals, which always stay on disk: returned scores are exact,
-    and the cost is a read of the candidates per query and a small chance (larger for binary) of
-    missing a neighbour the quantized score ranks too low. With the numpy engine it is chosen at
-    open time, so a folder opens with or without it; on a Qdrant server it is set when the
-    collection is created (an existing collection keeps its own); Qdrant local mode ignores it.
+    ``quantization="int8"`` or ``"binary"`` (a new index): Qdrant's scalar or binary quantization of
+    the dense vectors, kept in RAM, with rescoring by the originals (``oversampling``, default 3
+    and 10).
     """
 
     def __init__(
@@ -89,13 +81,14 @@ class MultiModalIndex:
         path: str | os.PathLike[str] | None = None,
         *,
         embedder: Embedder | None = None,
-        engine: Literal["auto", "qdrant", "numpy"] = "auto",
         url: str | None = None,
         api_key: str | None = None,
         client: Any = None,
         collection: str = "mm_rag",
         dim: int | None = None,
         bm25: BM25Encoder | None = None,
+        keyword_only: bool = False,
+        create: bool = True,
         batch_size: int = 64,
         show_progress: bool = True,
         quantization: Literal["int8", "binary"] | None = None,
@@ -104,62 +97,167 @@ class MultiModalIndex:
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
+        if embedder is not None and keyword_only:
+            raise ConfigurationError("keyword_only=True searches without a model: do not pass embedder=")
         self.quantization, self.oversampling = check_quantization(quantization, oversampling)
         self.embedder = embedder
         self.batch_size = batch_size
         self.show_progress = show_progress
-        self.path = None if path is None else os.fspath(path)
-        self._engine: Engine
-        if engine == "auto":
-            engine = _pick_engine(self.path, url, client)
-        if engine == "qdrant":
-            from ._qdrant import QdrantEngine
-
-            self._engine = QdrantEngine(
-                collection=collection, path=self.path, url=url, api_key=api_key, client=client,
-                quantization=quantization, oversampling=self.oversampling, **client_kwargs,
-            )
-        elif engine == "numpy":
-            if url is not None or client is not None:
-                raise ConfigurationError("engine='numpy' is embedded: pass a folder path, not url= or client=")
-            from ._numpy import NumpyEngine
-
-            self._engine = NumpyEngine(self.path, quantization=quantization, oversampling=oversampling)
-        else:
-            raise ConfigurationError(f"engine must be 'auto', 'qdrant' or 'numpy', got {engine!r}")
+        self.path = None if path is None else Path(path).expanduser().absolute()
+        self.remote = url is not None or client is not None
+        self._lock: FolderLock | None = None
+        self._engine: Engine = _Closed()  # type: ignore[assignment]
+        if not self.remote and self.path is not None:
+            self._prepare_folder(create)
         try:
-            self._open(embedder, dim, bm25)
+            if self.remote:
+                from ._remote import RemoteEngine
+
+                self._engine = RemoteEngine(
+                    collection=collection, url=url, api_key=api_key, client=client,
+                    quantization=quantization, oversampling=self.oversampling, **client_kwargs,
+                )
+            else:
+                from ._edge import EdgeEngine
+
+                self._engine = EdgeEngine(self.path, quantization=quantization, oversampling=self.oversampling)
+            self._open(embedder, dim, bm25, keyword_only, create)
         except BaseException:
-            self._engine.close()
+            self.close()
             raise
 
-    def _open(self, embedder: Embedder | None, dim: int | None, bm25: BM25Encoder | None) -> None:
-        want_dim = dim or (int(embedder.dim) if embedder is not None else None)
-        stored = self._engine.stored_config()
+    # ------------------------------------------------------------------ opening
+    @property
+    def where(self) -> str:
+        if self.remote:
+            return getattr(self._engine, "where", "qdrant")
+        return str(self.path) if self.path else ":memory:"
+
+    def _prepare_folder(self, create: bool) -> None:
+        assert self.path is not None
+        folder = self.path
+        has_manifest = (folder / "manifest.json").is_file()
+        if not has_manifest:
+            if not folder.exists():
+                if not create:
+                    raise StoreError(f"{folder}: no index here (the folder does not exist); run `mm-rag ingest` first")
+            elif not folder.is_dir():
+                raise StoreError(f"{folder}: not a folder")
+            else:
+                other = sorted(p.name for p in folder.iterdir() if p.name not in _PRE_MANIFEST)
+                if other:
+                    old = {"meta.json", "collection", "index", "index.sqlite", "mm_rag.json"} & set(other)
+                    why = (
+                        "it was made by an older version of mm-rag-plugin (never opened: its format could run code)"
+                        if old
+                        else "it holds other files, and no manifest.json"
+                    )
+                    raise StoreError(f"{folder}: not an mm-rag index ({why}); ingest into a new, empty folder")
+                if not create:
+                    raise StoreError(f"{folder}: no index here (no manifest.json); run `mm-rag ingest` first")
+        if create:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{folder}: cannot create the index folder ({exc})") from exc
+        self._lock = FolderLock(folder)
+        self._lock.acquire()
+        if not has_manifest and (folder / "shard").exists():
+            # a create that died before writing its manifest (the manifest is written last): no data
+            shutil.rmtree(folder / "shard")
+
+    def _open(
+        self, embedder: Embedder | None, dim: int | None, bm25: BM25Encoder | None, keyword_only: bool, create: bool
+    ) -> None:
+        stored = self._engine.read_manifest()
         if stored is None:
-            if want_dim is None:
-                raise ConfigurationError("a new index needs its vector size: pass embedder= or dim=")
-            self.bm25 = bm25 or BM25Encoder()
-            self.dim = want_dim
-            self._engine.create({"format": _FORMAT, "dim": want_dim, "bm25": self.bm25.config()})
+            if not create:
+                raise StoreError(f"{self.where}: no index here; run `mm-rag ingest` first")
+            self._create(embedder, dim, bm25, keyword_only)
             return
-        if stored.get("dim") is None:
-            raise StoreError("the collection exists but was not created by mm-rag-plugin (no settings stored)")
-        self.dim = int(stored["dim"])
-        if want_dim is not None and want_dim != self.dim:
+        manifest = check_manifest(stored, self._manifest_where())
+        self.manifest = manifest
+        self.bm25 = BM25Encoder(**manifest["bm25"])
+        if bm25 is not None and bm25.config() != self.bm25.config():
             raise ConfigurationError(
-                f"the index holds {self.dim}-d vectors but the embedder makes {want_dim}-d ones; "
-                "use the embedder the index was built with, or a new folder/collection"
+                f"{self.where}: the index was built with BM25 settings {self.bm25.config()}, not {bm25.config()}"
             )
-        cfg = dict(stored.get("bm25") or {})
-        if bm25 is not None and bm25.config() != cfg:
-            raise ConfigurationError(f"the index was built with BM25 settings {cfg}, not {bm25.config()}")
-        self.bm25 = bm25 or BM25Encoder(**cfg)
+        self.dim = manifest["dim"]
+        model = manifest["model"]
+        if manifest["keyword_only"]:
+            if embedder is not None:
+                raise ConfigurationError(
+                    f"{self.where}: this index is keyword-only (built without a model), so it cannot take "
+                    f"{describe_model(model_identity(embedder))}; ingest into a new index folder for dense search"
+                )
+        else:
+            if dim is not None and dim != self.dim:
+                raise ConfigurationError(f"{self.where}: the index holds {self.dim}-d vectors, not {dim}-d")
+            if embedder is not None:
+                given = model_identity(embedder, model)
+                if not same_model(model, given):
+                    raise ConfigurationError(
+                        f"{self.where}: the index was built with {describe_model(model)}, not "
+                        f"{describe_model(given)}; an index never mixes models: use the index's model "
+                        "(or none, to load it), or ingest into a new index folder"
+                    )
+        self.keyword_search_only = keyword_only or manifest["keyword_only"]
+        points = self._engine.count()
+        if manifest.get("points", 0) > 0 and points == 0:
+            raise StoreError(
+                f"{self._manifest_where()}: damaged index: the manifest records {manifest['points']} items but the "
+                "store holds none; restore the folder from a backup, or re-ingest into a new index folder"
+            )
+
+    def _create(self, embedder: Embedder | None, dim: int | None, bm25: BM25Encoder | None, keyword_only: bool) -> None:
+        self.bm25 = bm25 or BM25Encoder()
+        if keyword_only:
+            model, self.dim = None, None
+        else:
+            if embedder is None and dim is None:
+                raise ConfigurationError(
+                    "a new index needs its model (embedder=), or dim= for vectors you supply, or keyword_only=True"
+                )
+            if embedder is not None:
+                model = model_identity(embedder)
+                if dim is not None and dim != model["dim"]:
+                    raise ConfigurationError(f"dim={dim} but the embedder makes {model['dim']}-d vectors")
+            else:
+                model = {"name": None, "pretrained": None, "dim": int(dim), "weights": None}  # type: ignore[arg-type]
+            self.dim = int(model["dim"])
+        self.manifest = {
+            "format": FORMAT,
+            "dim": self.dim,
+            "keyword_only": keyword_only,
+            "model": model,
+            "bm25": self.bm25.config(),
+            "points": 0,
+        }
+        self.keyword_search_only = keyword_only
+        self._engine.create(self.manifest)
+
+    def _manifest_where(self) -> str:
+        return str(self.path / "manifest.json") if self.path is not None and not self.remote else self.where
 
     # ------------------------------------------------------------------ properties
     @property
     def engine(self) -> str:
         return self._engine.name
+
+    @property
+    def model(self) -> dict[str, Any] | None:
+        """The identity of the model the index was built with (``None``: keyword-only)."""
+        return self.manifest.get("model")
+
+    @property
+    def keyword_only(self) -> bool:
+        """True when the index stores no dense vectors."""
+        return bool(self.manifest["keyword_only"])
+
+    @property
+    def blob_dir(self) -> Path | None:
+        """Where extracted images of this index live (inside the index folder)."""
+        return None if self.path is None else self.path / BLOB_DIR
 
     def __len__(self) -> int:
         return self._engine.count()
@@ -176,16 +274,19 @@ class MultiModalIndex:
         batch_size: int | None = None,
         show_progress: bool | None = None,
     ) -> IngestReport:
-        """Embed and store chunks (a reader's :class:`ReadResult` or any iterable of chunks).
+        """Embed and store chunks (a reader's :class:`ReadResult` or any iterable of chunks, streamed).
 
         Work is committed batch by batch; one chunk that fails (unreadable image) is reported in
         :attr:`IngestReport.errors` and never stops the others. With ``replace_sources`` the points
         of every source seen that are not in this call are deleted at the end (each call should
         then hold whole sources); sources with errors keep their old points.
         """
-        if self.embedder is None:
-            raise ConfigurationError("add() embeds chunks: create the index with embedder=")
-        return ingest(
+        if self.embedder is None and not self.keyword_only:
+            raise ConfigurationError(
+                f"{self.where}: add() embeds chunks with the index's model ({describe_model(self.model)}); "
+                "open the index with embedder= that model"
+            )
+        report = ingest(
             self,
             items,
             self.embedder,
@@ -193,67 +294,245 @@ class MultiModalIndex:
             batch_size=batch_size or self.batch_size,
             show_progress=self.show_progress if show_progress is None else show_progress,
         )
+        self.optimize()
+        return report
 
-    def add_embedded(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
-        """Store chunks with precomputed dense vectors (one row each). Returns how many were new."""
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(chunks), self.dim):
-            raise InvalidInputError(f"expected vectors of shape ({len(chunks)}, {self.dim}), got {vectors.shape}")
-        if len(chunks) and not np.isfinite(vectors).all():
-            raise InvalidInputError("vectors contain NaN or infinite values")
+    def add_embedded(self, chunks: Sequence[Chunk], vectors: np.ndarray | None) -> int:
+        """Store chunks with precomputed dense vectors (one row each; ``None`` for a keyword-only
+        index). Returns how many were new."""
+        if vectors is None:
+            rows: list[np.ndarray | None] = [None] * len(chunks)
+        else:
+            vectors = np.asarray(vectors, dtype=np.float32)
+            if vectors.shape != (len(chunks), self.dim):
+                raise InvalidInputError(f"expected vectors of shape ({len(chunks)}, {self.dim}), got {vectors.shape}")
+            rows = list(vectors)
         points: dict[str, Point] = {}
-        for chunk, vec in zip(chunks, vectors, strict=True):
+        for chunk, vec in zip(chunks, rows, strict=True):
             p = self.make_point(chunk, vec)
-            points.setdefault(p.id, p)
+            if p.id in points:
+                points[p.id].payload["sources"] = _merged(points[p.id].payload["sources"], [chunk.source])
+            else:
+                points[p.id] = p
         present = self._engine.existing(list(points))
+        self._add_sources({pid: p.payload["sources"] for pid, p in points.items() if pid in present}, present)
         new = [p for pid, p in points.items() if pid not in present]
-        if new:
-            self._engine.upsert(new)
+        self.write_points(new)
         return len(new)
 
+    def write_points(self, points: Sequence[Point]) -> None:
+        """Upsert *points* and record the new count in the manifest (one committed batch)."""
+        if points:
+            self._engine.upsert(points)
+            self._committed()
+
+    def _committed(self) -> None:
+        self.manifest["points"] = self._engine.count()
+        self._engine.write_manifest(self.manifest)
+
+    def _add_sources(self, wanted: dict[str, list[str]], present: dict[str, list[str]]) -> None:
+        updates = {}
+        for pid, sources in wanted.items():
+            have = present.get(pid, [])
+            merged = _merged(have, sources)
+            if merged != have:
+                updates[pid] = merged
+        if updates:
+            self._engine.set_sources(updates)
+
     def point_id(self, chunk: Chunk) -> tuple[str, dict[str, Any]]:
-        """The content-derived point id of *chunk*, and its payload."""
+        """The content-derived point id of *chunk*, and its payload (paths under the index folder
+        made relative to it)."""
         if not isinstance(chunk, (TextChunk, ImageChunk)):
             raise InvalidInputError(f"expected a TextChunk or ImageChunk, got {type(chunk).__name__}")
         payload = json.loads(json.dumps(chunk_to_payload(chunk, flat=False), default=str))
-        return stable_id("mm-rag-point", content_hash(json.dumps(payload, sort_keys=True))), payload
+        payload["sources"] = [chunk.source]
+        what = {k: v for k, v in payload.items() if k not in _PLACE_KEYS}
+        if isinstance(chunk, ImageChunk):
+            rel = self._relative(chunk.image_path)
+            if rel is not None:
+                payload["image_path"], payload[_IMAGE_ROOT] = rel, "index"
+                what["image_path"] = rel
+            if chunk.image_path == chunk.source:
+                what.pop("image_path", None)  # an image file: its bytes' hash says what it is
+        meta = dict(what.get("metadata") or {})
+        meta.pop("duplicate_of", None)
+        what["metadata"] = meta
+        return stable_id("mm-rag-point", content_hash(json.dumps(what, sort_keys=True))), payload
 
-    def make_point(self, chunk: Chunk, vector: np.ndarray) -> Point:
+    def _relative(self, image_path: str) -> str | None:
+        if self.path is None:
+            return None
+        try:
+            return Path(image_path).absolute().relative_to(self.path).as_posix()
+        except ValueError:
+            return None
+
+    def make_point(self, chunk: Chunk, vector: np.ndarray | None) -> Point:
+        """A point for *chunk* with its dense *vector* (refused when not finite, zero, or of the
+        wrong size; ``None`` only in a keyword-only index)."""
         pid, payload = self.point_id(chunk)
+        if self.keyword_only:
+            dense = None
+        else:
+            if vector is None:
+                raise InvalidInputError(f"{chunk.source}: no vector for a chunk of a dense index", source=chunk.source)
+            dense = np.asarray(vector, np.float32).reshape(-1)
+            if dense.shape != (self.dim,):
+                raise InvalidInputError(f"{chunk.source}: vector of size {dense.size}, the index holds {self.dim}-d vectors", source=chunk.source)
+            if not np.isfinite(dense).all():
+                raise InvalidInputError(f"{chunk.source}: the vector holds NaN or infinite values; refusing to store it", source=chunk.source)
+            norm = float(np.linalg.norm(dense))
+            if norm < 1e-6:
+                raise InvalidInputError(f"{chunk.source}: the vector is all zeros; refusing to store it", source=chunk.source)
         sparse = self.bm25.encode_document(chunk.search_text)
-        return Point(pid, chunk.kind, chunk.source, np.asarray(vector, np.float32), sparse, payload)
+        return Point(pid, dense, sparse, payload)
 
     def delete_source(self, source: str) -> int:
-        """Delete every point of *source*; returns how many."""
-        ids = self._engine.ids_for_source(source)
-        self._engine.delete(sorted(ids))
-        return len(ids)
+        """Remove *source* from the index: points found only there are deleted, points also found
+        at other paths just forget this one. Returns how many points were deleted."""
+        return self.forget(source, keep=set())
+
+    def forget(self, source: str, keep: set[str]) -> int:
+        """Drop *source* from every point not in *keep*; returns how many points were deleted."""
+        found = self._engine.with_source(source)
+        doomed = [pid for pid, srcs in found.items() if pid not in keep and set(srcs) <= {source}]
+        updates = {pid: [s for s in srcs if s != source] for pid, srcs in found.items() if pid not in keep and pid not in doomed}
+        if updates:
+            self._engine.set_sources(updates)
+        if doomed:
+            self._engine.delete(sorted(doomed))
+        if updates or doomed:
+            self._committed()
+        return len(doomed)
+
+    def optimize(self) -> None:
+        """Build the search structures (HNSW graph, merged segments) for what was added."""
+        self._engine.optimize()
 
     # ------------------------------------------------------------------ reads (used by retrievers)
     def search_lists(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...]) -> list[list[tuple[str, float]]]:
         return self._engine.search(queries, conditions)
 
     def search_fused(
-        self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], *, rrf_k: float, limit: int
+        self,
+        queries: Sequence[ListQuery],
+        conditions: tuple[Condition, ...],
+        *,
+        rrf_k: float,
+        limit: int,
+        weights: Sequence[float] | None = None,
     ) -> list[tuple[str, float]]:
-        if not self._engine.supports_server_fusion:
-            raise ConfigurationError(f"the {self.engine!r} engine has no server-side fusion; use fusion='client'")
-        return self._engine.fused(queries, conditions, rrf_k=rrf_k, limit=limit)  # type: ignore[attr-defined]
+        """The lists fused by the engine in one call (Qdrant's weighted RRF)."""
+        w = [1.0] * len(queries) if weights is None else list(weights)
+        return self._engine.fused(queries, conditions, rrf_k=rrf_k, weights=w, limit=limit)
 
     def chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
         """Chunks by point id (ids not found are left out)."""
-        return {pid: payload_to_chunk(p) for pid, p in self._engine.payloads(ids).items()}
+        return {pid: payload_to_chunk(p) for pid, p in self.payloads(ids).items()}
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Stored payloads by point id (treat as read-only)."""
-        return self._engine.payloads(ids)
+        """Stored payloads by point id, image paths resolved against the index folder."""
+        out = self._engine.payloads(ids)
+        for p in out.values():
+            if p.pop(_IMAGE_ROOT, None) == "index" and self.path is not None:
+                p["image_path"] = str(self.path / p["image_path"])
+        return out
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         return self._engine.vectors(ids)
 
     def memory_bytes(self) -> dict[str, int]:
-        """RAM held by the engine's arrays (``"dense"``: the dense vectors); ``{}`` for Qdrant."""
         return self._engine.memory_bytes()
+
+    def scan(self, batch: int = 256) -> Iterator[list[Point]]:
+        """Every stored point (vectors and raw payloads), batch by batch."""
+        return self._engine.scan(batch)
+
+    # ------------------------------------------------------------------ copies
+    def copy_to(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: Any = None,
+        collection: str = "mm_rag",
+        batch_size: int = 256,
+        show_progress: bool | None = None,
+    ) -> MultiModalIndex:
+        """Stream every point into another index (a Qdrant server by ``url=``/``client=``, or a
+        folder) with the same manifest, and return it open. Resumable: points already there are
+        skipped, so a copy that was interrupted is finished by running it again. Images extracted
+        into this folder are copied along when the target is a folder."""
+        from tqdm.auto import tqdm
+
+        target = MultiModalIndex._for_copy(self, path, url=url, api_key=api_key, client=client, collection=collection)
+        try:
+            total = len(self)
+            bar = tqdm(total=total, unit="point", desc="copying", disable=not (self.show_progress if show_progress is None else show_progress))
+            with bar:
+                for batch in self.scan(batch_size):
+                    present = target._engine.existing([p.id for p in batch])
+                    target._engine.upsert([p for p in batch if p.id not in present])
+                    target._add_sources({p.id: p.payload.get("sources", []) for p in batch if p.id in present}, present)
+                    bar.update(len(batch))
+            if self.blob_dir is not None and self.blob_dir.is_dir() and target.blob_dir is not None:
+                shutil.copytree(self.blob_dir, target.blob_dir, dirs_exist_ok=True)
+            target._committed()
+            target.optimize()
+            if len(target) < total:
+                raise StoreError(f"copy to {target.where} ended with {len(target)} of {total} points")
+        except BaseException:
+            target.close()
+            raise
+        return target
+
+    @staticmethod
+    def _for_copy(source: MultiModalIndex, path: Any, **remote: Any) -> MultiModalIndex:
+        manifest = dict(source.manifest, points=0)
+        ix = object.__new__(MultiModalIndex)
+        ix.embedder, ix.batch_size, ix.show_progress = None, source.batch_size, source.show_progress
+        ix.quantization, ix.oversampling = source.quantization, source.oversampling
+        ix.remote = remote.get("url") is not None or remote.get("client") is not None
+        ix.path = None if path is None else Path(path).expanduser().absolute()
+        ix._lock = None
+        ix._engine = _Closed()  # type: ignore[assignment]
+        try:
+            if ix.remote:
+                from ._remote import RemoteEngine
+
+                ix._engine = RemoteEngine(quantization=source.quantization, oversampling=source.oversampling, **remote)
+            else:
+                if ix.path is None:
+                    raise ConfigurationError("copy_to needs a folder path, url= or client=")
+                ix._prepare_folder(create=True)
+                from ._edge import EdgeEngine
+
+                ix._engine = EdgeEngine(ix.path, quantization=source.quantization, oversampling=source.oversampling)
+            stored = ix._engine.read_manifest()
+            if stored is None:
+                ix._engine.create(manifest)
+                stored = manifest
+            check_manifest(stored, ix.where)
+            same = (
+                stored["keyword_only"] == manifest["keyword_only"]
+                and stored["bm25"] == manifest["bm25"]
+                and (manifest["keyword_only"] or same_model(stored["model"], manifest["model"]))
+            )
+            if not same:
+                raise ConfigurationError(
+                    f"{ix.where} already holds an index of {describe_model(stored['model'])}; "
+                    f"cannot copy an index of {describe_model(manifest['model'])} into it"
+                )
+            ix.manifest = dict(stored)
+            ix.bm25 = BM25Encoder(**stored["bm25"])
+            ix.dim = stored["dim"]
+            ix.keyword_search_only = stored["keyword_only"]
+        except BaseException:
+            ix.close()
+            raise
+        return ix
 
     # ------------------------------------------------------------------ internals for ingest
     @property
@@ -262,9 +541,14 @@ class MultiModalIndex:
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Release the store (flushes and unlocks the folder)."""
-        engine, self._engine = self._engine, _Closed()
-        engine.close()
+        """Flush and release the store (and the folder's lock)."""
+        engine, self._engine = self._engine, _Closed()  # type: ignore[assignment]
+        try:
+            engine.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> MultiModalIndex:
         return self
@@ -273,13 +557,17 @@ class MultiModalIndex:
         self.close()
 
     def __repr__(self) -> str:
-        where = self.path or ":memory:"
-        return f"MultiModalIndex({where!r}, engine={self.engine!r}, dim={self.dim})"
+        return f"MultiModalIndex({self.where!r}, engine={self.engine!r}, dim={getattr(self, 'dim', None)})"
+
+
+def _merged(have: Sequence[str], more: Sequence[str]) -> list[str]:
+    out = list(have)
+    out.extend(s for s in more if s not in out)
+    return out
 
 
 class _Closed:
     name = "closed"
-    supports_server_fusion = False
 
     def __getattr__(self, item: str) -> Any:
         raise StoreError("the index is closed")

@@ -7,9 +7,10 @@ Lists (each searched ``prefetch_k`` deep, deeper than the final ``k``):
 * ``bm25``: the query words against chunk text and image caption / alt / OCR text.
 
 The query vector is the text embedding, the image embedding (``image=``), or both fused
-(``embed_query`` of the embedder when it has one). Fusion is client-side by default (one batched
-request for the three lists; every hit explains its ranks), or ``fusion="server"``: Qdrant's Query
-API (prefetch + RRF) in one request, with equal weights only; both give the same ranking (test).
+(the embedder's ``embed_query``). Fusion is client-side by default (one batched request for the
+three lists; every hit explains its ranks), or ``fusion="server"``: Qdrant's Query API (prefetch +
+weighted RRF) in one request. With equal weights both give the same ranking (test); with unequal
+weights Qdrant scores ``1 / (rank / w + k)``, ours ``w / (k + rank)``.
 After fusion: score threshold, exact and near-duplicate removal, per-kind quotas, top ``k``.
 """
 
@@ -27,7 +28,7 @@ from .._payload import payload_to_chunk
 from ..errors import ConfigurationError, InvalidInputError
 from ..ids import content_hash
 from ..types import Embedder, Hit, ImageInput
-from ._engine import ListQuery
+from .engine import ListQuery
 from ._filters import matches_nothing, parse_filters
 from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, rrf, rrf_sort_key
 from .index import MultiModalIndex
@@ -68,8 +69,12 @@ class FusedRetriever:
     ) -> None:
         self.index = index
         self.embedder = embedder or index.embedder
-        if self.embedder is None:
-            raise ConfigurationError("FusedRetriever needs an embedder (pass embedder= here or to the index)")
+        keyword_only = getattr(index, "keyword_search_only", False)
+        if self.embedder is None and not keyword_only:
+            raise ConfigurationError(
+                "FusedRetriever needs the index's model (pass embedder= here or to the index), "
+                "or an index opened with keyword_only=True for keyword search"
+            )
         if k < 1 or (prefetch_k is not None and prefetch_k < 1):
             raise ConfigurationError(f"k and prefetch_k must be >= 1, got {k=}, {prefetch_k=}")
         self.weights = {name: 1.0 for name in LIST_NAMES}
@@ -77,13 +82,10 @@ class FusedRetriever:
             if name not in LIST_NAMES or w < 0:
                 raise ConfigurationError(f"weights: unknown list {name!r} or negative weight; lists are {LIST_NAMES}")
             self.weights[name] = float(w)
+        if keyword_only:
+            self.weights["dense_text"] = self.weights["dense_image"] = 0.0
         if fusion not in ("client", "server"):
             raise ConfigurationError(f"fusion must be 'client' or 'server', got {fusion!r}")
-        if fusion == "server":
-            if not index.engine_impl.supports_server_fusion:
-                raise ConfigurationError(f"the {index.engine!r} engine fuses client-side only; use fusion='client'")
-            if len({w for w in self.weights.values() if w > 0}) > 1:
-                raise ConfigurationError("server-side fusion supports equal weights only; use fusion='client'")
         self.k, self.prefetch_k, self.rrf_k = k, prefetch_k, rrf_k
         self.quotas = {kind: int(n) for kind, n in (quotas or {}).items()}
         if any(kind not in ("text", "image") for kind in self.quotas):
@@ -93,22 +95,18 @@ class FusedRetriever:
         self.fusion, self.explain = fusion, explain
 
     # ------------------------------------------------------------------ query
-    def _embed(self, query: str | None, image: ImageInput | None) -> np.ndarray:
-        emb: Any = self.embedder
-        if image is None:
-            return np.asarray(emb.embed_texts([query]), np.float32)[0]
-        if query is None:
-            return np.asarray(emb.embed_images([image]), np.float32)[0]
-        if hasattr(emb, "embed_query"):
-            return np.asarray(emb.embed_query(query, image=image), np.float32)
-        v = np.asarray(emb.embed_texts([query]), np.float32)[0] + np.asarray(emb.embed_images([image]), np.float32)[0]
-        return v / max(float(np.linalg.norm(v)), 1e-12)
-
     def _lists(self, query: str | None, image: ImageInput | None, depth: int, kind_filter: Any) -> list[ListQuery]:
-        vec = self._embed(query, image)
+        dense = [
+            (name, kind)
+            for name, kind in (("dense_text", "text"), ("dense_image", "image"))
+            if self.weights[name] > 0 and kind_filter in (None, kind)
+        ]
         out = []
-        for name, kind in (("dense_text", "text"), ("dense_image", "image")):
-            if self.weights[name] > 0 and kind_filter in (None, kind):
+        if dense:
+            if self.embedder is None:
+                raise ConfigurationError("dense search needs the index's model; this index is open for keyword search only")
+            vec = np.asarray(self.embedder.embed_query(query, image=image), np.float32)
+            for name, kind in dense:
                 out.append(ListQuery(name, depth, dense=vec, kind=kind, min_score=self.min_similarity))
         if query and self.weights["bm25"] > 0:
             sparse = self.index.bm25.encode_query(query)
@@ -131,6 +129,8 @@ class FusedRetriever:
             query = None
         if query is None and image is None:
             return []  # nothing to search for
+        if image is not None and self.embedder is None:
+            raise ConfigurationError("searching by image needs the index's model; this index is open for keyword search only")
         k = self.k if k is None else int(k)
         if k < 1:
             raise InvalidInputError(f"k must be >= 1, got {k}")
@@ -152,7 +152,9 @@ class FusedRetriever:
             results = self.index.search_lists(lists, conditions)
             named = {q.name: sorted(r, key=lambda t: rrf_sort_key(t[1], t[0])) for q, r in zip(lists, results, strict=True)}
             return rrf(named, k=self.rrf_k, weights=self.weights)
-        pairs = self.index.search_fused(lists, conditions, rrf_k=self.rrf_k, limit=depth * len(lists))
+        pairs = self.index.search_fused(
+            lists, conditions, rrf_k=self.rrf_k, limit=depth * len(lists), weights=[self.weights[q.name] for q in lists]
+        )
         pairs.sort(key=lambda t: rrf_sort_key(t[1], t[0]))
         if not self.explain:
             return [Fused(i, s) for i, s in pairs]

@@ -1,21 +1,23 @@
-"""Qdrant engine: embedded local mode on disk (``path=``), in memory, or a server / cluster (``url=``).
+"""Remote engine: a Qdrant server or cluster through qdrant-client (``url=`` or ``client=``).
 
-One collection holds every point: the dense vector ``clip`` (cosine) and the sparse vector
-``bm25`` with ``modifier=IDF``. The index settings are kept in the collection's ``metadata``.
+One collection holds every point: the dense vector ``clip`` (cosine; absent in a keyword-only
+index) and the sparse vector ``bm25`` with ``modifier=IDF``. The index manifest is kept in the
+collection's ``metadata``, so every client of the collection sees what it holds.
 
 Quantization (``quantization="int8" | "binary"``): a new collection gets Qdrant's scalar or binary
 quantization (kept in RAM) and dense searches ask for rescoring with the originals and
-``oversampling``; an existing collection keeps the quantization it was created with. Local mode
-(``path=`` / in memory) is an exact brute-force search: qdrant-client 1.20 accepts
-``quantization_config`` at creation and silently drops it, and warns that ``search_params`` have no
-effect, so in local mode the search parameters are not sent at all.
+``oversampling``; an existing collection keeps the quantization it was created with.
+
+Folders are never opened with qdrant-client's local mode (it unpickles what it reads); a
+``client=`` built on local mode works (the tests use it as a stand-in for a server), and then the
+search parameters, which local mode ignores with a warning, are not sent.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,13 +25,14 @@ import numpy as np
 
 from .._optional import require
 from ..errors import StoreError
-from ._engine import DENSE, SPARSE, ListQuery, Point
-from ._filters import Condition, parse_filters, to_qdrant
+from .bm25 import SparseVector
+from .engine import DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, SPARSE, ListQuery, Point
+from ._filters import Condition, to_qdrant
 from .fusion import qdrant_rrf_k, rrf_sort_key
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QdrantEngine"]
+__all__ = ["RemoteEngine"]
 
 _META_KEY = "mm_rag"
 
@@ -38,19 +41,16 @@ def _tie_margin(limit: int) -> int:
     return max(8, limit // 2)
 
 
-class QdrantEngine:
+class RemoteEngine:
     name = "qdrant"
-    supports_server_fusion = True
 
     def __init__(
         self,
         *,
         collection: str,
-        path: str | None = None,
         url: str | None = None,
         api_key: str | None = None,
         client: Any = None,
-        in_memory: bool = False,
         quantization: str | None = None,
         oversampling: float | None = None,
         **client_kwargs: Any,
@@ -60,17 +60,13 @@ class QdrantEngine:
         self.collection = collection
         self.quantization, self.oversampling = quantization, oversampling
         self._owns_client = client is None
+        if client is None and url is None:
+            raise StoreError("a Qdrant server engine needs url= or client=")
         try:
-            if client is not None:
-                self.client = client
-            elif url is not None:
-                self.client = qc.QdrantClient(url=url, api_key=api_key, **client_kwargs)
-            elif in_memory or path is None:
-                self.client = qc.QdrantClient(location=":memory:", **client_kwargs)
-            else:
-                self.client = qc.QdrantClient(path=str(path), **client_kwargs)
-        except Exception as exc:  # locked folder, unreachable server ...
-            raise StoreError(f"cannot open Qdrant ({url or path or ':memory:'}): {exc}") from exc
+            self.client = client if client is not None else qc.QdrantClient(url=url, api_key=api_key, **client_kwargs)
+        except Exception as exc:  # bad URL, bad options
+            raise StoreError(f"cannot connect to Qdrant at {url}: {exc}") from exc
+        self.where = f"{url or 'client'}/{collection}"
         opts = getattr(self.client, "init_options", None) or {}
         self.local = opts.get("path") is not None or opts.get("location") == ":memory:"
         self._search_params = None
@@ -79,36 +75,51 @@ class QdrantEngine:
             self._search_params = m.SearchParams(
                 quantization=m.QuantizationSearchParams(rescore=True, oversampling=oversampling)
             )
-        elif quantization is not None:
-            logger.info("Qdrant local mode searches exactly; quantization=%r has no effect there", quantization)
+        self.has_dense = False
 
-    # ------------------------------------------------------------------ collection
-    def stored_config(self) -> dict[str, Any] | None:
+    # ------------------------------------------------------------------ manifest and lifecycle
+    def read_manifest(self) -> dict[str, Any] | None:
         try:
             if not self.client.collection_exists(self.collection):
                 return None
-            meta = self.client.get_collection(self.collection).config.metadata or {}
+            info = self.client.get_collection(self.collection)
         except Exception as exc:
-            raise StoreError(f"cannot read collection {self.collection!r}: {exc}") from exc
-        return dict(meta.get(_META_KEY) or {"dim": None})
+            raise StoreError(f"cannot read collection {self.where}: {exc}") from exc
+        vectors = info.config.params.vectors
+        self.has_dense = isinstance(vectors, dict) and DENSE in vectors
+        meta = info.config.metadata or {}
+        found = meta.get(_META_KEY)
+        if not isinstance(found, dict):
+            raise StoreError(f"collection {self.where} was not created by mm-rag-plugin (no manifest in its metadata)")
+        return dict(found)
 
-    def create(self, config: dict[str, Any]) -> None:
+    def create(self, manifest: dict[str, Any]) -> None:
         m = self.models
+        dim = manifest.get("dim")
+        vectors = {DENSE: m.VectorParams(size=int(dim), distance=m.Distance.COSINE)} if dim else {}
         try:
             self.client.create_collection(
                 self.collection,
-                vectors_config={DENSE: m.VectorParams(size=int(config["dim"]), distance=m.Distance.COSINE)},
+                vectors_config=vectors,
                 sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
-                metadata={_META_KEY: config},
-                quantization_config=self._quantization_config(),  # local mode accepts and drops it
+                metadata={_META_KEY: manifest},
+                quantization_config=self._quantization_config() if dim else None,
             )
             with warnings.catch_warnings():  # local mode warns that payload indexes do nothing
                 warnings.simplefilter("ignore")
-                for key in ("kind", "source"):
+                for key in KEYWORD_FIELDS:
                     self.client.create_payload_index(self.collection, key, m.PayloadSchemaType.KEYWORD)
-                self.client.create_payload_index(self.collection, "page", m.PayloadSchemaType.INTEGER)
+                for key in INTEGER_FIELDS:
+                    self.client.create_payload_index(self.collection, key, m.PayloadSchemaType.INTEGER)
         except Exception as exc:
-            raise StoreError(f"cannot create collection {self.collection!r}: {exc}") from exc
+            raise StoreError(f"cannot create collection {self.where}: {exc}") from exc
+        self.has_dense = bool(dim)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        try:
+            self.client.update_collection(self.collection, metadata={_META_KEY: manifest})
+        except Exception as exc:
+            raise StoreError(f"cannot update the manifest of {self.where}: {exc}") from exc
 
     def _quantization_config(self) -> Any:
         m = self.models
@@ -119,50 +130,65 @@ class QdrantEngine:
             return m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True))
         return None
 
-    # ------------------------------------------------------------------ writes
-    def existing(self, ids: Sequence[str]) -> set[str]:
-        if not ids:
-            return set()
-        recs = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=False)
-        return {str(r.id) for r in recs}
+    def optimize(self) -> None:
+        """The server optimizes in the background."""
 
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    # ------------------------------------------------------------------ writes
     def upsert(self, points: Sequence[Point]) -> None:
+        if not points:
+            return
         m = self.models
         structs = []
         for p in points:
-            vec: dict[str, Any] = {DENSE: p.dense.tolist()}
+            vec: dict[str, Any] = {}
+            if p.dense is not None:
+                vec[DENSE] = p.dense.tolist()
             if len(p.sparse):
                 vec[SPARSE] = m.SparseVector(indices=p.sparse.indices.tolist(), values=p.sparse.values.tolist())
             structs.append(m.PointStruct(id=p.id, vector=vec, payload=p.payload))
         try:
             self.client.upsert(self.collection, points=structs, wait=True)
         except Exception as exc:
-            raise StoreError(f"upsert of {len(structs)} points into {self.collection!r} failed: {exc}") from exc
+            raise StoreError(f"upsert of {len(structs)} points into {self.where} failed: {exc}") from exc
+
+    def set_sources(self, updates: dict[str, list[str]]) -> None:
+        for pid, sources in updates.items():
+            self.client.set_payload(self.collection, payload={"sources": list(sources)}, points=[pid], wait=True)
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
             self.client.delete(self.collection, points_selector=self.models.PointIdsList(points=list(ids)), wait=True)
 
-    def ids_for_source(self, source: str) -> set[str]:
-        flt = to_qdrant(parse_filters({"source": source}), self.models)
-        out: set[str] = set()
+    # ------------------------------------------------------------------ reads
+    def existing(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        if not ids:
+            return {}
+        recs = self.client.retrieve(self.collection, list(ids), with_payload=["sources"], with_vectors=False)
+        return {str(r.id): list((r.payload or {}).get("sources") or []) for r in recs}
+
+    def with_source(self, source: str) -> dict[str, list[str]]:
+        flt = to_qdrant((Condition("source", "eq", source),), self.models)
+        out: dict[str, list[str]] = {}
         offset = None
         while True:
             recs, offset = self.client.scroll(
-                self.collection, scroll_filter=flt, limit=1024, offset=offset, with_payload=False, with_vectors=False
+                self.collection, scroll_filter=flt, limit=1024, offset=offset, with_payload=["sources"], with_vectors=False
             )
-            out.update(str(r.id) for r in recs)
+            out.update({str(r.id): list((r.payload or {}).get("sources") or []) for r in recs})
             if offset is None:
                 return out
 
     def count(self, kind: str | None = None) -> int:
-        flt = to_qdrant(parse_filters({"kind": kind}), self.models) if kind else None
+        flt = to_qdrant((Condition("kind", "eq", kind),), self.models) if kind else None
         return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
 
-    # ------------------------------------------------------------------ reads
     def _request(self, q: ListQuery, conditions: tuple[Condition, ...], cls: Any) -> Any:
         m = self.models
-        conds = conditions + (tuple(parse_filters({"kind": q.kind})) if q.kind else ())
+        conds = conditions + ((Condition("kind", "eq", q.kind),) if q.kind else ())
         if q.sparse is not None:
             query: Any = m.SparseVector(indices=q.sparse.indices.tolist(), values=q.sparse.values.tolist())
             using = SPARSE
@@ -188,26 +214,32 @@ class QdrantEngine:
         try:
             responses = self.client.query_batch_points(self.collection, requests=reqs)
         except Exception as exc:
-            raise StoreError(f"query on {self.collection!r} failed: {exc}") from exc
+            raise StoreError(f"query on {self.where} failed: {exc}") from exc
         out = [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
         return [sorted(r, key=lambda t: rrf_sort_key(t[1], t[0]))[: q.limit] for q, r in zip(queries, out, strict=True)]
 
     def fused(
-        self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], *, rrf_k: float, limit: int
+        self,
+        queries: Sequence[ListQuery],
+        conditions: tuple[Condition, ...],
+        *,
+        rrf_k: float,
+        weights: Sequence[float],
+        limit: int,
     ) -> list[tuple[str, float]]:
-        """Server-side fusion: Query API prefetch + RRF (equal weights)."""
+        """Server-side fusion: Query API prefetch + weighted RRF, one request."""
         m = self.models
         prefetch = [self._request(q, conditions, m.Prefetch) for q in queries]
         try:
             res = self.client.query_points(
                 self.collection,
                 prefetch=prefetch,
-                query=m.RrfQuery(rrf=m.Rrf(k=qdrant_rrf_k(rrf_k))),
+                query=m.RrfQuery(rrf=m.Rrf(k=qdrant_rrf_k(rrf_k), weights=[float(w) for w in weights])),
                 limit=limit,
                 with_payload=False,
             )
         except Exception as exc:
-            raise StoreError(f"fused query on {self.collection!r} failed: {exc}") from exc
+            raise StoreError(f"fused query on {self.where} failed: {exc}") from exc
         return [(str(p.id), float(p.score)) for p in res.points]
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -217,7 +249,7 @@ class QdrantEngine:
         return {str(r.id): dict(r.payload or {}) for r in recs}
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        if not ids:
+        if not ids or not self.has_dense:
             return {}
         recs = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=[DENSE])
         out = {}
@@ -227,9 +259,23 @@ class QdrantEngine:
                 out[str(r.id)] = np.asarray(v, dtype=np.float32)
         return out
 
-    def memory_bytes(self) -> dict[str, int]:
-        return {}  # Qdrant manages its own memory
+    def scan(self, batch: int = 256) -> Iterator[list[Point]]:
+        offset = None
+        while True:
+            recs, offset = self.client.scroll(self.collection, limit=batch, offset=offset, with_payload=True, with_vectors=True)
+            out = []
+            for r in recs:
+                vec = r.vector if isinstance(r.vector, dict) else {}
+                dense = vec.get(DENSE)
+                sp = vec.get(SPARSE)
+                sparse = SparseVector(
+                    np.asarray(sp.indices if sp is not None else [], np.uint32),
+                    np.asarray(sp.values if sp is not None else [], np.float32),
+                )
+                out.append(Point(str(r.id), None if dense is None else np.asarray(dense, np.float32), sparse, dict(r.payload or {})))
+            yield out
+            if offset is None:
+                return
 
-    def close(self) -> None:
-        if self._owns_client:
-            self.client.close()
+    def memory_bytes(self) -> dict[str, int]:
+        return {}  # the server manages its own memory

@@ -1,0 +1,53 @@
+"""One writer per embedded index: an advisory lock file that names its holder.
+
+Qdrant Edge already refuses a second process (its WAL is locked), but says only ``WouldBlock``;
+this lock is taken first and tells the second process who holds the index (pid and command).
+The lock is released when the holder closes the index or dies (the kernel drops ``flock`` locks).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..errors import StoreError
+
+__all__ = ["FolderLock"]
+
+LOCK_FILE = "lock"
+
+
+class FolderLock:
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: Qdrant Edge's own WAL lock still protects the shard
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 400, 0).decode("utf-8", "replace").strip() or "another process"
+            finally:
+                os.close(fd)
+            raise StoreError(
+                f"{self.path.parent}: the index is in use by {holder}; one process at a time may open an "
+                "embedded index (wait for it to finish, or serve the index from a Qdrant server with --url)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.ftruncate(fd, 0)
+            finally:
+                os.close(fd)  # closing drops the flock

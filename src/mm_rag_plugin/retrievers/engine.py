@@ -1,0 +1,114 @@
+"""The storage engine protocol: everything :class:`~.index.MultiModalIndex` asks of a store.
+
+Two implementations, chosen by the index's arguments only (the split qdrant-client makes between
+its local and remote clients):
+
+* :class:`~._edge.EdgeEngine` - Qdrant Edge (``qdrant-edge-py``), Qdrant's own engine in this
+  process: a folder on disk, or a temporary folder for in-memory use;
+* :class:`~._remote.RemoteEngine` - a Qdrant server or cluster through ``qdrant-client`` (``url=``
+  or ``client=``).
+
+Both store one collection: the dense vector ``clip`` (cosine; absent in a keyword-only index), the
+sparse vector ``bm25`` (IDF modifier), and the payload of each point; both keep the index
+manifest with the data (a file beside the shard, or the collection's metadata), search the same
+lists and fuse them with the same weighted RRF.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import ConfigurationError
+from ._filters import Condition
+from .bm25 import SparseVector
+
+__all__ = ["DENSE", "QUANTIZATIONS", "SPARSE", "Engine", "ListQuery", "Point", "check_quantization"]
+
+#: Vector names in the store: one shared CLIP space, and BM25.
+DENSE = "clip"
+SPARSE = "bm25"
+
+#: Accepted ``quantization`` values, and the default oversampling of each (both engines).
+QUANTIZATIONS = (None, "int8", "binary")
+DEFAULT_OVERSAMPLING = {"int8": 3.0, "binary": 10.0}
+
+#: Payload fields with a payload index (filters on them use it).
+KEYWORD_FIELDS = ("kind", "sources", "file_sha256")
+INTEGER_FIELDS = ("page",)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    id: str  # UUID, derived from the content (not from the file's path)
+    dense: np.ndarray | None  # unit float32; None in a keyword-only index
+    sparse: SparseVector  # may be empty
+    payload: dict[str, Any]  # holds "kind" and "sources" (every path the content was found at)
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """One ranked list: a dense search restricted to a kind, or a BM25 search."""
+
+    name: str
+    limit: int
+    dense: np.ndarray | None = None
+    sparse: SparseVector | None = None
+    kind: str | None = None
+    min_score: float | None = None
+
+
+class Engine(Protocol):
+    """A store for the index's points. Ids are UUID strings; scores are Qdrant's."""
+
+    name: str
+
+    # manifest and lifecycle
+    def read_manifest(self) -> dict[str, Any] | None: ...
+    def create(self, manifest: dict[str, Any]) -> None: ...
+    def write_manifest(self, manifest: dict[str, Any]) -> None: ...
+    def optimize(self) -> None: ...
+    def close(self) -> None: ...
+
+    # writes
+    def upsert(self, points: Sequence[Point]) -> None: ...
+    def set_sources(self, updates: dict[str, list[str]]) -> None: ...
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    # reads
+    def existing(self, ids: Sequence[str]) -> dict[str, list[str]]: ...
+    def with_source(self, source: str) -> dict[str, list[str]]: ...
+    def count(self, kind: str | None = None) -> int: ...
+    def search(
+        self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...]
+    ) -> list[list[tuple[str, float]]]: ...
+    def fused(
+        self,
+        queries: Sequence[ListQuery],
+        conditions: tuple[Condition, ...],
+        *,
+        rrf_k: float,
+        weights: Sequence[float],
+        limit: int,
+    ) -> list[tuple[str, float]]: ...
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+    def scan(self, batch: int = 256) -> Iterator[list[Point]]: ...
+
+
+def check_quantization(quantization: str | None, oversampling: float | None) -> tuple[str | None, float]:
+    """Validate ``quantization`` / ``oversampling``; returns them with the default oversampling filled in."""
+    if quantization not in QUANTIZATIONS:
+        raise ConfigurationError(f"quantization must be None, 'int8' or 'binary', got {quantization!r}")
+    if oversampling is None:
+        return quantization, DEFAULT_OVERSAMPLING.get(quantization or "", 1.0)
+    if quantization is None:
+        raise ConfigurationError("oversampling applies to a quantized index: pass quantization='int8' or 'binary'")
+    if isinstance(oversampling, bool) or not isinstance(oversampling, numbers.Real) or not 1 <= oversampling < math.inf:
+        raise ConfigurationError(f"oversampling must be a number >= 1, got {oversampling!r}")
+    return quantization, float(oversampling)
