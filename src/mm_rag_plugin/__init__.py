@@ -15,6 +15,7 @@ from .errors import (
     ConfigurationError,
     DecompressionBombError,
     GenerationError,
+    IndexNotFoundError,
     InvalidInputError,
     MissingDependencyError,
     MMRagError,
@@ -27,7 +28,7 @@ from .types import Answer, Citation, FileError, Hit, ImageChunk, ItemError, Read
 if TYPE_CHECKING:
     from .embeddings.open_clip import EmbeddingResult, OpenCLIPEmbedder
     from .generators import ExtractiveGenerator, GeminiGenerator, PromptOptions, aanswer, answer
-    from .pipeline import IngestSummary, MultiModalRAG
+    from .pipeline import DeleteSummary, IngestSummary, MultiModalRAG
     from .readers import (
         DocumentLoader,
         DocxReader,
@@ -64,6 +65,7 @@ _LAZY: dict[str, str] = {
     "IngestReport": ".retrievers",
     "MultiModalRAG": ".pipeline",
     "IngestSummary": ".pipeline",
+    "DeleteSummary": ".pipeline",
 }
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "Citation",
     "ConfigurationError",
     "DecompressionBombError",
+    "DeleteSummary",
     "DocumentLoader",
     "DocxReader",
     "EmbeddingResult",
@@ -83,6 +86,7 @@ __all__ = [
     "HtmlReader",
     "ImageChunk",
     "ImageReader",
+    "IndexNotFoundError",
     "IngestReport",
     "IngestSummary",
     "InvalidInputError",

@@ -5,10 +5,15 @@
     mm-rag ask "What does fault E-217 mean?"
     mm-rag eval qrels.jsonl [--k 10] [--json]
     mm-rag info
+    mm-rag delete FILE... | mm-rag ingest docs/ --prune
+    mm-rag copy --to http://qdrant:6333 [--collection NAME]
 
-Model: ``--model`` / ``--pretrained`` / ``--checkpoint`` or ``$MM_RAG_MODEL`` / ``$MM_RAG_PRETRAINED``
-/ ``$MM_RAG_CHECKPOINT``. Without a loadable model, ingest and query use keyword search only and
-say so. Index folder: ``--index`` or ``$MM_RAG_INDEX`` (default ``./.mm_rag``).
+Model: an existing index loads its own model. A new index takes ``--model`` / ``--pretrained`` /
+``--checkpoint`` or ``$MM_RAG_MODEL`` / ``$MM_RAG_PRETRAINED`` / ``$MM_RAG_CHECKPOINT`` (default
+ViT-B-32). A model that cannot be loaded is an error (exit code 3) saying how to fix it;
+``--keyword-only`` builds or searches without a model. ``query``, ``ask``, ``eval`` and ``info``
+open an existing index only and create nothing. Index folder: ``--index`` or ``$MM_RAG_INDEX``
+(default ``./.mm_rag``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._version import __version__
-from .errors import MMRagError
+from .errors import MMRagError, ModelLoadError
 from .types import Hit
 
 __all__ = ["main"]
@@ -38,8 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--pretrained", help="open_clip pretrained tag ($MM_RAG_PRETRAINED)")
     common.add_argument("--checkpoint", help="local weights file for --model ($MM_RAG_CHECKPOINT)")
     common.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    common.add_argument("--keyword-only", action="store_true", help="do not load a model: BM25 keyword search only")
+    common.add_argument(
+        "--keyword-only", action="store_true",
+        help="no model: build a keyword-only index, or search an index by keywords (BM25) only",
+    )
     common.add_argument("--url", help="Qdrant server/cluster URL instead of the embedded index")
+    common.add_argument("--collection", default="mm_rag", help="Qdrant collection with --url (default: %(default)s)")
     common.add_argument("--qdrant-api-key", default=os.environ.get("QDRANT_API_KEY"), help="Qdrant API key ($QDRANT_API_KEY)")
     common.add_argument(
         "--quantization", choices=("int8", "binary"), default=os.environ.get("MM_RAG_QUANTIZATION") or None,
@@ -57,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="reader processes (default: up to 2)")
     s.add_argument("--timeout", type=float, default=300.0, help="seconds per file (default: %(default)s)")
     s.add_argument("--no-ocr", action="store_true", help="skip OCR of images and scanned pages")
+    s.add_argument("--prune", action="store_true", help="remove indexed files under the given folders that no longer exist")
 
     s = sub.add_parser("query", parents=[common], help="search the index (fused dense + BM25)")
     s.add_argument("text", nargs="?", help="text query")
@@ -76,25 +86,38 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("info", parents=[common], help="index statistics, model and location")
+
+    s = sub.add_parser("delete", parents=[common], help="remove files from the index")
+    s.add_argument("sources", nargs="+", help="the files to remove (paths as ingested)")
+
+    s = sub.add_parser("copy", parents=[common], help="copy the index to a Qdrant server (or another folder)")
+    dest = s.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--to", dest="to_url", metavar="URL", help="Qdrant server or cluster URL")
+    dest.add_argument("--to-path", metavar="DIR", help="another index folder")
+    s.add_argument("--to-collection", default="mm_rag", help="target collection (default: %(default)s)")
+    s.add_argument("--to-api-key", default=os.environ.get("QDRANT_TARGET_API_KEY"), help="target API key ($QDRANT_TARGET_API_KEY)")
     return p
 
 
-def _open(args: argparse.Namespace, err: TextIO):
+def _open(args: argparse.Namespace, err: TextIO, *, create: bool = False):
+    """The pipeline over ``--index``; only ``ingest`` creates an index (``create=True``)."""
     from .pipeline import MultiModalRAG
 
     rag = MultiModalRAG(
         args.index,
-        embedder=None if args.keyword_only else "auto",
         model_name=args.model,
         pretrained=args.pretrained,
         checkpoint=args.checkpoint,
         device=args.device,
         url=args.url,
         api_key=args.qdrant_api_key,
+        collection=args.collection,
+        keyword_only=args.keyword_only,
+        create=create,
         show_progress=not args.quiet,
         quantization=args.quantization,
     )
-    if rag.notice and not args.keyword_only:
+    if rag.notice:
         print(f"note: {rag.notice}", file=err)
     return rag
 
@@ -132,21 +155,23 @@ def _print_hits(hits: list[Hit], out: TextIO) -> None:
 
 
 def _cmd_ingest(args, out, err) -> int:
-    with _open(args, err) as rag:
+    with _open(args, err, create=True) as rag:
         options = {"ocr": False} if args.no_ocr else {}
-        summary = rag.ingest(args.paths, workers=args.workers, timeout=args.timeout, **options)
+        summary = rag.ingest(args.paths, workers=args.workers, timeout=args.timeout, prune=args.prune, **options)
         rows = [
             ("files read", summary.files),
+            ("files unchanged", summary.unchanged_files),
             ("text chunks", summary.texts),
             ("images", summary.images),
             ("duplicate images", summary.duplicate_images),
             ("added to index", summary.added),
             ("already indexed", summary.unchanged),
             ("replaced (stale)", summary.deleted),
+            *([("files pruned", summary.pruned)] if args.prune else []),
             ("errors", len(summary.errors)),
         ]
         width = max(len(name) for name, _ in rows)
-        print(f"index: {rag.index_dir} ({rag.index.engine}, {len(rag.index)} items, model: {rag.model_name or 'none: keyword-only'})", file=out)
+        print(f"index: {rag.index_dir} ({rag.index.engine}, {len(rag.index)} items, model: {rag.info()['model'] or 'none: keyword-only'})", file=out)
         for name, value in rows:
             print(f"  {name:<{width}}  {value}", file=out)
         for e in summary.errors:
@@ -263,6 +288,28 @@ def _cmd_eval(args, out, err) -> int:
     return 0
 
 
+def _cmd_delete(args, out, err) -> int:
+    with _open(args, err) as rag:
+        res = rag.delete(args.sources)
+        for s in res.sources:
+            print(f"deleted: {s}", file=out)
+        for s in res.not_found:
+            print(f"not in the index: {s}", file=err)
+        print(f"{len(res.sources)} files, {res.deleted_points} points deleted; {len(rag.index)} items left", file=out)
+    return 0 if not res.not_found else 1
+
+
+def _cmd_copy(args, out, err) -> int:
+    with _open(args, err) as rag:
+        target = rag.copy_to(
+            args.to_url, path=args.to_path, api_key=args.to_api_key, collection=args.to_collection,
+            show_progress=not args.quiet,
+        )
+        with target:
+            print(f"copied {len(target)} items to {target.where} (model: {rag.info()['model'] or 'none: keyword-only'})", file=out)
+    return 0
+
+
 def _cmd_info(args, out, err) -> int:
     with _open(args, err) as rag:
         for key, value in rag.info().items():
@@ -270,7 +317,10 @@ def _cmd_info(args, out, err) -> int:
     return 0
 
 
-_COMMANDS = {"ingest": _cmd_ingest, "query": _cmd_query, "ask": _cmd_ask, "eval": _cmd_eval, "info": _cmd_info}
+_COMMANDS = {
+    "ingest": _cmd_ingest, "query": _cmd_query, "ask": _cmd_ask, "eval": _cmd_eval, "info": _cmd_info,
+    "delete": _cmd_delete, "copy": _cmd_copy,
+}
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -290,7 +340,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         if args.verbose:
             traceback.print_exc(file=err)
         print(f"mm-rag {args.command}: error: {exc}", file=err)
-        return 1
+        return 3 if isinstance(exc, ModelLoadError) else 1
     finally:
         if not args.verbose:
             logging.disable(logging.NOTSET)

@@ -87,5 +87,9 @@ class StoreError(MMRagError, RuntimeError):
     """The vector store could not be opened, written or queried."""
 
 
+class IndexNotFoundError(StoreError):
+    """An index was opened for reading (``create=False``) where there is none; nothing was created."""
+
+
 class GenerationError(MMRagError, RuntimeError):
     """The answer generator failed after its retries."""

@@ -7,44 +7,36 @@
         hits = rag.search("the inverter fault screen", k=5)
         print(rag.ask("What does fault E-217 mean?").text)
 
-When the embedding model cannot be loaded (offline machine, no local checkpoint), the pipeline
-still works with keyword search (BM25 over text, OCR text, alt text and captions) and says why
-in :attr:`MultiModalRAG.notice`.
+The index knows its model: reopening it without naming a model loads the one it was built with;
+naming another is an error that names both. A model that cannot be loaded is an error that says
+how to fix it, never a silent switch to keyword search: keyword-only search happens only when
+asked for (``keyword_only=True``, ``mm-rag --keyword-only``).
+
+Ingest streams: files are read, embedded and written a batch at a time, so memory does not grow
+with the corpus; files unchanged since the last ingest (size, mtime, content hash) are not read
+again; ``prune=True`` removes files that disappeared from the ingested folders.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .errors import ConfigurationError, ModelLoadError
-from .types import Answer, Embedder, FileError, Hit, ImageInput
+from .errors import ConfigurationError, IndexNotFoundError, StoreError
+from .types import Answer, Chunk, Embedder, FileError, Hit, ImageInput
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IngestSummary", "KeywordOnlyEmbedder", "MultiModalRAG"]
+__all__ = ["DeleteSummary", "IngestSummary", "MultiModalRAG"]
 
-_SETTINGS = "mm_rag.json"
-
-
-class KeywordOnlyEmbedder:
-    """Stands in for a model when none can be loaded: zero vectors, dense search switched off."""
-
-    def __init__(self, dim: int = 1) -> None:
-        self.dim = dim
-
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return np.zeros((len(texts), self.dim), np.float32)
-
-    def embed_images(self, images: Sequence[ImageInput]) -> np.ndarray:
-        return np.zeros((len(images), self.dim), np.float32)
+#: Per-file record of what was ingested (size, mtime, content hash), beside the index.
+_SOURCES = "sources.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,32 +46,47 @@ class IngestSummary:
     files: int = 0  # files read successfully
     texts: int = 0  # text chunks read
     images: int = 0  # image chunks read
-    duplicate_images: int = 0  # images whose bytes were already seen (indexed once per place)
+    duplicate_images: int = 0  # images whose bytes were already seen (indexed once)
     added: int = 0  # new points written to the index
-    unchanged: int = 0  # already indexed with the same content
+    unchanged: int = 0  # chunks already indexed with the same content
     deleted: int = 0  # stale points of changed files removed
+    unchanged_files: int = 0  # files skipped: unchanged since the last ingest
+    pruned: int = 0  # files removed from the index because they disappeared (prune=True)
     errors: tuple[FileError, ...] = field(default_factory=tuple)
     keyword_only: bool = False
 
     @property
     def ok(self) -> bool:
-        """True when at least one file was read (what the CLI's exit code means)."""
-        return self.files > 0
+        """True when every file was read or already indexed (what the CLI's exit code means)."""
+        return self.files + self.unchanged_files > 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteSummary:
+    """What :meth:`MultiModalRAG.delete` did."""
+
+    deleted_points: int = 0
+    sources: tuple[str, ...] = ()  # sources removed
+    not_found: tuple[str, ...] = ()  # sources the index did not hold
 
 
 class MultiModalRAG:
     """Ingest documents, search them by text or image, and answer questions with citations.
 
-    *index_dir*: where the index lives (default ``./.mm_rag``); image bytes extracted from
-    documents go to ``<index_dir>/blobs``. *embedder*: an embedder to use, or ``"auto"`` to build an
-    :class:`~mm_rag_plugin.OpenCLIPEmbedder` from *model_name* / *pretrained* / *checkpoint* /
-    *device* (or ``$MM_RAG_MODEL`` ...), falling back to keyword-only search when it cannot be
-    loaded, or ``None`` for keyword-only on purpose. *url* / *api_key*: a Qdrant server instead of
-    the embedded index. *generator*: an answer generator, or ``"auto"`` (Gemini when
-    ``GOOGLE_API_KEY`` / ``GEMINI_API_KEY`` is set, else the extractive fallback).
-    *retriever_options* go to :class:`~mm_rag_plugin.FusedRetriever`, *reader_options* to the
-    readers (``ocr``, ``chunk_size`` ...). *quantization* (``"int8"`` / ``"binary"``): keep the
-    dense vectors quantized in RAM (see :class:`~mm_rag_plugin.MultiModalIndex`).
+    *index_dir*: the index folder (default ``./.mm_rag``): the Qdrant Edge shard, its manifest,
+    and the images extracted from documents (``blobs/``). With *url* (and *api_key*) the points
+    live in a Qdrant server collection (*collection*) and *index_dir* keeps only the images.
+
+    Model: *embedder* (an embedder object), or ``"auto"``: the index's own model when it exists
+    (or *model_name* / *pretrained* / *checkpoint* / *device*, which must be that model), else those
+    arguments, ``$MM_RAG_MODEL`` ..., or the default ViT-B-32. *keyword_only*: no model at all:
+    creates a keyword-only index, or searches an existing dense index by keywords only.
+    *create*: ``False`` opens an existing index only (``query``, ``info``, ``eval``), creating nothing.
+    *generator*: an answer generator, or ``"auto"`` (Gemini when ``GOOGLE_API_KEY`` /
+    ``GEMINI_API_KEY`` is set, else the extractive fallback). *retriever_options* go to
+    :class:`~mm_rag_plugin.FusedRetriever`, *reader_options* to the readers (``ocr``,
+    ``chunk_size`` ...). *quantization* (``"int8"`` / ``"binary"``, new indexes): Qdrant's
+    quantization of the dense vectors.
     """
 
     def __init__(
@@ -91,9 +98,11 @@ class MultiModalRAG:
         pretrained: str | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         device: str | None = None,
-        engine: str = "auto",
         url: str | None = None,
         api_key: str | None = None,
+        collection: str = "mm_rag",
+        keyword_only: bool = False,
+        create: bool = True,
         generator: Any = "auto",
         retriever_options: Mapping[str, Any] | None = None,
         reader_options: Mapping[str, Any] | None = None,
@@ -101,89 +110,88 @@ class MultiModalRAG:
         quantization: str | None = None,
     ) -> None:
         from .retrievers import FusedRetriever, MultiModalIndex
+        from .retrievers.manifest import describe_model, load_model
 
-        self.index_dir = Path(index_dir)
-        self.index_dir.mkdir(parents=True, exist_ok=True)
+        if embedder is None:
+            keyword_only = True
+        elif isinstance(embedder, str) and embedder != "auto":
+            raise ConfigurationError(f"embedder must be an embedder, 'auto' or None, got {embedder!r}")
+        self.index_dir = Path(index_dir).expanduser().absolute()
         self.show_progress = show_progress
         self.reader_options = dict(reader_options or {})
-        self.reader_options.setdefault("blob_dir", str(self.index_dir / "blobs"))
         self.notice: str | None = None
-        settings = self._read_settings()
+        remote = dict(url=url, api_key=api_key, collection=collection) if url else {}
+        common: dict[str, Any] = dict(show_progress=show_progress, **remote)
+        explicit = embedder != "auto" or any(a is not None for a in (model_name, pretrained, checkpoint))
 
-        model: Embedder | None
-        if embedder == "auto":
-            model = self._load_model(model_name, pretrained, checkpoint, device)
-        elif isinstance(embedder, str):
-            raise ConfigurationError(f"embedder must be an embedder, 'auto' or None, got {embedder!r}")
+        index: MultiModalIndex | None = None
+        if keyword_only:
+            index = MultiModalIndex(self.index_dir, keyword_only=True, create=create, **common)
+            model: Embedder | None = None
+            if not index.keyword_only:
+                self.notice = (
+                    f"keyword-only search, as asked: the index also holds dense vectors of {describe_model(index.model)}"
+                )
         else:
-            model = embedder
-            if model is None:
-                self.notice = "keyword-only search: no embedding model was requested"
-        if model is not None and settings.get("keyword_only"):
-            self.notice = (
-                f"the index in {self.index_dir} was built without an embedding model, so search is "
-                "keyword-only; ingest into a new --index folder to get image and semantic search"
-            )
-            model = None
+            try:
+                index = MultiModalIndex(self.index_dir, create=False, **common)
+            except IndexNotFoundError:
+                if not create:
+                    raise
+                index = None
+            if index is not None and index.keyword_only:
+                if explicit:
+                    index.close()
+                    raise ConfigurationError(
+                        f"{index.where} is a keyword-only index (built without a model); it cannot take a model. "
+                        "Search it with --keyword-only, or ingest into a new index folder for dense search"
+                    )
+                model = None
+                self.notice = "keyword-only index (built without a model): search by keywords only"
+            else:
+                try:
+                    if index is not None and not explicit:
+                        model = load_model(index.model or {}, device=device)
+                    elif isinstance(embedder, str):
+                        model = self._build_model(model_name, pretrained, checkpoint, device)
+                    else:
+                        model = embedder
+                    if index is not None:
+                        index.attach(model)
+                    else:
+                        index = MultiModalIndex(self.index_dir, embedder=model, quantization=quantization, **common)  # type: ignore[arg-type]
+                except BaseException:
+                    if index is not None:
+                        index.close()
+                    raise
+        self.index = index
+        self.embedder = model
         self.keyword_only = model is None
-        if self.keyword_only:
-            dim = int(settings.get("dim") or 1)
-            model = KeywordOnlyEmbedder(dim)
-        assert model is not None
-        self.embedder: Embedder = model
-        index_path = None if url else self.index_dir / "index"
-        self.index = MultiModalIndex(
-            index_path,
-            embedder=self.embedder,
-            engine=engine,  # type: ignore[arg-type]
-            url=url,
-            api_key=api_key,
-            show_progress=show_progress,
-            quantization=quantization,  # type: ignore[arg-type]
-        )
-        if not settings:
-            self._write_settings({"keyword_only": self.keyword_only, "dim": self.index.dim, "model": self.model_name})
+        self.reader_options.setdefault("blob_dir", str(self.index_dir / "blobs"))
         options = dict(retriever_options or {})
-        if self.keyword_only:
-            options["weights"] = {**options.get("weights", {}), "dense_text": 0.0, "dense_image": 0.0}
         self.retriever = FusedRetriever(self.index, self.embedder, **options)
         self._generator = generator
 
     # ------------------------------------------------------------------ setup
-    def _load_model(self, model_name, pretrained, checkpoint, device) -> Embedder | None:
+    @staticmethod
+    def _build_model(model_name, pretrained, checkpoint, device) -> Embedder:
         from .embeddings.open_clip import OpenCLIPEmbedder
+        from .errors import ModelLoadError
 
         try:
-            return OpenCLIPEmbedder(
-                model_name, pretrained, checkpoint=checkpoint, device=device
-            )
+            return OpenCLIPEmbedder(model_name, pretrained, checkpoint=checkpoint, device=device)
         except ModelLoadError as exc:
-            self.notice = (
-                f"keyword-only search (BM25 over text and OCR): could not load the embedding model ({exc.reason}). "
-                "To fix: put the weights on this machine and set MM_RAG_MODEL=local-dir:/path/to/folder "
-                "(open_clip_config.json + weights) or MM_RAG_CHECKPOINT=/path/to/weights.bin, "
-                "or pass --model / --checkpoint."
-            )
-            logger.warning("%s", self.notice)
-            return None
-
-    def _read_settings(self) -> dict[str, Any]:
-        path = self.index_dir / _SETTINGS
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"{path}: unreadable index settings ({exc})") from exc
-
-    def _write_settings(self, data: dict[str, Any]) -> None:
-        tmp = self.index_dir / (_SETTINGS + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.index_dir / _SETTINGS)
+            raise ModelLoadError(
+                f"{exc} To build an index without a model instead (keyword search over text and OCR only), "
+                "pass keyword_only=True (mm-rag --keyword-only).",
+                reason=exc.reason,
+            ) from exc
 
     @property
     def model_name(self) -> str | None:
-        return None if self.keyword_only else getattr(self.embedder, "model_name", type(self.embedder).__name__)
+        if self.keyword_only:
+            return None
+        return getattr(self.embedder, "model_name", type(self.embedder).__name__)
 
     @property
     def generator(self) -> Any:
@@ -193,6 +201,24 @@ class MultiModalRAG:
             self._generator = default_generator()
         return self._generator
 
+    # ------------------------------------------------------------------ the file registry
+    def _read_registry(self) -> dict[str, dict[str, Any]]:
+        path = self.index_dir / _SOURCES
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            logger.warning("%s is unreadable (%s): every file will be checked again", path, exc)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write_registry(self, registry: dict[str, dict[str, Any]]) -> None:
+        path = self.index_dir / _SOURCES
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(registry, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+
     # ------------------------------------------------------------------ work
     def ingest(
         self,
@@ -200,28 +226,123 @@ class MultiModalRAG:
         *,
         workers: int | None = None,
         timeout: float | None = 300.0,
+        prune: bool = False,
         **reader_options: Any,
     ) -> IngestSummary:
-        """Read files/folders/globs and index them. Re-ingesting unchanged files adds nothing;
-        changed files replace their old chunks. Bad files are reported in ``errors``, never fatal."""
-        from .readers import load_documents
+        """Read files/folders/globs and index them, streaming. Files unchanged since the last
+        ingest are skipped; changed files replace their old chunks; ``prune`` removes indexed files
+        under the given folders that no longer exist. Bad files are reported in ``errors``."""
+        from .readers import DocumentLoader
 
         options = {**self.reader_options, **reader_options}
-        read = load_documents(paths, workers=workers, timeout=timeout, show_progress=self.show_progress, **options)
-        report = self.index.add(read, show_progress=self.show_progress)
-        read_errors = {e.source for e in read.errors}
-        sources = {c.source for c in read.chunks}
+        roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        loader = DocumentLoader(roots, workers=workers, timeout=timeout, show_progress=self.show_progress, **options)
+        registry = self._read_registry()
+        todo: list[Path] = []
+        signatures: dict[str, dict[str, Any]] = {}
+        unchanged_files = 0
+        for f in loader.files():
+            source = str(f.absolute())
+            sig = _signature(f, registry.get(source))
+            if sig is not None and sig.get("unchanged"):
+                unchanged_files += 1
+                registry[source] = sig["record"]
+                continue
+            if sig is not None:
+                signatures[source] = sig["record"]
+            todo.append(f)
+
+        counts = {"texts": 0, "images": 0, "dups": 0}
+        read_errors: list[FileError] = []
+        read_ok: set[str] = set()
+        with_chunks: set[str] = set()
+
+        def stream() -> Iterator[Chunk]:
+            if not todo:
+                return
+            files_loader = DocumentLoader(
+                [str(f) for f in todo], workers=workers, timeout=timeout, show_progress=self.show_progress, **options
+            )
+            seen: dict[str, str] = {}
+            from .readers.loader import mark_duplicates
+
+            for path, res in files_loader.lazy_load():
+                source = str(path.absolute())
+                if isinstance(res, FileError):
+                    read_errors.append(res)
+                    continue
+                read_errors.extend(res.errors)
+                if not res.errors:
+                    read_ok.add(source)
+                for c in mark_duplicates(res.chunks, seen):
+                    with_chunks.add(c.source)
+                    if c.kind == "image":
+                        counts["images"] += 1
+                        counts["dups"] += bool(c.metadata.get("duplicate_of"))
+                    else:
+                        counts["texts"] += 1
+                    yield c
+
+        report = self.index.add(stream(), show_progress=self.show_progress)
+        failed = {e.source for e in report.errors}
+        deleted = report.deleted
+        for source in sorted(read_ok - with_chunks):  # read fine but holds nothing now
+            deleted += self.index.delete_source(source)
+        for source in read_ok - failed:
+            if source in signatures:
+                registry[source] = signatures[source]
+        pruned = 0
+        if prune:
+            pruned, pruned_points = self._prune(roots, registry)
+            deleted += pruned_points
+        self._write_registry(registry)
         return IngestSummary(
-            files=len(sources - read_errors) or len(sources),
-            texts=len(read.texts),
-            images=len(read.images),
-            duplicate_images=sum(1 for c in read.images if c.metadata.get("duplicate_of")),
+            files=len(read_ok | {e.source for e in read_errors if e.source in with_chunks}),
+            texts=counts["texts"],
+            images=counts["images"],
+            duplicate_images=counts["dups"],
             added=report.added,
             unchanged=report.unchanged,
-            deleted=report.deleted,
-            errors=tuple(report.errors),
+            deleted=deleted,
+            unchanged_files=unchanged_files,
+            pruned=pruned,
+            errors=tuple(read_errors) + tuple(report.errors),
             keyword_only=self.keyword_only,
         )
+
+    def _prune(self, roots: Sequence[Any], registry: dict[str, dict[str, Any]]) -> tuple[int, int]:
+        folders = [Path(os.fspath(r)).expanduser().absolute() for r in roots if Path(os.fspath(r)).expanduser().is_dir()]
+        gone = [
+            s for s in registry
+            if not Path(s).exists() and any(Path(s).is_relative_to(folder) for folder in folders)
+        ]
+        points = 0
+        for s in gone:
+            points += self.index.delete_source(s)
+            registry.pop(s, None)
+        return len(gone), points
+
+    def delete(self, sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> DeleteSummary:
+        """Remove files from the index (by path, as given to ingest or absolute)."""
+        items = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+        registry = self._read_registry()
+        removed, missing, points = [], [], 0
+        for s in items:
+            source = str(Path(os.fspath(s)).expanduser().absolute())
+            found = self.index.engine_impl.with_source(source)
+            if not found and source not in registry:
+                missing.append(os.fspath(s))
+                continue
+            points += self.index.delete_source(source)
+            registry.pop(source, None)
+            removed.append(source)
+        self._write_registry(registry)
+        return DeleteSummary(points, tuple(removed), tuple(missing))
+
+    def copy_to(self, url: str | None = None, *, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Any:
+        """Copy the index into a Qdrant server collection (``url=``, ``api_key=``, ``collection=``)
+        or another folder (``path=``); see :meth:`MultiModalIndex.copy_to`. Returns the new index, open."""
+        return self.index.copy_to(path, url=url, **kwargs)
 
     def search(
         self,
@@ -245,15 +366,18 @@ class MultiModalRAG:
 
     def info(self) -> dict[str, Any]:
         """Index statistics and configuration."""
+        from .retrievers.manifest import describe_model
+
         return {
-            "index_dir": str(self.index_dir.resolve()),
+            "index_dir": str(self.index_dir),
             "engine": self.index.engine,
             "items": len(self.index),
             "texts": self.index.count("text"),
             "images": self.index.count("image"),
-            "model": self.model_name,
+            "model": describe_model(self.index.model) if not self.index.keyword_only else None,
             "dim": self.index.dim,
-            "keyword_only": self.keyword_only,
+            "keyword_only": self.index.keyword_only,
+            "search": "keyword-only" if self.keyword_only else "dense + keyword",
         }
 
     def close(self) -> None:
@@ -267,3 +391,24 @@ class MultiModalRAG:
 
     def __repr__(self) -> str:
         return f"MultiModalRAG({str(self.index_dir)!r}, model={self.model_name!r}, engine={self.index.engine!r})"
+
+
+def _signature(path: Path, known: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``{"record": {...}, "unchanged": bool}`` for *path*: size and mtime first, the content hash
+    only when those changed (a touched but identical file is not read again)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # the loader reports it
+    rec: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns and known.get("sha256"):
+        return {"record": {**rec, "sha256": known["sha256"]}, "unchanged": True}
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    rec["sha256"] = h.hexdigest()
+    return {"record": rec, "unchanged": bool(known and known.get("sha256") == rec["sha256"])}

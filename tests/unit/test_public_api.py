@@ -21,6 +21,7 @@ EXPECTED_ALL = {
     "Citation",
     "ConfigurationError",
     "DecompressionBombError",
+    "DeleteSummary",
     "DocumentLoader",
     "DocxReader",
     "EmbeddingResult",
@@ -33,6 +34,7 @@ EXPECTED_ALL = {
     "HtmlReader",
     "ImageChunk",
     "ImageReader",
+    "IndexNotFoundError",
     "IngestReport",
     "IngestSummary",
     "InvalidInputError",
@@ -57,7 +59,7 @@ EXPECTED_ALL = {
     "load_documents",
 }
 
-HEAVY = ("torch", "open_clip", "langchain_core", "llama_index", "google.genai", "qdrant_client", "pypdfium2")
+HEAVY = ("torch", "open_clip", "langchain_core", "llama_index", "google.genai", "qdrant_client", "qdrant_edge", "pypdfium2")
 
 
 def test_all_is_pinned() -> None:

@@ -32,7 +32,7 @@ from .._optional import require
 from ..errors import StoreError
 from ._filters import Condition
 from .bm25 import SparseVector
-from .engine import DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, SPARSE, ListQuery, Point
+from .engine import DEFAULT_OVERSAMPLING, DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, SPARSE, ListQuery, Point
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +163,11 @@ class EdgeEngine:
         except (OSError, ValueError):
             config = {}
         self.has_dense = DENSE in (config.get("vectors") or {})
+        stored = config.get("quantization_config") or {}
+        if self.quantization is None and ("scalar" in stored or "binary" in stored):
+            # a quantized shard keeps its quantization: search it with that kind's default oversampling
+            self.quantization = "int8" if "scalar" in stored else "binary"
+            self.oversampling = DEFAULT_OVERSAMPLING[self.quantization]
         self._set_params()
 
     def _set_params(self) -> None:

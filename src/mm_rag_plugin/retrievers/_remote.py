@@ -25,9 +25,9 @@ import numpy as np
 
 from .._optional import require
 from ..errors import StoreError
+from ._filters import Condition, to_qdrant
 from .bm25 import SparseVector
 from .engine import DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, SPARSE, ListQuery, Point
-from ._filters import Condition, to_qdrant
 from .fusion import qdrant_rrf_k, rrf_sort_key
 
 logger = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._payload import chunk_to_payload, payload_to_chunk
-from ..errors import ConfigurationError, InvalidInputError, StoreError
+from ..errors import ConfigurationError, IndexNotFoundError, InvalidInputError, StoreError
 from ..ids import content_hash, stable_id
 from ..types import Chunk, Embedder, ImageChunk, ReadResult, TextChunk
 from ._filters import Condition
@@ -140,7 +140,7 @@ class MultiModalIndex:
         if not has_manifest:
             if not folder.exists():
                 if not create:
-                    raise StoreError(f"{folder}: no index here (the folder does not exist); run `mm-rag ingest` first")
+                    raise IndexNotFoundError(f"{folder}: no index here (the folder does not exist); run `mm-rag ingest` first")
             elif not folder.is_dir():
                 raise StoreError(f"{folder}: not a folder")
             else:
@@ -154,7 +154,7 @@ class MultiModalIndex:
                     )
                     raise StoreError(f"{folder}: not an mm-rag index ({why}); ingest into a new, empty folder")
                 if not create:
-                    raise StoreError(f"{folder}: no index here (no manifest.json); run `mm-rag ingest` first")
+                    raise IndexNotFoundError(f"{folder}: no index here (no manifest.json); run `mm-rag ingest` first")
         if create:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -172,7 +172,7 @@ class MultiModalIndex:
         stored = self._engine.read_manifest()
         if stored is None:
             if not create:
-                raise StoreError(f"{self.where}: no index here; run `mm-rag ingest` first")
+                raise IndexNotFoundError(f"{self.where}: no index here; run `mm-rag ingest` first")
             self._create(embedder, dim, bm25, keyword_only)
             return
         manifest = check_manifest(stored, self._manifest_where())
@@ -194,13 +194,7 @@ class MultiModalIndex:
             if dim is not None and dim != self.dim:
                 raise ConfigurationError(f"{self.where}: the index holds {self.dim}-d vectors, not {dim}-d")
             if embedder is not None:
-                given = model_identity(embedder, model)
-                if not same_model(model, given):
-                    raise ConfigurationError(
-                        f"{self.where}: the index was built with {describe_model(model)}, not "
-                        f"{describe_model(given)}; an index never mixes models: use the index's model "
-                        "(or none, to load it), or ingest into a new index folder"
-                    )
+                self._check_model(embedder)
         self.keyword_search_only = keyword_only or manifest["keyword_only"]
         points = self._engine.count()
         if manifest.get("points", 0) > 0 and points == 0:
@@ -208,6 +202,24 @@ class MultiModalIndex:
                 f"{self._manifest_where()}: damaged index: the manifest records {manifest['points']} items but the "
                 "store holds none; restore the folder from a backup, or re-ingest into a new index folder"
             )
+
+    def _check_model(self, embedder: Embedder) -> None:
+        model = self.manifest["model"]
+        given = model_identity(embedder, model)
+        if not same_model(model, given):
+            raise ConfigurationError(
+                f"{self.where}: the index was built with {describe_model(model)}, not "
+                f"{describe_model(given)}; an index never mixes models: use the index's model "
+                "(or none, to load it), or ingest into a new index folder"
+            )
+
+    def attach(self, embedder: Embedder) -> None:
+        """Use *embedder* for :meth:`add` and searches; it must be the index's model."""
+        if self.keyword_only:
+            raise ConfigurationError(f"{self.where}: this index is keyword-only (built without a model)")
+        self._check_model(embedder)
+        self.embedder = embedder
+        self.keyword_search_only = False
 
     def _create(self, embedder: Embedder | None, dim: int | None, bm25: BM25Encoder | None, keyword_only: bool) -> None:
         self.bm25 = bm25 or BM25Encoder()

@@ -28,8 +28,8 @@ from .._payload import payload_to_chunk
 from ..errors import ConfigurationError, InvalidInputError
 from ..ids import content_hash
 from ..types import Embedder, Hit, ImageInput
-from .engine import ListQuery
 from ._filters import matches_nothing, parse_filters
+from .engine import ListQuery
 from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, rrf, rrf_sort_key
 from .index import MultiModalIndex
 
