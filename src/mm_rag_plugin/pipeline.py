@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError, IndexNotFoundError, StoreError
+from .errors import ConfigurationError, IndexNotFoundError
 from .types import Answer, Chunk, Embedder, FileError, Hit, ImageInput
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ class MultiModalRAG:
                     if index is not None:
                         index.attach(model)
                     else:
-                        index = MultiModalIndex(self.index_dir, embedder=model, quantization=quantization, **common)  # type: ignore[arg-type]
+                        index = MultiModalIndex(self.index_dir, embedder=model, quantization=quantization, **common)
                 except BaseException:
                     if index is not None:
                         index.close()
@@ -179,7 +179,8 @@ class MultiModalRAG:
         from .errors import ModelLoadError
 
         try:
-            return OpenCLIPEmbedder(model_name, pretrained, checkpoint=checkpoint, device=device)
+            emb: Any = OpenCLIPEmbedder(model_name, pretrained, checkpoint=checkpoint, device=device)
+            return emb
         except ModelLoadError as exc:
             raise ModelLoadError(
                 f"{exc} To build an index without a model instead (keyword search over text and OCR only), "

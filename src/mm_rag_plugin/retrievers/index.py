@@ -106,7 +106,7 @@ class MultiModalIndex:
         self.path = None if path is None else Path(path).expanduser().absolute()
         self.remote = url is not None or client is not None
         self._lock: FolderLock | None = None
-        self._engine: Engine = _Closed()  # type: ignore[assignment]
+        self._engine: Engine = _Closed()
         if not self.remote and self.path is not None:
             self._prepare_folder(create)
         try:
@@ -183,7 +183,6 @@ class MultiModalIndex:
                 f"{self.where}: the index was built with BM25 settings {self.bm25.config()}, not {bm25.config()}"
             )
         self.dim = manifest["dim"]
-        model = manifest["model"]
         if manifest["keyword_only"]:
             if embedder is not None:
                 raise ConfigurationError(
@@ -509,7 +508,7 @@ class MultiModalIndex:
         ix.remote = remote.get("url") is not None or remote.get("client") is not None
         ix.path = None if path is None else Path(path).expanduser().absolute()
         ix._lock = None
-        ix._engine = _Closed()  # type: ignore[assignment]
+        ix._engine = _Closed()
         try:
             if ix.remote:
                 from ._remote import RemoteEngine
@@ -554,7 +553,7 @@ class MultiModalIndex:
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Flush and release the store (and the folder's lock)."""
-        engine, self._engine = self._engine, _Closed()  # type: ignore[assignment]
+        engine, self._engine = self._engine, _Closed()
         try:
             engine.close()
         finally:

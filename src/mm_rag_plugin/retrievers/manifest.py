@@ -64,9 +64,9 @@ def model_identity(embedder: Any, known: Mapping[str, Any] | None = None) -> dic
     weights file's hash when the weights come from a local file or folder."""
     custom = getattr(embedder, "identity", None)
     if callable(custom):
-        ident = dict(custom())
-        ident.setdefault("dim", int(embedder.dim))
-        return ident
+        own = dict(custom())
+        own.setdefault("dim", int(embedder.dim))
+        return own
     name = getattr(embedder, "model_name", None)
     if not isinstance(name, str):
         name = f"{type(embedder).__module__}.{type(embedder).__qualname__}"
