@@ -110,7 +110,10 @@ class MultiModalRAG:
         quantization: str | None = None,
     ) -> None:
         from .retrievers import FusedRetriever, MultiModalIndex
+        from .retrievers.engine import check_quantization
         from .retrievers.manifest import describe_model, load_model
+
+        check_quantization(quantization, None)  # a bad value is an error even where an existing index ignores it
 
         if embedder is None:
             keyword_only = True

@@ -29,7 +29,7 @@ def core(tmp_path_factory, embedder):
         draw_shape(color, kind).save(p)
         chunks.append(ImageChunk(id=p.stem, source=str(p), image_path=str(p), content_hash=content_hash(p.read_bytes()),
                                  caption=f"a {color} {kind}"))
-    ix = MultiModalIndex(d / "index", embedder=embedder, engine="numpy", show_progress=False)
+    ix = MultiModalIndex(d / "index", embedder=embedder, show_progress=False)
     ix.add(chunks)
     yield FusedRetriever(ix)
     ix.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
+from qdrant_client import QdrantClient
 
 from mm_rag_plugin.ids import content_hash
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
@@ -49,13 +50,19 @@ def corpus(tmp_path_factory):
     return chunks
 
 
-@pytest.fixture(params=["qdrant", "numpy"])
+@pytest.fixture(params=["edge", "remote"])
 def index(request, tmp_path, embedder, corpus):
-    with MultiModalIndex(tmp_path, embedder=embedder, engine=request.param, show_progress=False) as ix:
+    """The corpus in a Qdrant Edge folder, or behind qdrant-client (a stand-in server)."""
+    client = QdrantClient(location=":memory:") if request.param == "remote" else None
+    where = {"client": client} if client is not None else {"path": tmp_path / "index"}
+    with MultiModalIndex(embedder=embedder, show_progress=False, **where) as ix:
+        assert ix.engine == {"edge": "qdrant-edge", "remote": "qdrant"}[request.param]
         report = ix.add(ReadResult(corpus))
         assert report.ok and report.added == len(corpus) - 1 and report.skipped_empty == 1
         ix.chunks_by_id = {c.id: c for c in corpus}  # for the tests' convenience
         yield ix
+    if client is not None:
+        client.close()
 
 
 def test_text_query_finds_the_matching_image(index):

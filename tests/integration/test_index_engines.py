@@ -1,17 +1,21 @@
-"""MultiModalIndex on both engines (Qdrant local on disk, numpy+SQLite): same results, persistence,
-idempotency, source replacement, filters and edge cases. Vectors are precomputed random unit
-vectors (the engines are under test here, not the model)."""
+"""MultiModalIndex on both engines (Qdrant Edge in a folder, and qdrant-client against a stand-in
+server, ``client=QdrantClient(location=":memory:")``): same results, persistence, idempotency,
+source replacement, filters and edge cases. Vectors are precomputed random unit vectors (the
+engines are under test here, not the model)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from qdrant_client import QdrantClient
 
 from mm_rag_plugin.errors import ConfigurationError, InvalidInputError, StoreError
 from mm_rag_plugin.ids import content_hash
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
-from mm_rag_plugin.retrievers._engine import ListQuery
 from mm_rag_plugin.retrievers._filters import parse_filters
+from mm_rag_plugin.retrievers.engine import ListQuery
 from mm_rag_plugin.types import ImageChunk, TextChunk
 
 DIM = 16
@@ -35,8 +39,14 @@ class VectorTable:
     def embed_texts(self, texts):
         return np.stack([self._vec("t:" + t) for t in texts]) if texts else np.zeros((0, DIM), np.float32)
 
-    def embed_images(self, images):
-        return np.stack([self._vec("i:" + str(p)) for p in images]) if images else np.zeros((0, DIM), np.float32)
+    def embed_images(self, images, *, on_error="raise"):
+        vecs = np.stack([self._vec("i:" + str(p)) for p in images]) if images else np.zeros((0, DIM), np.float32)
+        return SimpleNamespace(vectors=vecs, errors=()) if on_error == "collect" else vecs
+
+    def embed_query(self, text=None, *, image=None):
+        parts = ([self._vec("t:" + text)] if text else []) + ([self._vec("i:" + str(image))] if image is not None else [])
+        v = np.sum(parts, axis=0)
+        return (v / np.linalg.norm(v)).astype(np.float32)
 
 
 def corpus(n: int, seed: int = 0, *, unique_lengths: bool = False):
@@ -56,20 +66,35 @@ def corpus(n: int, seed: int = 0, *, unique_lengths: bool = False):
     return chunks, vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
 
 
-@pytest.fixture(params=["qdrant", "numpy"])
-def engine(request):
-    return request.param
+@pytest.fixture(params=["edge", "remote"])
+def store(request, tmp_path):
+    """``store(name, **kw)`` opens index *name*: an Edge folder, or a collection behind one
+    qdrant-client per name (reopening *name* reaches the same data)."""
+    clients: dict[str, QdrantClient] = {}
+
+    def open_(name: str = "ix", **kw):
+        kw = {"dim": DIM, "show_progress": False, **kw}
+        if request.param == "edge":
+            return MultiModalIndex(tmp_path / name, **kw)
+        if name not in clients:
+            clients[name] = QdrantClient(location=":memory:")
+        return MultiModalIndex(client=clients[name], **kw)
+
+    open_.kind = request.param
+    yield open_
+    for c in clients.values():
+        c.close()
 
 
-def open_index(path, engine, **kw):
-    return MultiModalIndex(path, engine=engine, dim=DIM, show_progress=False, **kw)
-
-
-def test_engines_rank_identically(tmp_path):
+def test_edge_and_server_rank_identically(tmp_path):
     chunks, vecs = corpus(600)
     q = VectorTable()
-    with open_index(tmp_path / "q", "qdrant", embedder=q) as a, open_index(tmp_path / "n", "numpy", embedder=q) as b:
+    client = QdrantClient(location=":memory:")
+    with MultiModalIndex(tmp_path / "edge", embedder=q, show_progress=False) as a, \
+            MultiModalIndex(client=client, embedder=q, show_progress=False) as b:
+        assert (a.engine, b.engine) == ("qdrant-edge", "qdrant")
         assert a.add_embedded(chunks, vecs) == b.add_embedded(chunks, vecs) == 600
+        assert len(a) == len(b) == 600 and a.count("image") == b.count("image") == 150
         rng = np.random.default_rng(1)
         for trial in range(10):
             text = " ".join(rng.choice(WORDS, size=3))
@@ -79,42 +104,38 @@ def test_engines_rank_identically(tmp_path):
             filt = parse_filters(None if trial % 2 else {"page": [1, 2, 3]})
             ra, rb = a.search_lists(lists, filt), b.search_lists(lists, filt)
             for la, lb in zip(ra, rb, strict=True):
+                assert la, "empty list"
                 assert [i for i, _ in la] == [i for i, _ in lb]
                 assert np.allclose([s for _, s in la], [s for _, s in lb], rtol=1e-4)
             ha = FusedRetriever(a, k=10).retrieve(text)
             hb = FusedRetriever(b, k=10).retrieve(text)
             assert [h.id for h in ha] == [h.id for h in hb]
             assert [h.ranks for h in ha] == [h.ranks for h in hb]
+    client.close()
 
 
 def test_server_and_client_fusion_agree(tmp_path):
     # Qdrant ranks equal scores in its own order when fusing; without ties the two paths must agree
     chunks, vecs = corpus(400, seed=3, unique_lengths=True)
     q = VectorTable()
-    with open_index(tmp_path, "qdrant", embedder=q) as ix:
+    with MultiModalIndex(tmp_path, embedder=q, show_progress=False) as ix:
         ix.add_embedded(chunks, vecs)
         rng = np.random.default_rng(2)
         for _ in range(8):
             text = " ".join(rng.choice(WORDS, size=2))
             client = FusedRetriever(ix, k=15, dedupe=False).retrieve(text)
             server = FusedRetriever(ix, k=15, dedupe=False, fusion="server").retrieve(text)
+            assert client
             assert [h.id for h in client] == [h.id for h in server]
             assert [h.score for h in client] == pytest.approx([h.score for h in server])
             assert [h.ranks for h in client] == [h.ranks for h in server]
-        with pytest.raises(ConfigurationError, match="equal weights"):
-            FusedRetriever(ix, fusion="server", weights={"bm25": 2})
 
 
-def test_numpy_engine_has_no_server_fusion(tmp_path):
-    with open_index(tmp_path, "numpy", embedder=VectorTable()) as ix, pytest.raises(ConfigurationError):
-        FusedRetriever(ix, fusion="server")
-
-
-def test_ingest_is_idempotent_replaces_changed_sources_and_persists(tmp_path, engine):
+def test_ingest_is_idempotent_replaces_changed_sources_and_persists(store):
     emb = VectorTable()
     a = [TextChunk(id="a1", text="alpha one", source="a.txt"), TextChunk(id="a2", text="alpha two", source="a.txt")]
     b = [ImageChunk(id="b1", source="b.png", image_path="/b.png", content_hash="hb", ocr_text="beta")]
-    with open_index(tmp_path, engine, embedder=emb) as ix:
+    with store(embedder=emb) as ix:
         r = ix.add([*a, *b])
         assert (r.added, r.unchanged, r.deleted) == (3, 0, 0)
         r = ix.add([*a, *b])
@@ -124,16 +145,19 @@ def test_ingest_is_idempotent_replaces_changed_sources_and_persists(tmp_path, en
         r = ix.add(changed)
         assert (r.added, r.deleted) == (1, 2)
         assert ix.count("text") == 1 and ix.count("image") == 1
-    with open_index(tmp_path, engine, embedder=emb) as ix:  # reopened
+    with store(embedder=emb) as ix:  # reopened
+        assert ix.manifest["points"] == len(ix) == 2
         hits = FusedRetriever(ix).retrieve("revised")
         assert hits[0].chunk.text == "alpha one revised" and hits[0].ranks.get("bm25") == 1
         assert ix.delete_source("b.png") == 1
         assert ix.count("image") == 0
+    with store() as ix:
+        assert len(ix) == ix.manifest["points"] == 1
 
 
-def test_empty_index_image_only_index_and_edge_queries(tmp_path, engine):
+def test_empty_index_image_only_index_and_edge_queries(store):
     emb = VectorTable()
-    with open_index(tmp_path, engine, embedder=emb) as ix:
+    with store(embedder=emb) as ix:
         r = FusedRetriever(ix, k=5)
         assert r.retrieve("anything") == []
         assert r.retrieve("") == [] and r.retrieve(None) == []
@@ -151,16 +175,17 @@ def test_empty_index_image_only_index_and_edge_queries(tmp_path, engine):
             r.retrieve(b"not a str")  # type: ignore[arg-type]
 
 
-def test_filters_quotas_threshold_and_dedupe(tmp_path, engine):
+def test_filters_quotas_threshold_and_dedupe(store):
     emb = VectorTable()
     chunks, vecs = corpus(200, seed=5)
-    with open_index(tmp_path, engine, embedder=emb) as ix:
+    with store(embedder=emb) as ix:
         ix.add_embedded(chunks, vecs)
         r = FusedRetriever(ix, k=8)
         text = "w1 w2 w3 w4 w5"
         hits = r.retrieve(text, filters={"source": "doc3.pdf", "page": {"gte": 2, "lte": 3}})
         assert hits and all(h.chunk.source == "doc3.pdf" and 2 <= h.chunk.page <= 3 for h in hits)
-        assert all(h.chunk.kind == "image" for h in r.retrieve(text, filters={"kind": "image"}))
+        images = r.retrieve(text, filters={"kind": "image"})
+        assert images and all(h.chunk.kind == "image" for h in images)
         assert r.retrieve(text, filters={"page": []}) == []
         with pytest.raises(InvalidInputError):
             r.retrieve(text, filters={"page": {"near": 3}})
@@ -172,30 +197,40 @@ def test_filters_quotas_threshold_and_dedupe(tmp_path, engine):
         top = r.retrieve(text)
         cut = FusedRetriever(ix, k=8, score_threshold=top[2].score).retrieve(text)
         assert [h.id for h in cut] == [h.id for h in top if h.score >= top[2].score]
-    # exact duplicates (same text in two sources) collapse to the better one
-    with open_index(tmp_path / "dup", engine, embedder=emb) as ix:
+    # near-identical texts (different content, so two points) in two sources collapse to the better one
+    with store("dup", embedder=emb) as ix:
         ix.add([TextChunk(id="d1", text="Zebra crossing", source="1.txt"), TextChunk(id="d2", text="zebra  crossing", source="2.txt")])
+        assert len(ix) == 2
         assert len(FusedRetriever(ix).retrieve("zebra")) == 1
         assert len(FusedRetriever(ix, dedupe=False).retrieve("zebra")) == 2
 
 
-def test_reopen_checks_dimension_and_lock(tmp_path, engine):
-    with open_index(tmp_path, engine):
-        if engine == "numpy":
-            with pytest.raises(StoreError, match="open in another"):
-                open_index(tmp_path, engine)
+def test_reopen_checks_dimension_and_lock(store):
+    with store():
+        if store.kind == "edge":
+            with pytest.raises(StoreError, match="pid"):
+                store()
     with pytest.raises(ConfigurationError, match="16-d"):
-        MultiModalIndex(tmp_path, engine=engine, dim=8)
-    with pytest.raises(ConfigurationError, match="vector size"):
-        MultiModalIndex(tmp_path / "new", engine=engine)
+        store(dim=8)
+    with pytest.raises(ConfigurationError, match="dim="):
+        store("new", dim=None)
+    with store(dim=None) as ix:  # the recorded size is used
+        assert ix.dim == DIM
 
 
-def test_auto_engine_is_numpy_for_a_new_folder_and_keeps_an_existing_qdrant_folder(tmp_path) -> None:
+def test_engine_is_chosen_by_the_arguments(tmp_path) -> None:
     with MultiModalIndex(tmp_path / "a", dim=DIM, show_progress=False) as ix:
-        assert ix.engine == "numpy"
-    with MultiModalIndex(tmp_path / "q", engine="qdrant", dim=DIM, show_progress=False):
-        pass
-    with MultiModalIndex(tmp_path / "q", show_progress=False) as ix:
-        assert ix.engine == "qdrant" and ix.dim == DIM
-    with MultiModalIndex(dim=DIM, show_progress=False) as ix:  # no folder: in-memory Qdrant
-        assert ix.engine == "qdrant"
+        assert ix.engine == "qdrant-edge" and ix.where == str(tmp_path / "a")
+    assert (tmp_path / "a" / "manifest.json").is_file() and (tmp_path / "a" / "shard").is_dir()
+    with MultiModalIndex(tmp_path / "a", show_progress=False) as ix:
+        assert ix.engine == "qdrant-edge" and ix.dim == DIM
+    with MultiModalIndex(dim=DIM, show_progress=False) as ix:  # no folder: Edge in a temporary folder
+        assert ix.engine == "qdrant-edge" and ix.where == ":memory:"
+        scratch = ix.engine_impl.folder
+        assert scratch.is_dir()
+    assert not scratch.exists()  # removed on close
+    client = QdrantClient(location=":memory:")
+    with MultiModalIndex(client=client, dim=DIM, show_progress=False) as ix:
+        assert ix.engine == "qdrant" and ix.remote
+    client.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # a server index writes no folder

@@ -263,7 +263,7 @@ def test_search_tool_on_a_real_index(tmp_path, embedder):
         )
     chunks.append(TextChunk(id="t1", text="Notes about the weather in spring.", source="notes.txt"))
     with retrievers.MultiModalIndex(
-        tmp_path / "index", embedder=embedder, engine="numpy", show_progress=False
+        tmp_path / "index", embedder=embedder, show_progress=False
     ) as index:
         assert index.add(chunks).ok
         tool = create_multimodal_search_tool(retrievers.FusedRetriever(index))

@@ -1,6 +1,6 @@
 """Retrieval core (framework-free): multimodal index, BM25 sparse encoding, RRF fusion.
 
-``MultiModalIndex`` stores text chunks and images (Qdrant local/server, or the fast numpy engine);
+``MultiModalIndex`` stores text chunks and images (Qdrant Edge in a folder, or a Qdrant server);
 ``FusedRetriever`` fuses dense and BM25 lists with weighted Reciprocal Rank Fusion.
 """
 

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,16 @@ from .._optional import require
 from ..errors import StoreError
 from ._filters import Condition
 from .bm25 import SparseVector
-from .engine import DEFAULT_OVERSAMPLING, DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, SPARSE, ListQuery, Point
+from .engine import (
+    DEFAULT_OVERSAMPLING,
+    DENSE,
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    SPARSE,
+    ListQuery,
+    Point,
+    sources_payload,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -212,9 +221,9 @@ class EdgeEngine:
         except Exception as exc:
             raise StoreError(f"{self.folder}: writing {len(structs)} points failed ({exc})") from exc
 
-    def set_sources(self, updates: dict[str, list[str]]) -> None:
+    def set_sources(self, updates: dict[str, list[str]], image_follows: Set[str] = frozenset()) -> None:
         for pid, sources in updates.items():
-            self.shard.update(self.qe.UpdateOperation.set_payload([pid], {"sources": list(sources)}))
+            self.shard.update(self.qe.UpdateOperation.set_payload([pid], sources_payload(sources, pid in image_follows)))
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:

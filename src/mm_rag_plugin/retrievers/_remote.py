@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from dataclasses import replace
 from typing import Any
 
@@ -27,7 +27,7 @@ from .._optional import require
 from ..errors import StoreError
 from ._filters import Condition, to_qdrant
 from .bm25 import SparseVector
-from .engine import DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, SPARSE, ListQuery, Point
+from .engine import DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, SPARSE, ListQuery, Point, sources_payload
 from .fusion import qdrant_rrf_k, rrf_sort_key
 
 logger = logging.getLogger(__name__)
@@ -155,9 +155,10 @@ class RemoteEngine:
         except Exception as exc:
             raise StoreError(f"upsert of {len(structs)} points into {self.where} failed: {exc}") from exc
 
-    def set_sources(self, updates: dict[str, list[str]]) -> None:
+    def set_sources(self, updates: dict[str, list[str]], image_follows: Set[str] = frozenset()) -> None:
         for pid, sources in updates.items():
-            self.client.set_payload(self.collection, payload={"sources": list(sources)}, points=[pid], wait=True)
+            payload = sources_payload(sources, pid in image_follows)
+            self.client.set_payload(self.collection, payload=payload, points=[pid], wait=True)
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:

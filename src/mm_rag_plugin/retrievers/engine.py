@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,7 +28,7 @@ from ..errors import ConfigurationError
 from ._filters import Condition
 from .bm25 import SparseVector
 
-__all__ = ["DENSE", "QUANTIZATIONS", "SPARSE", "Engine", "ListQuery", "Point", "check_quantization"]
+__all__ = ["DENSE", "QUANTIZATIONS", "SPARSE", "Engine", "ListQuery", "Point", "check_quantization", "sources_payload"]
 
 #: Vector names in the store: one shared CLIP space, and BM25.
 DENSE = "clip"
@@ -77,7 +77,7 @@ class Engine(Protocol):
 
     # writes
     def upsert(self, points: Sequence[Point]) -> None: ...
-    def set_sources(self, updates: dict[str, list[str]]) -> None: ...
+    def set_sources(self, updates: dict[str, list[str]], image_follows: Set[str] = frozenset()) -> None: ...
     def delete(self, ids: Sequence[str]) -> None: ...
 
     # reads
@@ -100,6 +100,18 @@ class Engine(Protocol):
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
     def scan(self, batch: int = 256) -> Iterator[list[Point]]: ...
     def memory_bytes(self) -> dict[str, int]: ...
+
+
+def sources_payload(sources: Sequence[str], image_follows: bool = False) -> dict[str, Any]:
+    """The payload update for a point's new list of paths: ``source`` (what a hit cites) is kept
+    one of them, the first, so a hit never names a path that no longer holds the content; with
+    *image_follows* (an image file whose ``image_path`` was a removed source) so is ``image_path``."""
+    out: dict[str, Any] = {"sources": list(sources)}
+    if sources:
+        out["source"] = sources[0]
+        if image_follows:
+            out["image_path"] = sources[0]
+    return out
 
 
 def check_quantization(quantization: str | None, oversampling: float | None) -> tuple[str | None, float]:

@@ -6,8 +6,8 @@ id, so the order is total and the same wherever it is computed.
 
 Qdrant's server-side RRF computes ``1 / (pos / w + k')`` with a 0-based ``pos``; with ``k' = k + 1``
 and ``w = 1`` that is exactly ``1 / (k + rank)``, which is how the index asks Qdrant to fuse
-(:func:`qdrant_rrf_k`). With unequal weights the two formulas differ, so server-side fusion is
-only offered for equal weights.
+(:func:`qdrant_rrf_k`). With unequal weights the two formulas differ: ``fusion="server"`` then
+ranks by Qdrant's (``1 / (rank / w + k)``), the default client-side fusion by ours.
 """
 
 from __future__ import annotations

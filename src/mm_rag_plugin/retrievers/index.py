@@ -125,6 +125,9 @@ class MultiModalIndex:
         except BaseException:
             self.close()
             raise
+        # an existing shard keeps the quantization it was created with
+        self.quantization = getattr(self._engine, "quantization", self.quantization)
+        self.oversampling = getattr(self._engine, "oversampling", self.oversampling) or self.oversampling
 
     # ------------------------------------------------------------------ opening
     @property
@@ -410,7 +413,9 @@ class MultiModalIndex:
         doomed = [pid for pid, srcs in found.items() if pid not in keep and set(srcs) <= {source}]
         updates = {pid: [s for s in srcs if s != source] for pid, srcs in found.items() if pid not in keep and pid not in doomed}
         if updates:
-            self._engine.set_sources(updates)
+            # an image file's own path: when that path goes, the image is read from a remaining one
+            follow = {pid for pid, p in self._engine.payloads(list(updates)).items() if p.get("image_path") == source}
+            self._engine.set_sources(updates, follow)
         if doomed:
             self._engine.delete(sorted(doomed))
         if updates or doomed:
