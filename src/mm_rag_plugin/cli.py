@@ -29,11 +29,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from ._terminal import SafeStream
 from ._version import __version__
 from .errors import MMRagError, ModelLoadError
 from .types import Hit
 
 __all__ = ["main"]
+
+#: Environment variables whose values never appear in anything the CLI prints.
+_SECRET_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "QDRANT_API_KEY", "QDRANT_TARGET_API_KEY")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=300.0, help="seconds per file (default: %(default)s)")
     s.add_argument("--no-ocr", action="store_true", help="skip OCR of images and scanned pages")
     s.add_argument("--prune", action="store_true", help="remove indexed files under the given folders that no longer exist")
+    s.add_argument("--follow-symlinks", action="store_true", help="also read links in the folders that point outside them")
 
     s = sub.add_parser("query", parents=[common], help="search the index (fused dense + BM25)")
     s.add_argument("text", nargs="?", help="text query")
@@ -157,7 +162,10 @@ def _print_hits(hits: list[Hit], out: TextIO) -> None:
 def _cmd_ingest(args, out, err) -> int:
     with _open(args, err, create=True) as rag:
         options = {"ocr": False} if args.no_ocr else {}
-        summary = rag.ingest(args.paths, workers=args.workers, timeout=args.timeout, prune=args.prune, **options)
+        summary = rag.ingest(
+            args.paths, workers=args.workers, timeout=args.timeout, prune=args.prune,
+            follow_symlinks=args.follow_symlinks, **options,
+        )
         rows = [
             ("files read", summary.files),
             ("files unchanged", summary.unchanged_files),
@@ -325,10 +333,16 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 error, 130 interrupted)."""
-    out, err = out or sys.stdout, err or sys.stderr
     args = _parser().parse_args(argv)
+    # everything printed is terminal-safe (text and names come from files) and free of secrets,
+    # tracebacks and logs included; --json output is exact either way (json.dump escapes)
+    secrets = [os.environ.get(v, "") for v in _SECRET_VARS]
+    secrets += [getattr(args, a, None) or "" for a in ("qdrant_api_key", "to_api_key")]
+    out, err = SafeStream(out or sys.stdout, secrets), SafeStream(err or sys.stderr, secrets)
     if args.verbose:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        handler = logging.StreamHandler(err)  # type: ignore[arg-type]
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.basicConfig(level=logging.INFO, handlers=[handler])
     else:  # the CLI prints what matters itself; library logs would repeat it
         logging.disable(logging.ERROR)
     try:

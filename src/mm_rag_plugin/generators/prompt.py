@@ -44,7 +44,8 @@ or [2, 3], right after the statement. Cite only sources that say what you state.
 If the sources do not contain the answer, say so plainly instead of guessing.
 Answer in the language of the question."""
 
-_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f<>\[\]]+")
+#: control characters (C0, DEL, C1), bidi and invisible formatting characters, brackets
+_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f<>\[\]\u061c\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]+")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ reported; every other file is still returned. Results come back in input order, 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -114,10 +115,14 @@ class DocumentLoader:
         timeout: float | None = 300.0,
         memory_limit_mb: int | None = 4096,
         show_progress: bool = True,
+        follow_symlinks: bool = False,
         config: ReaderConfig | None = None,
         **options: Any,
     ) -> None:
         self.config = make_config(config, options)
+        self.follow_symlinks = follow_symlinks
+        #: links met in folders that point outside the given folders, skipped (filled by files())
+        self.skipped: list[FileError] = []
         self.paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         if not self.paths:
             raise ConfigurationError("no paths given to load")
@@ -140,18 +145,45 @@ class DocumentLoader:
         """The files to read, in input order (folder contents sorted); missing paths included so
         that they are reported."""
         out: list[Path] = []
+        self.skipped = []
         for p in self.paths:
             s = os.fspath(p)
             path = Path(s).expanduser()
             if path.is_dir():
                 found = sorted(f for f in path.glob(self.glob) if f.is_file())
-                out.extend(f for f in found if self.include_hidden or not _hidden(f.relative_to(path)))
+                found = [f for f in found if self.include_hidden or not _hidden(f.relative_to(path))]
+                out.extend(self._confined(found, path))
             elif not path.exists() and _GLOB_CHARS & set(s):
                 anchor, pattern = _split_glob(path)
-                out.extend(sorted(f for f in anchor.glob(pattern) if f.is_file()))
+                out.extend(self._confined(sorted(f for f in anchor.glob(pattern) if f.is_file()), anchor))
             else:
-                out.append(path)
+                out.append(path)  # a file named explicitly is read, link or not
         return out
+
+    def _confined(self, found: list[Path], root: Path) -> list[Path]:
+        """*found* less the files whose real path lies outside *root* (symlinks out of the folder),
+        which are recorded in :attr:`skipped`, unless ``follow_symlinks``."""
+        if self.follow_symlinks:
+            return found
+        real_root = root.resolve()
+        kept = []
+        for f in found:
+            try:
+                inside = f.resolve().is_relative_to(real_root)
+            except (OSError, RuntimeError):  # a link loop
+                inside = False
+            if inside:
+                kept.append(f)
+            else:
+                logger.warning("skipped %s: a link to outside %s", f, root)
+                self.skipped.append(
+                    FileError(
+                        os.path.abspath(f),
+                        f"skipped: a symbolic link to a file outside {root} (pass follow_symlinks=True / --follow-symlinks to read it)",
+                        "SymlinkOutside",
+                    )
+                )
+        return kept
 
     def lazy_load(self) -> Iterator[tuple[Path, ReadResult | FileError]]:
         """``(file, ReadResult or FileError)`` per file, in input order, as they complete."""
@@ -165,7 +197,7 @@ class DocumentLoader:
             if self.workers == 0:
                 cache: dict = {}
                 for f in files:
-                    res = _safe_read(str(f.absolute()), self.config, cache)
+                    res = _safe_read(os.path.abspath(f), self.config, cache)
                     bar.update(1)
                     yield f, res
                 return
@@ -177,7 +209,7 @@ class DocumentLoader:
             )
             with pool:
                 for i, res in pool.map_ordered(
-                    [str(f.absolute()) for f in files], on_done=lambda: bar.update(1)
+                    [os.path.abspath(f) for f in files], on_done=lambda: bar.update(1)
                 ):
                     yield files[i], res
         finally:
@@ -190,7 +222,12 @@ class DocumentLoader:
         ``on_error="raise"`` the first failed file raises :class:`InvalidInputError` instead.
         """
         seen: dict[str, str] = {}
-        for _path, res in self.lazy_load():
+        files = self.lazy_load()
+        first = next(files, None)  # files() has run: the skipped links are known
+        errors.extend(self.skipped)
+        if first is None:
+            return
+        for _path, res in itertools.chain([first], files):
             if isinstance(res, FileError):
                 if on_error == "raise":
                     raise InvalidInputError(res.error, source=res.source)
