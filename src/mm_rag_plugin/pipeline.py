@@ -119,13 +119,14 @@ class MultiModalRAG:
             keyword_only = True
         elif isinstance(embedder, str) and embedder != "auto":
             raise ConfigurationError(f"embedder must be an embedder, 'auto' or None, got {embedder!r}")
-        self.index_dir = Path(index_dir).expanduser().absolute()
+        self.index_dir = Path(os.path.abspath(Path(index_dir).expanduser()))
         self.show_progress = show_progress
         self.reader_options = dict(reader_options or {})
         self.notice: str | None = None
         remote = dict(url=url, api_key=api_key, collection=collection) if url else {}
         common: dict[str, Any] = dict(show_progress=show_progress, **remote)
         explicit = embedder != "auto" or any(a is not None for a in (model_name, pretrained, checkpoint))
+        from_env = any(os.environ.get(v) for v in ("MM_RAG_MODEL", "MM_RAG_PRETRAINED", "MM_RAG_CHECKPOINT"))
 
         index: MultiModalIndex | None = None
         if keyword_only:
@@ -153,10 +154,12 @@ class MultiModalRAG:
                 self.notice = "keyword-only index (built without a model): search by keywords only"
             else:
                 try:
-                    if index is not None and not explicit:
+                    if index is not None and not (explicit or from_env):
                         model = load_model(index.model or {}, device=device)
                     elif isinstance(embedder, str):
-                        model = self._build_model(model_name, pretrained, checkpoint, device)
+                        model = self._build_model(
+                            model_name, pretrained, checkpoint, device, None if index is None else index.model
+                        )
                     else:
                         model = embedder
                     if index is not None:
@@ -168,6 +171,11 @@ class MultiModalRAG:
                         index.close()
                     raise
         self.index = index
+        if quantization is not None and index.quantization != quantization:
+            kept = "a keyword-only index has no vectors to quantize" if index.keyword_only else (
+                f"the index keeps the quantization it was created with ({index.quantization or 'none'})"
+            )
+            self.notice = "; ".join(filter(None, [self.notice, f"quantization={quantization} ignored: {kept}"]))
         self.embedder = model
         self.keyword_only = model is None
         self.reader_options.setdefault("blob_dir", str(self.index_dir / "blobs"))
@@ -177,19 +185,28 @@ class MultiModalRAG:
 
     # ------------------------------------------------------------------ setup
     @staticmethod
-    def _build_model(model_name, pretrained, checkpoint, device) -> Embedder:
+    def _build_model(model_name, pretrained, checkpoint, device, index_model=None) -> Embedder:
+        """The model asked for by arguments or ``$MM_RAG_MODEL`` ... (for an existing index it must
+        be the index's model, *index_model*: checked by the caller)."""
         from .embeddings.open_clip import OpenCLIPEmbedder
         from .errors import ModelLoadError
+        from .retrievers.manifest import describe_model
 
         try:
             emb: Any = OpenCLIPEmbedder(model_name, pretrained, checkpoint=checkpoint, device=device)
             return emb
         except ModelLoadError as exc:
-            raise ModelLoadError(
-                f"{exc} To build an index without a model instead (keyword search over text and OCR only), "
-                "pass keyword_only=True (mm-rag --keyword-only).",
-                reason=exc.reason,
-            ) from exc
+            if index_model is not None:
+                fix = (
+                    f"The index was built with {describe_model(index_model)}: unset $MM_RAG_MODEL / --model to load "
+                    "it, or search by keywords only with --keyword-only (keyword_only=True)."
+                )
+            else:
+                fix = (
+                    "To build an index without a model instead (keyword search over text and OCR only), "
+                    "pass keyword_only=True (mm-rag --keyword-only)."
+                )
+            raise ModelLoadError(f"{exc} {fix}", reason=exc.reason) from exc
 
     @property
     def model_name(self) -> str | None:
@@ -231,22 +248,28 @@ class MultiModalRAG:
         workers: int | None = None,
         timeout: float | None = 300.0,
         prune: bool = False,
+        follow_symlinks: bool = False,
         **reader_options: Any,
     ) -> IngestSummary:
         """Read files/folders/globs and index them, streaming. Files unchanged since the last
         ingest are skipped; changed files replace their old chunks; ``prune`` removes indexed files
-        under the given folders that no longer exist. Bad files are reported in ``errors``."""
+        under the given folders that no longer exist. Bad files are reported in ``errors``; so are
+        symbolic links in the folders that point outside them, which are not read unless
+        ``follow_symlinks``."""
         from .readers import DocumentLoader
 
         options = {**self.reader_options, **reader_options}
         roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-        loader = DocumentLoader(roots, workers=workers, timeout=timeout, show_progress=self.show_progress, **options)
+        loader = DocumentLoader(
+            roots, workers=workers, timeout=timeout, show_progress=self.show_progress,
+            follow_symlinks=follow_symlinks, **options,
+        )
         registry = self._read_registry()
         todo: list[Path] = []
         signatures: dict[str, dict[str, Any]] = {}
         unchanged_files = 0
         for f in loader.files():
-            source = str(f.absolute())
+            source = os.path.abspath(f)
             sig = _signature(f, registry.get(source))
             if sig is not None and sig.get("unchanged"):
                 unchanged_files += 1
@@ -257,7 +280,7 @@ class MultiModalRAG:
             todo.append(f)
 
         counts = {"texts": 0, "images": 0, "dups": 0}
-        read_errors: list[FileError] = []
+        read_errors: list[FileError] = list(loader.skipped)
         read_ok: set[str] = set()
         with_chunks: set[str] = set()
 
@@ -271,7 +294,7 @@ class MultiModalRAG:
             from .readers.loader import mark_duplicates
 
             for path, res in files_loader.lazy_load():
-                source = str(path.absolute())
+                source = os.path.abspath(path)
                 if isinstance(res, FileError):
                     read_errors.append(res)
                     continue
@@ -315,7 +338,7 @@ class MultiModalRAG:
         )
 
     def _prune(self, roots: Sequence[Any], registry: dict[str, dict[str, Any]]) -> tuple[int, int]:
-        folders = [Path(os.fspath(r)).expanduser().absolute() for r in roots if Path(os.fspath(r)).expanduser().is_dir()]
+        folders = [Path(os.path.abspath(Path(os.fspath(r)).expanduser())) for r in roots if Path(os.fspath(r)).expanduser().is_dir()]
         gone = [
             s for s in registry
             if not Path(s).exists() and any(Path(s).is_relative_to(folder) for folder in folders)
@@ -332,7 +355,7 @@ class MultiModalRAG:
         registry = self._read_registry()
         removed, missing, points = [], [], 0
         for s in items:
-            source = str(Path(os.fspath(s)).expanduser().absolute())
+            source = os.path.abspath(Path(os.fspath(s)).expanduser())
             found = self.index.engine_impl.with_source(source)
             if not found and source not in registry:
                 missing.append(os.fspath(s))

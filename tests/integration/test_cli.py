@@ -46,8 +46,10 @@ def test_ingest_query_ask_info_eval(model_env: str, samples_copy: Path, tmp_path
     assert "files read        4" in out and "images            4" in out and "errors            0" in out
     assert "duplicate images  1" in out  # the Markdown page links the same PNG that is in images/
 
-    code, out, _ = run("ingest", str(samples_copy), "--index", index, "-q")  # idempotent
-    assert "added to index    0" in out and "already indexed   8" in out
+    code, out, _ = run("ingest", str(samples_copy), "--index", index, "-q")  # idempotent: nothing read again
+    assert code == 0
+    assert "files read        0" in out and "files unchanged   4" in out and "added to index    0" in out
+    assert "(qdrant-edge, 8 items," in out
 
     code, out, _ = run("query", "fault E-217 grid voltage", "--index", index, "--k", "3", "--json")
     hits = json.loads(out)
@@ -86,8 +88,12 @@ def test_quantized_query_returns_the_exact_ranking(
     index = str(tmp_path / "ix")
     assert run("ingest", str(samples_copy), "--index", index, "-q")[0] == 0
     plain = json.loads(run("query", "inverter fault screen", "--index", index, "--k", "5", "--json")[1])
-    for q in ("int8", "binary"):
-        code, out, err = run("query", "inverter fault screen", "--index", index, "--k", "5", "--json", "--quantization", q)
+    assert len(plain) == 5
+    for q in ("int8", "binary"):  # quantization is chosen when an index is built
+        qindex = str(tmp_path / f"ix-{q}")
+        code, _, err = run("ingest", str(samples_copy), "--index", qindex, "-q", "--quantization", q)
+        assert code == 0, err
+        code, out, err = run("query", "inverter fault screen", "--index", qindex, "--k", "5", "--json")
         assert code == 0, err
         assert [h["id"] for h in json.loads(out)] == [h["id"] for h in plain]  # 8 points: every one is rescored
     monkeypatch.setenv("MM_RAG_QUANTIZATION", "int4")
@@ -95,19 +101,56 @@ def test_quantized_query_returns_the_exact_ranking(
     assert code == 1 and "int4" in err and "Traceback" not in err
 
 
-def test_keyword_only_when_the_model_cannot_load(samples_copy: Path, tmp_path: Path, monkeypatch) -> None:
+def test_an_unloadable_model_is_an_error_with_the_fix_never_a_silent_fallback(
+    samples_copy: Path, tiny_clip_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    # a NEW index with a model that cannot load: exit 3, the fix in one short message, nothing created
     monkeypatch.setenv("MM_RAG_MODEL", "local-dir:/no/such/model")
-    index = str(tmp_path / "kw")
-    code, out, err = run("ingest", str(samples_copy), "--index", index, "-q")
-    assert code == 0
-    assert err.count("note: keyword-only search") == 1 and "MM_RAG_MODEL=local-dir:" in err  # once, with the fix
-    assert len(err) < 500, "a plain note, not a traceback dump"
-    assert "model: none: keyword-only" in out
-    code, out, err = run("query", "FAULT E-217", "--index", index, "--json")
-    top = json.loads(out)[0]
-    assert set(top["found_by"]) == {"bm25"}
-    code, _, err = run("query", "--image", str(samples_copy / "inverter_fault.png"), "--index", index)
+    new = tmp_path / "new"
+    code, out, err = run("ingest", str(samples_copy), "--index", str(new), "-q")
+    assert code == 3, err
+    assert err.startswith("mm-rag ingest: error:") and "/no/such/model" in err and "--keyword-only" in err
+    assert "Traceback" not in err and len(err) < 1500
+    assert not new.exists()
+
+    # --keyword-only: a keyword-only index, said so by ingest and info; keyword queries work
+    kw = str(tmp_path / "kw")
+    code, out, err = run("ingest", str(samples_copy), "--index", kw, "-q", "--keyword-only")
+    assert code == 0, err
+    assert "model: none: keyword-only" in out and "files read        4" in out
+    code, out, _ = run("info", "--index", kw)
+    assert code == 0 and "keyword_only  True" in out and "search        keyword-only" in out
+    code, out, err = run("query", "FAULT E-217", "--index", kw, "--json")  # MM_RAG_MODEL is not needed here
+    hits = json.loads(out)
+    assert code == 0 and hits and set(hits[0]["found_by"]) == {"bm25"}
+    assert any(h["source"].endswith(("maintenance.md", "inverter_fault.png")) for h in hits[:2])
+    code, _, err = run("query", "--image", str(samples_copy / "inverter_fault.png"), "--index", kw)
     assert code == 1 and "needs the embedding model" in err and "Traceback" not in err
+    code, _, err = run("query", "x", "--index", kw, "--model", f"local-dir:{tiny_clip_dir}")
+    assert code == 1 and "keyword-only index" in err
+
+    # an existing DENSE index whose model became unloadable: exit 3 naming its model, never keyword-only
+    model = tmp_path / "model"
+    shutil.copytree(tiny_clip_dir, model)
+    dense = tmp_path / "dense"
+    monkeypatch.setenv("MM_RAG_MODEL", f"local-dir:{model}")
+    assert run("ingest", str(samples_copy), "--index", str(dense), "-q")[0] == 0
+    manifest = (dense / "manifest.json").read_text()
+    shutil.rmtree(model)
+    monkeypatch.delenv("MM_RAG_MODEL")
+    for argv in (("query", "fault E-217"), ("ask", "What does fault E-217 mean?"), ("ingest", str(samples_copy), "-q")):
+        code, out, err = run(*argv, "--index", str(dense))
+        assert code == 3, (argv, out, err)
+        assert str(model.resolve()) in err and "--keyword-only" in err and "Traceback" not in err
+        assert "note: keyword-only" not in err and not out
+    assert (dense / "manifest.json").read_text() == manifest  # the index was not touched
+    code, out, err = run("query", "FAULT E-217", "--index", str(dense), "--json", "--keyword-only")  # only when asked
+    assert code == 0 and "note: keyword-only search, as asked" in err and str(model.resolve()) in err
+    assert set(json.loads(out)[0]["found_by"]) == {"bm25"}
+    code, out, _ = run("info", "--index", str(dense), "--keyword-only")
+    assert code == 0 and "keyword_only  False" in out and str(model.resolve()) in out
 
 
 def test_errors_are_one_line_and_exit_codes_mean_something(model_env: str, tmp_path: Path) -> None:

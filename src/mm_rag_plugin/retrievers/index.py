@@ -103,7 +103,7 @@ class MultiModalIndex:
         self.embedder = embedder
         self.batch_size = batch_size
         self.show_progress = show_progress
-        self.path = None if path is None else Path(path).expanduser().absolute()
+        self.path = None if path is None else Path(os.path.abspath(Path(path).expanduser()))
         self.remote = url is not None or client is not None
         self._lock: FolderLock | None = None
         self._engine: Engine = _Closed()
@@ -378,7 +378,7 @@ class MultiModalIndex:
         if self.path is None:
             return None
         try:
-            return Path(image_path).absolute().relative_to(self.path).as_posix()
+            return Path(os.path.abspath(image_path)).relative_to(self.path).as_posix()
         except ValueError:
             return None
 
@@ -511,7 +511,7 @@ class MultiModalIndex:
         ix.embedder, ix.batch_size, ix.show_progress = None, source.batch_size, source.show_progress
         ix.quantization, ix.oversampling = source.quantization, source.oversampling
         ix.remote = remote.get("url") is not None or remote.get("client") is not None
-        ix.path = None if path is None else Path(path).expanduser().absolute()
+        ix.path = None if path is None else Path(os.path.abspath(Path(path).expanduser()))
         ix._lock = None
         ix._engine = _Closed()
         try:
