@@ -5,7 +5,7 @@
     mm-rag ask "What does fault E-217 mean?"
     mm-rag eval qrels.jsonl [--k 10] [--json]
     mm-rag info
-    mm-rag delete FILE... | mm-rag ingest docs/ --prune
+    mm-rag delete FILE... | mm-rag ingest docs/ --prune | mm-rag verify
     mm-rag copy --to http://qdrant:6333 [--collection NAME]
 
 Model: an existing index loads its own model. A new index takes ``--model`` / ``--pretrained`` /
@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("info", parents=[common], help="index statistics, model and location")
+
+    sub.add_parser("verify", parents=[common], help="check the index: counts, vectors, image files")
 
     s = sub.add_parser("delete", parents=[common], help="remove files from the index")
     s.add_argument("sources", nargs="+", help="the files to remove (paths as ingested)")
@@ -318,6 +320,24 @@ def _cmd_copy(args, out, err) -> int:
     return 0
 
 
+def _cmd_verify(args, out, err) -> int:
+    from .pipeline import MultiModalRAG
+
+    # no model is needed to check an index: open it for keyword search
+    with MultiModalRAG(
+        args.index, keyword_only=True, create=False, url=args.url, api_key=args.qdrant_api_key,
+        collection=args.collection, show_progress=False,
+    ) as rag:
+        problems = rag.index.verify()
+        for p in problems[:50]:
+            print(f"problem: {p}", file=out)
+        if len(problems) > 50:
+            print(f"... and {len(problems) - 50} more problems", file=out)
+        verdict = "damaged" if problems else "ok"
+        print(f"{verdict}: {len(rag.index)} items checked in {rag.index.where}", file=out)
+    return 1 if problems else 0
+
+
 def _cmd_info(args, out, err) -> int:
     with _open(args, err) as rag:
         for key, value in rag.info().items():
@@ -327,7 +347,7 @@ def _cmd_info(args, out, err) -> int:
 
 _COMMANDS = {
     "ingest": _cmd_ingest, "query": _cmd_query, "ask": _cmd_ask, "eval": _cmd_eval, "info": _cmd_info,
-    "delete": _cmd_delete, "copy": _cmd_copy,
+    "delete": _cmd_delete, "copy": _cmd_copy, "verify": _cmd_verify,
 }
 
 

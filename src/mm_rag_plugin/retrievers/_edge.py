@@ -84,7 +84,12 @@ class EdgeEngine:
         self.shard: Any = None
         self.has_dense = False
         self._params: Any = None
-        if (self.folder / SHARD_DIR).is_dir() and (self.folder / MANIFEST).is_file():
+        if (self.folder / MANIFEST).is_file():
+            if not (self.folder / SHARD_DIR).is_dir():
+                raise StoreError(
+                    f"{self.folder / SHARD_DIR}: damaged index: the shard folder is missing beside manifest.json; "
+                    "restore the folder from a backup, or re-ingest into a new index folder"
+                )
             self._load()
 
     # ------------------------------------------------------------------ manifest and lifecycle
@@ -94,7 +99,7 @@ class EdgeEngine:
 
     def read_manifest(self) -> dict[str, Any] | None:
         try:
-            text = self.manifest_path.read_text(encoding="utf-8")
+            text = self.manifest_path.read_bytes().decode("utf-8", "replace")
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -185,6 +190,19 @@ class EdgeEngine:
         if self.quantization is not None:
             quant = qe.QuantizationSearchParams(rescore=True, oversampling=self.oversampling)
         self._params = qe.SearchParams(hnsw_ef=SEARCH_EF, quantization=quant)
+
+    @staticmethod
+    def stray_shard_points(folder: Path) -> int:
+        """Points in a shard left without a manifest (a create that died first holds none)."""
+        qe = require("qdrant_edge", extra="index", package="qdrant-edge-py")
+        try:
+            shard = qe.EdgeShard.load(str(folder / SHARD_DIR))
+        except Exception:
+            return 0  # not even a loadable shard: nothing to keep
+        try:
+            return int(shard.count(qe.CountRequest(exact=True)))
+        finally:
+            shard.close()
 
     def optimize(self) -> None:
         try:

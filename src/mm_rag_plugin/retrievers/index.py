@@ -156,7 +156,7 @@ class MultiModalIndex:
                         else "it holds other files, and no manifest.json"
                     )
                     raise StoreError(f"{folder}: not an mm-rag index ({why}); ingest into a new, empty folder")
-                if not create:
+                if not create and not (folder / "shard").exists():
                     raise IndexNotFoundError(f"{folder}: no index here (no manifest.json); run `mm-rag ingest` first")
         if create:
             try:
@@ -166,8 +166,19 @@ class MultiModalIndex:
         self._lock = FolderLock(folder)
         self._lock.acquire()
         if not has_manifest and (folder / "shard").exists():
-            # a create that died before writing its manifest (the manifest is written last): no data
-            shutil.rmtree(folder / "shard")
+            from ._edge import EdgeEngine
+
+            held = EdgeEngine.stray_shard_points(folder)
+            if held:
+                self._lock.release()
+                raise StoreError(
+                    f"{folder / 'manifest.json'}: damaged index: the manifest is missing but the shard holds {held} "
+                    "items; restore manifest.json from a backup, or re-ingest into a new index folder"
+                )
+            if not create:
+                self._lock.release()
+                raise IndexNotFoundError(f"{folder}: no index here (no manifest.json); run `mm-rag ingest` first")
+            shutil.rmtree(folder / "shard")  # a create that died before writing its manifest (written last)
 
     def _open(
         self, embedder: Embedder | None, dim: int | None, bm25: BM25Encoder | None, keyword_only: bool, create: bool
@@ -464,6 +475,47 @@ class MultiModalIndex:
     def scan(self, batch: int = 256) -> Iterator[list[Point]]:
         """Every stored point (vectors and raw payloads), batch by batch."""
         return self._engine.scan(batch)
+
+    # ------------------------------------------------------------------ checks
+    def verify(self, *, batch_size: int = 512) -> list[str]:
+        """Check the whole index; returns the problems found (empty: healthy).
+
+        The manifest's item count against the store's; every point's dense vector present (unless
+        keyword-only), of the index's size, finite and not zero; its kind and sources set; its
+        image file present when the image lives in the index folder."""
+        problems: list[str] = []
+        stored = self._engine.count()
+        if self.manifest.get("points") != stored:
+            problems.append(f"{self._manifest_where()}: records {self.manifest.get('points')} items, the store holds {stored}")
+        checked = 0
+        for points in self.scan(batch_size):
+            for p in points:
+                checked += 1
+                problems.extend(f"point {p.id}: {msg}" for msg in self._point_problems(p))
+        if checked != stored:
+            problems.append(f"counted {stored} items but read {checked}")
+        return problems
+
+    def _point_problems(self, p: Point) -> Iterator[str]:
+        payload = p.payload
+        where = payload.get("source") or "?"
+        if payload.get("kind") not in ("text", "image"):
+            yield f"unknown kind {payload.get('kind')!r} ({where})"
+        if not payload.get("sources"):
+            yield f"no sources recorded ({where})"
+        if not self.keyword_only:
+            if p.dense is None:
+                yield f"no dense vector ({where})"
+            elif p.dense.shape != (self.dim,):
+                yield f"vector of size {p.dense.size}, not {self.dim} ({where})"
+            elif not np.isfinite(p.dense).all():
+                yield f"vector holds NaN or infinite values ({where})"
+            elif float(np.linalg.norm(p.dense)) < 1e-6:
+                yield f"zero vector ({where})"
+        if payload.get(_IMAGE_ROOT) == "index" and self.path is not None:
+            image = self.path / str(payload.get("image_path"))
+            if not image.is_file():
+                yield f"image file missing: {image} ({where})"
 
     # ------------------------------------------------------------------ copies
     def copy_to(
