@@ -4,6 +4,10 @@
 worker forever, and killing it breaks the whole executor. Here each worker is a process with its
 own pipe; a task past its deadline gets its worker killed and replaced, a worker that dies
 (segfault, memory) is replaced, and the task is reported as failed while the others go on.
+
+Workers do not outlive the pool: each is the leader of its own process group (with the tesseract
+processes it starts), killed as a group; a guard thread in each worker kills the group when the
+parent process is gone (even SIGKILLed) or when a task runs 5 s past its time limit.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -27,7 +34,41 @@ logger = logging.getLogger(__name__)
 __all__ = ["WorkerPool"]
 
 
-def _worker_main(conn: Connection, config: ReaderConfig, memory_limit_mb: int | None) -> None:
+def _kill_own_group() -> None:
+    """Kill this worker and everything it started (tesseract runs as a child process)."""
+    try:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    finally:
+        os._exit(137)
+
+
+class _Guard(threading.Thread):
+    """Ends the worker's process group when the parent is gone, or when a task runs far past its
+    time limit (the parent normally stops it first; this holds when the parent cannot)."""
+
+    def __init__(self, parent_pid: int, timeout: float | None) -> None:
+        super().__init__(name="mm-rag-reader-guard", daemon=True)
+        self.parent_pid, self.timeout = parent_pid, timeout
+        self.started: float | None = None
+
+    def run(self) -> None:
+        while True:
+            time.sleep(0.25)
+            if os.getppid() != self.parent_pid:
+                _kill_own_group()
+            started = self.started
+            if self.timeout is not None and started is not None and time.monotonic() - started > self.timeout + 5.0:
+                _kill_own_group()
+
+
+def _worker_main(
+    conn: Connection, config: ReaderConfig, memory_limit_mb: int | None, timeout: float | None = None, parent_pid: int = 0
+) -> None:
+    guard = None
+    if hasattr(os, "setpgrp"):  # POSIX: the worker and its children form one group, killed together
+        os.setpgrp()
+        guard = _Guard(parent_pid or os.getppid(), timeout)
+        guard.start()
     if memory_limit_mb:
         try:
             import resource
@@ -47,16 +88,32 @@ def _worker_main(conn: Connection, config: ReaderConfig, memory_limit_mb: int | 
         if task is None:
             return
         idx, path = task
+        if guard is not None:
+            guard.started = time.monotonic()
         try:
             payload: Any = ("ok", _safe_read(path, config, cache))
         except BaseException as exc:  # configuration errors: hand them to the parent
             payload = ("fatal", exc)
+        finally:
+            if guard is not None:
+                guard.started = None
         try:
             conn.send((idx, payload))
         except Exception as exc:  # result not picklable / too large: report instead of dying
             conn.send(
                 (idx, ("ok", FileError(path, f"result could not be returned ({exc})", type(exc).__name__)))
             )
+
+
+def _kill_tree(process: Any) -> None:
+    """Kill a worker and its children (its process group on POSIX)."""
+    try:
+        if hasattr(os, "killpg") and os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signal.SIGKILL)
+            return
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.kill()
 
 
 @contextlib.contextmanager
@@ -118,7 +175,7 @@ class WorkerPool:
         for w in self._workers:
             w.process.join(max(0.0, deadline - time.monotonic()))
             if w.process.is_alive():
-                w.process.kill()
+                _kill_tree(w.process)
                 w.process.join()
             w.conn.close()
         self._workers = []
@@ -127,7 +184,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(child, self.config, self.memory_limit_mb),
+            args=(child, self.config, self.memory_limit_mb, self.timeout, os.getpid()),
             daemon=True,
             name="mm-rag-reader",
         )
@@ -138,7 +195,7 @@ class WorkerPool:
 
     def _replace(self, w: _Worker) -> None:
         if w.process.is_alive():
-            w.process.kill()
+            _kill_tree(w.process)
         w.process.join()
         w.conn.close()
         self._workers[self._workers.index(w)] = self._spawn()
