@@ -187,7 +187,10 @@ def _cmd_ingest(args, out, err) -> int:
         for e in summary.errors:
             print(f"  error: {e.source}: {e.error}", file=out)
         if not summary.ok and not summary.pruned:  # a sync that only pruned did what was asked
-            print("nothing could be ingested", file=err)
+            why = "every file failed (see the errors above)" if summary.errors else (
+                f"no files found in {', '.join(args.paths)}"
+            )
+            print(f"nothing could be ingested: {why}", file=err)
             return 1
         return 0
 

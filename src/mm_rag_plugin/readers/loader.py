@@ -65,6 +65,12 @@ def read_file(
     except OSError as exc:
         raise InvalidInputError(f"cannot read file ({exc.strerror or exc})", source=source) from exc
     if kind is None:
+        try:
+            empty = os.path.getsize(source) == 0
+        except OSError:
+            empty = False
+        if empty:
+            raise InvalidInputError("empty file (0 bytes): nothing to read", source=source)
         raise UnsupportedFormatError(
             "unsupported file type (not PDF, DOCX, HTML, Markdown, text or a known image format)",
             source=source,

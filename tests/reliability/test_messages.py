@@ -1,0 +1,34 @@
+"""Messages that say what happened: empty files, folders with nothing to read."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from mm_rag_plugin.cli import main
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_an_empty_file_is_called_empty_not_unsupported(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "empty.md").write_bytes(b"")
+    (docs / "ok.md").write_text("Solar output peaked in July.")
+    code, out, _ = run("ingest", str(docs), "--index", str(tmp_path / "ix"), "--keyword-only", "-q", "--workers", "0")
+    assert code == 0
+    assert "empty.md: empty file (0 bytes)" in out and "unsupported" not in out
+
+
+def test_a_folder_with_nothing_to_read_says_so(tmp_path: Path) -> None:
+    (tmp_path / "nothing").mkdir()
+    code, _, err = run("ingest", str(tmp_path / "nothing"), "--index", str(tmp_path / "ix"), "--keyword-only", "-q")
+    assert code == 1 and f"no files found in {tmp_path / 'nothing'}" in err
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.bin").write_bytes(b"\x00\x01\x02binary")
+    code, out, err = run("ingest", str(tmp_path / "bad"), "--index", str(tmp_path / "ix"), "--keyword-only", "-q")
+    assert code == 1 and "every file failed" in err and "x.bin" in out
