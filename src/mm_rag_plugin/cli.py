@@ -36,6 +36,9 @@ from .types import Hit
 
 __all__ = ["main"]
 
+#: Errors listed one per line after an ingest; the rest are counted.
+_MAX_ERRORS_SHOWN = 100
+
 #: Environment variables whose values never appear in anything the CLI prints.
 _SECRET_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "QDRANT_API_KEY", "QDRANT_TARGET_API_KEY")
 
@@ -184,8 +187,10 @@ def _cmd_ingest(args, out, err) -> int:
         print(f"index: {rag.index_dir} ({rag.index.engine}, {len(rag.index)} items, model: {rag.info()['model'] or 'none: keyword-only'})", file=out)
         for name, value in rows:
             print(f"  {name:<{width}}  {value}", file=out)
-        for e in summary.errors:
+        for e in summary.errors[:_MAX_ERRORS_SHOWN]:
             print(f"  error: {e.source}: {e.error}", file=out)
+        if len(summary.errors) > _MAX_ERRORS_SHOWN:
+            print(f"  ... and {len(summary.errors) - _MAX_ERRORS_SHOWN} more errors (-v logs every one)", file=out)
         if not summary.ok and not summary.pruned:  # a sync that only pruned did what was asked
             why = "every file failed (see the errors above)" if summary.errors else (
                 f"no files found in {', '.join(args.paths)}"

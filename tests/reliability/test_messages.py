@@ -32,3 +32,15 @@ def test_a_folder_with_nothing_to_read_says_so(tmp_path: Path) -> None:
     (tmp_path / "bad" / "x.bin").write_bytes(b"\x00\x01\x02binary")
     code, out, err = run("ingest", str(tmp_path / "bad"), "--index", str(tmp_path / "ix"), "--keyword-only", "-q")
     assert code == 1 and "every file failed" in err and "x.bin" in out
+
+
+def test_errors_are_listed_once_and_capped(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(130):
+        (docs / f"bad{i:03d}.bin").write_bytes(b"\x00\x01binary")
+    (docs / "ok.md").write_text("fine")
+    code, out, err = run("ingest", str(docs), "--index", str(tmp_path / "ix"), "--keyword-only", "-q", "--workers", "0")
+    assert code == 0
+    assert out.count("error: ") == 100 and "... and 30 more errors" in out
+    assert "bad000.bin" not in err  # not repeated on stderr
