@@ -9,7 +9,7 @@ Every contestant embeds with the same model (ViT-B-32, random weights, seed 0) o
 
 * ``ours``: ``MultiModalRAG(folder, embedder=OpenCLIPEmbedder(...)).ingest(files, ocr=True)``:
   text chunks, every embedded raster image (stored, OCR'd with Tesseract, embedded with the image
-  tower), upserted into the default embedded index (numpy engine, SQLite on disk).
+  tower), upserted into the default embedded index (Qdrant Edge in the folder, HNSW built at the end).
 * ``ours-no-ocr``: the same without OCR.
 * ``ours-text``: text only (``extract_images=False``, no OCR): the same work the peers do.
 * ``llamaindex``: pypdf text per page as LlamaIndex's ``PDFReader`` (llama-index-readers-file is not

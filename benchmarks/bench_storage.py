@@ -5,12 +5,14 @@ OCR text) are stored once per system; then a FRESH process opens each store, get
 serve fused (dense + BM25) queries, answers a few, and reports how much its RSS grew. Peers
 rebuild their BM25 index at load (they persist none), which counts as serving memory too.
 
-* ``ours`` / ``ours-int8`` / ``ours-binary``: the numpy engine folder, opened with
-  ``quantization=None | "int8" | "binary"`` (float32 originals stay on disk; RAM holds the
-  quantized matrix). Dense recall@10 of the quantized search against exact search is reported.
-* ``qdrant-local`` / ``qdrant-local-int8``: qdrant-client local mode, created without and with a
-  scalar int8 quantization config. Local mode keeps every vector in RAM and ignores the config
-  (it only matters on a Qdrant server); the figures show that.
+* ``ours`` / ``ours-int8`` / ``ours-binary``: a Qdrant Edge index folder created with
+  ``quantization=None | "int8" | "binary"`` (a creation-time setting: one folder each; the
+  quantized vectors are kept in RAM, the float32 originals are rescored from disk). Dense
+  recall@10 against exact search is reported for every one.
+* ``qdrant-local`` / ``qdrant-local-int8``: the qdrant-client engine (``client=``) on
+  qdrant-client's local mode with a folder (``QdrantClient(path=...)``), created without and with
+  int8 quantization. Local mode keeps every vector in RAM and ignores the config (it only matters
+  on a Qdrant server); the figures show that.
 * ``llamaindex``: ``VectorStoreIndex.storage_context.persist`` (JSON docstore + SimpleVectorStore),
   loaded with ``load_index_from_storage``, plus ``BM25Retriever`` built from the nodes.
 * ``langchain``: ``InMemoryVectorStore.dump`` / ``load``, plus ``BM25Retriever`` from the documents.
@@ -48,12 +50,16 @@ def build(system: str, folder: Path, n: int) -> None:
     from benchmarks.bench_retrieval import build_mm
 
     chunks, texts, vecs, _, _ = _data(n)
-    if system == "ours":
-        build_mm(folder, "numpy", chunks, vecs, DIM)[0].close()
-    elif system == "qdrant-local":
-        build_mm(folder, "qdrant", chunks, vecs, DIM)[0].close()
-    elif system == "qdrant-local-int8":
-        build_mm(folder, "qdrant", chunks, vecs, DIM, quantization="int8")[0].close()
+    if system.startswith("ours"):
+        build_mm(folder, chunks, vecs, DIM, **_quantization(system))[0].close()
+    elif system.startswith("qdrant-local"):
+        from qdrant_client import QdrantClient
+
+        client = QdrantClient(path=str(folder))
+        try:
+            build_mm(None, chunks, vecs, DIM, client=client, **_quantization(system))[0].close()
+        finally:
+            client.close()
     elif system == "llamaindex":
         from llama_index.core import VectorStoreIndex
         from llama_index.core.embeddings import MockEmbedding
@@ -74,12 +80,17 @@ def build(system: str, folder: Path, n: int) -> None:
         raise ValueError(system)
 
 
+def _quantization(system: str) -> dict[str, Any]:
+    q = system.split("-")[-1]
+    return {"quantization": q} if q in ("int8", "binary") else {}
+
+
 def child(system: str, folder: Path, n: int) -> dict[str, Any]:
     """Open the store of *system*, make it ready for fused queries, answer some; report RSS growth."""
     import Stemmer  # noqa: F401 - imported before the baseline: library code is not index memory
 
     from benchmarks.bench_retrieval import TOP, K, LookupEmbedder
-    from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex, _numpy  # noqa: F401
+    from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex, _edge  # noqa: F401
 
     if system.startswith("llamaindex"):
         from llama_index.core import StorageContext, load_index_from_storage
@@ -97,9 +108,15 @@ def child(system: str, folder: Path, n: int) -> dict[str, Any]:
     keep: list[Any] = []
     out: dict[str, Any] = {}
     if system.startswith("ours") or system.startswith("qdrant"):
-        q = system.split("-")[-1] if system.startswith("ours-") else None
-        ix = MultiModalIndex(folder, **({"quantization": q} if q else {}))
-        keep.append(ix)
+        if system.startswith("ours"):
+            ix = MultiModalIndex(folder, show_progress=False, **_quantization(system))
+        else:
+            from qdrant_client import QdrantClient
+
+            client = QdrantClient(path=str(folder))
+            ix = MultiModalIndex(client=client, show_progress=False, **_quantization(system))
+            keep.append(client)
+        keep.insert(0, ix)
         _, _, _, queries, qvecs = _data(50)  # tiny: only the query strings and vectors are used
         table = {s: qvecs[i] for i, s in enumerate(queries)}
         r = FusedRetriever(ix, LookupEmbedder(table, DIM), k=K, prefetch_k=TOP, near_duplicate_threshold=None)
@@ -118,7 +135,7 @@ def child(system: str, folder: Path, n: int) -> dict[str, Any]:
         keep += [store, LCBM25.from_documents(docs, k=TOP)]
     gc.collect()
     out["rss_bytes"] = rss_bytes() - base
-    if system.startswith("ours-"):
+    if system.startswith("ours"):
         out["dense_recall_at_10"] = _recall(keep[0], n)
     for obj in keep:
         if hasattr(obj, "close"):
@@ -128,7 +145,7 @@ def child(system: str, folder: Path, n: int) -> dict[str, Any]:
 
 def _recall(ix: Any, n: int) -> float:
     """Dense top-10 of the (quantized) index vs exact search, for queries near stored vectors."""
-    from mm_rag_plugin.retrievers._engine import ListQuery
+    from mm_rag_plugin.retrievers.engine import ListQuery
 
     _, _, vecs, _, _ = _data(n)
     rng = np.random.default_rng(7)
@@ -148,7 +165,7 @@ def run(n: int, systems: tuple[str, ...] = SYSTEMS) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         built: dict[str, Path] = {}
         for system in systems:
-            store = "ours" if system.startswith("ours") else system
+            store = system  # quantization is chosen when a store is created: one store each
             if store not in built:
                 built[store] = Path(tmp) / store
                 build(store, built[store], n)

@@ -68,11 +68,11 @@ def test_ingestion_counts_pages_images_and_memory(smoke):
         assert r["peak_tree_rss_bytes"] > 100 * 2**20, name  # at least the model: sampled, not inherited
 
 
-def test_storage_quantization_saves_ram_and_keeps_neighbours(smoke):
+def test_storage_quantization_keeps_neighbours(smoke):
+    # Qdrant Edge manages its own memory (no per-array figures); quantized search must stay exact enough
     rows = smoke[0]["sections"]["storage"]["by_system"]
-    dense = {name: rows[name]["engine_memory_bytes"]["dense"] for name in ("ours", "ours-int8", "ours-binary")}
-    assert dense["ours-int8"] * 3 < dense["ours"] and dense["ours-binary"] * 20 < dense["ours"]
-    assert rows["ours-int8"]["dense_recall_at_10"] >= 0.99
+    assert {"ours", "ours-int8", "ours-binary"} <= set(rows)
+    assert rows["ours"]["dense_recall_at_10"] >= 0.99 and rows["ours-int8"]["dense_recall_at_10"] >= 0.99
     for name, r in rows.items():
         assert r["disk_bytes"] > 0, name
 
