@@ -33,3 +33,12 @@ def embedder(tiny_clip_dir: Path):
     from mm_rag_plugin import OpenCLIPEmbedder
 
     return OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", batch_size=8)
+
+
+@pytest.fixture
+def model_env(tiny_clip_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``$MM_RAG_MODEL`` set to the tiny model, and no Gemini key (extractive answers)."""
+    monkeypatch.setenv("MM_RAG_MODEL", f"local-dir:{tiny_clip_dir}")
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    return f"local-dir:{tiny_clip_dir}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
@@ -12,24 +11,15 @@ from pathlib import Path
 import pytest
 
 from mm_rag_plugin import MultiModalRAG
-from mm_rag_plugin.cli import main
+
+from .._cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture
-def model_env(tiny_clip_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("MM_RAG_MODEL", f"local-dir:{tiny_clip_dir}")
-    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
-    return f"local-dir:{tiny_clip_dir}"
 
 
 @pytest.fixture(scope="module")

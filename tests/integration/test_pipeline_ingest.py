@@ -4,7 +4,6 @@ memory, a killed ingest, one process at a time, and copies."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
@@ -18,17 +17,14 @@ from pathlib import Path
 import pytest
 
 from mm_rag_plugin import MultiModalRAG
-from mm_rag_plugin.cli import main
+
+from .._cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 SRC = str(ROOT / "src")
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -70,12 +66,6 @@ def ids_of(index: Path) -> list[str]:
         return sorted(p.id for batch in rag.index.scan() for p in batch)
 
 
-@pytest.fixture
-def model_env(tiny_clip_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("MM_RAG_MODEL", f"local-dir:{tiny_clip_dir}")
-    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
-    return f"local-dir:{tiny_clip_dir}"
 
 
 # ---------------------------------------------------------------------------- read-only commands

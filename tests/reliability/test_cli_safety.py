@@ -10,18 +10,14 @@ from pathlib import Path
 import pytest
 
 from mm_rag_plugin._terminal import SafeStream, terminal_safe
-from mm_rag_plugin.cli import main
 
+from .._cli import run
 from ..integration.fake_gemini import FakeGemini, Reply
 
 ESC = "\x1b"
 RLO = "\u202e"
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(autouse=True)

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from mm_rag_plugin.cli import main
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+from .._cli import run
 
 
 def test_an_empty_file_is_called_empty_not_unsupported(tmp_path: Path) -> None:

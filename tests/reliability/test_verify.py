@@ -3,7 +3,6 @@ line naming the file instead of a traceback."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -11,16 +10,13 @@ import numpy as np
 import pytest
 
 from mm_rag_plugin import ImageChunk, MultiModalIndex, TextChunk
-from mm_rag_plugin.cli import main
 from mm_rag_plugin.retrievers.engine import Point
+
+from .._cli import run
 
 DIM = 8
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:

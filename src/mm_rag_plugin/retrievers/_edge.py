@@ -32,7 +32,6 @@ import numpy as np
 from .._optional import require
 from ..errors import StoreError
 from ._filters import Condition
-from .bm25 import SparseVector
 from .engine import (
     DEFAULT_OVERSAMPLING,
     DENSE,
@@ -41,7 +40,11 @@ from .engine import (
     SPARSE,
     ListQuery,
     Point,
+    dense_vectors,
+    ranked,
+    record_to_point,
     sources_payload,
+    tie_margin,
 )
 
 logger = logging.getLogger(__name__)
@@ -67,10 +70,6 @@ def search_ef(points: int) -> int:
     if SEARCH_EF is not None:
         return SEARCH_EF
     return next(ef for start, ef in SEARCH_EF_BY_SIZE if points >= start)
-
-
-def _tie_margin(limit: int) -> int:
-    return max(8, limit // 2)
 
 
 class EdgeEngine:
@@ -302,15 +301,13 @@ class EdgeEngine:
         return qe.Query.Nearest(np.asarray(q.dense, dtype=np.float32).tolist(), using=DENSE), self._params
 
     def search(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...]) -> list[list[tuple[str, float]]]:
-        from .fusion import rrf_sort_key
-
         qe = self.qe
         reqs = []
         for q in queries:
             query, params = self._query(q)
             reqs.append(
                 qe.QueryRequest(
-                    limit=q.limit + _tie_margin(q.limit),  # equal scores at the cut are resolved by id
+                    limit=q.limit + tie_margin(q.limit),  # equal scores at the cut are resolved by id
                     query=query,
                     filter=self._filter(conditions, q.kind),
                     score_threshold=q.min_score,
@@ -325,11 +322,7 @@ class EdgeEngine:
             results = self.shard.query_batch(qe.QueryBatchRequest(reqs))
         except Exception as exc:
             raise StoreError(f"{self.folder}: search failed ({exc})") from exc
-        out = []
-        for q, res in zip(queries, results, strict=True):
-            pairs = sorted(((str(p.id), float(p.score)) for p in res), key=lambda t: rrf_sort_key(t[1], t[0]))
-            out.append(pairs[: q.limit])
-        return out
+        return [ranked(((str(p.id), float(p.score)) for p in res), q.limit) for q, res in zip(queries, results, strict=True)]
 
     def fused(
         self,
@@ -373,13 +366,7 @@ class EdgeEngine:
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not ids or not self.has_dense:
             return {}
-        recs = self.shard.retrieve(list(ids), False, [DENSE])
-        out = {}
-        for r in recs:
-            v = (r.vector or {}).get(DENSE) if isinstance(r.vector, dict) else r.vector
-            if v is not None:
-                out[str(r.id)] = np.asarray(v, dtype=np.float32)
-        return out
+        return dense_vectors(self.shard.retrieve(list(ids), False, [DENSE]))
 
     def scan(self, batch: int = 256) -> Iterator[list[Point]]:
         """Every point with its vectors and payload, in id order (for copies)."""
@@ -387,23 +374,12 @@ class EdgeEngine:
         offset = None
         while True:
             recs, offset = self.shard.scroll(qe.ScrollRequest(offset=offset, limit=batch, with_payload=True, with_vector=True))
-            yield [_to_point(str(r.id), r.vector, r.payload) for r in recs]
+            yield [record_to_point(str(r.id), r.vector, r.payload) for r in recs]
             if offset is None:
                 return
 
     def memory_bytes(self) -> dict[str, int]:
         return {}
-
-
-def _to_point(pid: str, vector: Any, payload: Any) -> Point:
-    vec = vector if isinstance(vector, dict) else {}
-    dense = vec.get(DENSE)
-    sp = vec.get(SPARSE)
-    if sp is not None:
-        sparse = SparseVector(np.asarray(sp.indices, np.uint32), np.asarray(sp.values, np.float32))
-    else:
-        sparse = SparseVector(np.empty(0, np.uint32), np.empty(0, np.float32))
-    return Point(pid, None if dense is None else np.asarray(dense, np.float32), sparse, dict(payload or {}))
 
 
 def _condition(c: Condition, qe: Any) -> Any:

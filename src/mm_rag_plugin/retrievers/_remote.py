@@ -26,19 +26,26 @@ import numpy as np
 from .._optional import require
 from ..errors import StoreError
 from ._filters import Condition, to_qdrant
-from .bm25 import SparseVector
-from .engine import DENSE, INTEGER_FIELDS, KEYWORD_FIELDS, SPARSE, ListQuery, Point, sources_payload
-from .fusion import qdrant_rrf_k, rrf_sort_key
+from .engine import (
+    DENSE,
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    SPARSE,
+    ListQuery,
+    Point,
+    dense_vectors,
+    ranked,
+    record_to_point,
+    sources_payload,
+    tie_margin,
+)
+from .fusion import qdrant_rrf_k
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RemoteEngine"]
 
 _META_KEY = "mm_rag"
-
-
-def _tie_margin(limit: int) -> int:
-    return max(8, limit // 2)
 
 
 class RemoteEngine:
@@ -209,15 +216,16 @@ class RemoteEngine:
             return []
         # fetch a margin more, so that equal scores at the cut are resolved by id as in every engine
         reqs = [
-            self._request(replace(q, limit=q.limit + _tie_margin(q.limit)), conditions, self.models.QueryRequest)
+            self._request(replace(q, limit=q.limit + tie_margin(q.limit)), conditions, self.models.QueryRequest)
             for q in queries
         ]
         try:
             responses = self.client.query_batch_points(self.collection, requests=reqs)
         except Exception as exc:
             raise StoreError(f"query on {self.where} failed: {exc}") from exc
-        out = [[(str(p.id), float(p.score)) for p in r.points] for r in responses]
-        return [sorted(r, key=lambda t: rrf_sort_key(t[1], t[0]))[: q.limit] for q, r in zip(queries, out, strict=True)]
+        return [
+            ranked(((str(p.id), float(p.score)) for p in r.points), q.limit) for q, r in zip(queries, responses, strict=True)
+        ]
 
     def fused(
         self,
@@ -252,29 +260,13 @@ class RemoteEngine:
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not ids or not self.has_dense:
             return {}
-        recs = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=[DENSE])
-        out = {}
-        for r in recs:
-            v = r.vector.get(DENSE) if isinstance(r.vector, dict) else r.vector
-            if v is not None:
-                out[str(r.id)] = np.asarray(v, dtype=np.float32)
-        return out
+        return dense_vectors(self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=[DENSE]))
 
     def scan(self, batch: int = 256) -> Iterator[list[Point]]:
         offset = None
         while True:
             recs, offset = self.client.scroll(self.collection, limit=batch, offset=offset, with_payload=True, with_vectors=True)
-            out = []
-            for r in recs:
-                vec = r.vector if isinstance(r.vector, dict) else {}
-                dense = vec.get(DENSE)
-                sp = vec.get(SPARSE)
-                sparse = SparseVector(
-                    np.asarray(sp.indices if sp is not None else [], np.uint32),
-                    np.asarray(sp.values if sp is not None else [], np.float32),
-                )
-                out.append(Point(str(r.id), None if dense is None else np.asarray(dense, np.float32), sparse, dict(r.payload or {})))
-            yield out
+            yield [record_to_point(str(r.id), r.vector, r.payload) for r in recs]
             if offset is None:
                 return
 

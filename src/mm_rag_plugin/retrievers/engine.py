@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,7 +28,10 @@ from ..errors import ConfigurationError
 from ._filters import Condition
 from .bm25 import SparseVector
 
-__all__ = ["DENSE", "QUANTIZATIONS", "SPARSE", "Engine", "ListQuery", "Point", "check_quantization", "sources_payload"]
+__all__ = [
+    "DENSE", "QUANTIZATIONS", "SPARSE", "Engine", "ListQuery", "Point", "check_quantization", "dense_vectors",
+    "ranked", "record_to_point", "sources_payload", "tie_margin",
+]
 
 #: Vector names in the store: one shared CLIP space, and BM25.
 DENSE = "clip"
@@ -100,6 +103,41 @@ class Engine(Protocol):
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
     def scan(self, batch: int = 256) -> Iterator[list[Point]]: ...
     def memory_bytes(self) -> dict[str, int]: ...
+
+
+def tie_margin(limit: int) -> int:
+    """How many more hits a list asks the store for, so that equal scores at the cut are resolved
+    by id (:func:`ranked`) the same way by every engine."""
+    return max(8, limit // 2)
+
+
+def ranked(pairs: Iterable[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
+    """``(id, score)`` pairs best first, equal scores by id, cut to *limit*."""
+    from .fusion import rrf_sort_key
+
+    return sorted(pairs, key=lambda t: rrf_sort_key(t[1], t[0]))[:limit]
+
+
+def record_to_point(pid: str, vector: Any, payload: Any) -> Point:
+    """A :class:`Point` from a stored record (Qdrant Edge's or qdrant-client's: a dict of named
+    vectors, the sparse one with ``indices`` and ``values``)."""
+    vec = vector if isinstance(vector, dict) else {}
+    dense, sp = vec.get(DENSE), vec.get(SPARSE)
+    if sp is not None:
+        sparse = SparseVector(np.asarray(sp.indices, np.uint32), np.asarray(sp.values, np.float32))
+    else:
+        sparse = SparseVector(np.empty(0, np.uint32), np.empty(0, np.float32))
+    return Point(pid, None if dense is None else np.asarray(dense, np.float32), sparse, dict(payload or {}))
+
+
+def dense_vectors(records: Iterable[Any]) -> dict[str, np.ndarray]:
+    """The dense vector of each stored record that has one, by id."""
+    out = {}
+    for r in records:
+        v = r.vector.get(DENSE) if isinstance(r.vector, dict) else r.vector
+        if v is not None:
+            out[str(r.id)] = np.asarray(v, dtype=np.float32)
+    return out
 
 
 def sources_payload(sources: Sequence[str], image_follows: bool = False) -> dict[str, Any]:
