@@ -37,3 +37,22 @@ def test_errors_are_listed_once_and_capped(tmp_path: Path) -> None:
     assert code == 0
     assert out.count("error: ") == 100 and "... and 30 more errors" in out
     assert "bad000.bin" not in err  # not repeated on stderr
+
+
+def test_a_folder_that_cannot_be_read_is_named(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    docs = tmp_path / "docs"
+    (docs / "locked").mkdir(parents=True)
+    (docs / "ok.md").write_text("fine")
+    real_scandir = os.scandir
+
+    def scandir(path=".", *a, **k):  # as root, chmod cannot lock a folder: refuse it here
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path, *a, **k)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code, out, _ = run("ingest", str(docs), "--index", str(tmp_path / "ix"), "--keyword-only", "-q", "--workers", "0")
+    assert code == 0
+    assert f"{docs / 'locked'}: cannot read folder (Permission denied): skipped" in out

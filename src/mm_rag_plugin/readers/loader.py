@@ -159,12 +159,26 @@ class DocumentLoader:
                 found = sorted(f for f in path.glob(self.glob) if f.is_file())
                 found = [f for f in found if self.include_hidden or not _hidden(f.relative_to(path))]
                 out.extend(self._confined(found, path))
+                self.skipped.extend(self._unreadable_folders(path))
             elif not path.exists() and _GLOB_CHARS & set(s):
                 anchor, pattern = _split_glob(path)
                 out.extend(self._confined(sorted(f for f in anchor.glob(pattern) if f.is_file()), anchor))
             else:
                 out.append(path)  # a file named explicitly is read, link or not
         return out
+
+    def _unreadable_folders(self, root: Path) -> list[FileError]:
+        """Folders under *root* that cannot be listed (the glob passes over them in silence)."""
+        errors: list[FileError] = []
+
+        def note(exc: OSError) -> None:
+            where = exc.filename or str(root)
+            if self.include_hidden or not _hidden(Path(where).relative_to(root) if Path(where).is_relative_to(root) else Path()):
+                errors.append(FileError(os.path.abspath(where), f"cannot read folder ({exc.strerror or exc}): skipped", "PermissionError"))
+
+        for _ in os.walk(root, onerror=note, followlinks=False):
+            pass
+        return errors
 
     def _confined(self, found: list[Path], root: Path) -> list[Path]:
         """*found* less the files whose real path lies outside *root* (symlinks out of the folder),
