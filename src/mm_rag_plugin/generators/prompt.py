@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -44,8 +45,12 @@ or [2, 3], right after the statement. Cite only sources that say what you state.
 If the sources do not contain the answer, say so plainly instead of guessing.
 Answer in the language of the question."""
 
-#: control characters (C0, DEL, C1), bidi and invisible formatting characters, brackets
-_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f<>\[\]\u061c\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]+")
+#: control characters (C0, DEL, C1), line separators, bidi and invisible formatting characters,
+#: brackets, and the header field separator ``|``
+_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f<>\[\]|\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]+")
+#: Unicode categories never kept in a header: other (control, format such as tag characters and
+#: soft hyphens, surrogate, private use, unassigned) and line / paragraph separators
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +111,12 @@ class Prompt:
 
 
 def _header_value(value: object, limit: int = 160) -> str:
-    """One short line, without control characters, brackets or angle brackets."""
-    text = " ".join(_UNSAFE_HEADER.sub(" ", str(value)).split())
+    """One short line, without control or invisible characters, brackets, angle brackets or ``|``.
+
+    Look-alikes (fullwidth ``＜``, compatibility forms) are folded first (NFKC), so they go too.
+    """
+    text = _UNSAFE_HEADER.sub(" ", unicodedata.normalize("NFKC", str(value)))
+    text = " ".join("".join(" " if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -117,8 +126,11 @@ def _fence_token(question: str, hits: Sequence[Hit]) -> str:
     for hit in hits:
         h.update(b"\0" + hit.chunk.text.encode("utf-8", "replace"))
         h.update(b"\0" + hit.chunk.source.encode("utf-8", "replace"))
+        h.update(b"\0" + (hit.chunk.section or "").encode("utf-8", "replace"))
     token = h.hexdigest()[:12]
-    while any(token in hit.chunk.text or token in hit.chunk.source for hit in hits):  # pragma: no cover
+    while any(  # pragma: no cover
+        token in hit.chunk.text or token in hit.chunk.source or token in (hit.chunk.section or "") for hit in hits
+    ):
         token = hashlib.sha256(token.encode()).hexdigest()[:12]
     return token
 
@@ -126,7 +138,7 @@ def _fence_token(question: str, hits: Sequence[Hit]) -> str:
 def _header(n: int, fence: str, chunk: TextChunk | ImageChunk) -> str:
     bits = [f"<<<SOURCE {n} {fence}", chunk.kind, f"file: {_header_value(chunk.source)}"]
     if chunk.page is not None:
-        bits.append(f"page {chunk.page}")
+        bits.append(f"page {_header_value(chunk.page, 20)}")
     if chunk.section:
         bits.append(f"section: {_header_value(chunk.section)}")
     return " | ".join(bits) + ">>>\n"
