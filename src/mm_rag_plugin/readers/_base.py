@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -50,12 +51,21 @@ class ReaderConfig:
     remote_timeout: float = 10.0
     remote_max_bytes: int = 20_000_000
     local_root: str | None = None  # None: local images must lie under the document's folder
+    # Hostile inputs
+    max_image_file_bytes: int = 256_000_000  # larger image files are refused, not read into memory
+    max_unpacked_bytes: int = 256_000_000  # DOCX: a part inflating past this is refused (zip bomb)
+    max_image_repeats: int = 3  # repeats of one image in a document kept as chunks (duplicate_of)
+    max_chunks_per_file: int = 20_000  # chunks kept per file; the rest is dropped and reported
 
     def __post_init__(self) -> None:
         if self.min_image_size < 1:
             raise ConfigurationError(f"min_image_size must be >= 1, got {self.min_image_size}")
         if self.scanned_dpi < 36 or self.scanned_dpi > 1200:
             raise ConfigurationError(f"scanned_dpi must be within 36..1200, got {self.scanned_dpi}")
+        if self.max_image_repeats < 0:
+            raise ConfigurationError(f"max_image_repeats must be >= 0, got {self.max_image_repeats}")
+        if self.max_chunks_per_file < 1:
+            raise ConfigurationError(f"max_chunks_per_file must be >= 1, got {self.max_chunks_per_file}")
 
 
 def make_config(config: ReaderConfig | None, options: dict[str, Any]) -> ReaderConfig:
@@ -98,7 +108,8 @@ class BaseReader:
                 "file not found" if not os.path.exists(source) else "not a file", source=source
             )
         builder = ChunkBuilder(self, source)
-        self._read(Path(source), builder)
+        with contextlib.suppress(_ChunkLimitReached):  # finish() reports the cut
+            self._read(Path(source), builder)
         result = builder.finish()
         if not result.chunks and not result.errors:
             raise InvalidInputError(self._empty_reason(builder), source=source)
@@ -119,6 +130,18 @@ class BaseReader:
         raise NotImplementedError
 
 
+#: Partial errors listed per file; further ones are counted in one closing entry.
+MAX_ERRORS_PER_FILE = 100
+#: Positions of collapsed image repeats recorded on the first occurrence.
+MAX_RECORDED_REPEATS = 20
+#: Collapsed repeats from this many on are reported as a note (a :class:`FileError`) on the file.
+NOTED_REPEATS = 100
+
+
+class _ChunkLimitReached(Exception):
+    """Raised by the builder to stop a reader once ``max_chunks_per_file`` chunks are collected."""
+
+
 @dataclass
 class _Pending:
     cls: type
@@ -137,13 +160,34 @@ class ChunkBuilder:
         self._items: list[_Pending] = []
         self._seen_images: dict[str, int] = {}  # content hash -> index of first occurrence
         self._ocr_cache: dict[str, Any] = {}
+        self._occurrences: dict[str, int] = {}  # content hash -> times met in this document
+        self._folded: dict[str, list[dict[str, Any]]] = {}  # content hash -> collapsed repeats
+        self._rejected: dict[str, str | None] = {}  # content hash -> why refused (None: too small)
+        self._error_counts: dict[str, int] = {}  # reason -> times met
+        self._more_errors = 0
+        self.truncated = False
         self.skipped_small = 0
         self.skipped_remote = 0
 
     def error(self, where: str, exc: BaseException) -> None:
+        """Record a partial error. The same reason repeated (one broken image linked 20,000 times)
+        is listed once with a count, and at most ``MAX_ERRORS_PER_FILE`` reasons are listed."""
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        if reason in self._error_counts:
+            self._error_counts[reason] += 1
+            return
+        if len(self._error_counts) >= MAX_ERRORS_PER_FILE:
+            self._more_errors += 1
+            return
+        self._error_counts[reason] = 1
         self.errors.append(FileError(f"{self.source} ({where})", reason, type(exc).__name__))
         logger.warning("%s (%s): %s", self.source, where, reason)
+
+    def _room(self) -> None:
+        """Stop the reader once the file has produced ``max_chunks_per_file`` chunks."""
+        if len(self._items) >= self.reader.config.max_chunks_per_file:
+            self.truncated = True
+            raise _ChunkLimitReached
 
     def add_text(
         self,
@@ -157,6 +201,7 @@ class ChunkBuilder:
         """Split *text* and add the pieces. ``bbox_of(start, end)`` maps character offsets of
         *text* to a bounding box, when the format knows one."""
         for span in self.reader.splitter.split_spans(text):
+            self._room()
             bbox: BBox | None = bbox_of(span.start, span.end) if bbox_of else None
             self._items.append(
                 _Pending(
@@ -193,13 +238,25 @@ class ChunkBuilder:
         if not (cfg.extract_images or force):
             return False
         label = f"{self.source} ({where})"
+        digest: str | None = None
         try:
+            if data is None:
+                size = os.stat(path or "").st_size
+                if size > cfg.max_image_file_bytes:
+                    raise InvalidInputError(
+                        f"image file is {size:,} bytes, over the {cfg.max_image_file_bytes:,} byte limit; not read",
+                        source=label,
+                    )
             raw = data if data is not None else Path(path or "").read_bytes()
             digest = content_hash(raw)
+            if self._repeat(digest, where, page):
+                return False
+            self._room()
             loaded = load_image(raw, max_pixels=cfg.max_image_pixels, source=label)
             img = loaded.image
             if min(img.size) < cfg.min_image_size:
                 self.skipped_small += 1
+                self._rejected[digest] = None
                 return False
             mime = image_mime(raw[:64]) or "image/png"
             meta = dict(metadata or {})
@@ -228,6 +285,8 @@ class ChunkBuilder:
             if ocr and self.reader.ocr is not None:
                 self._ocr_into(fields_, digest, img, label)
         except InvalidInputError as exc:
+            if digest is not None:
+                self._rejected[digest] = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
             self.error(where, exc)
             return False
         except OSError as exc:
@@ -240,6 +299,25 @@ class ChunkBuilder:
             fields_["metadata"]["duplicate_of_position"] = first
         self._items.append(_Pending(ImageChunk, digest, fields_))
         return True
+
+    def _repeat(self, digest: str, where: str, page: int | None) -> bool:
+        """Count one more occurrence of the image *digest*; ``True`` when it need not be decoded
+        again: an image refused before, or a repeat beyond ``max_image_repeats`` (folded into the
+        first occurrence's metadata instead of becoming one more chunk)."""
+        n = self._occurrences[digest] = self._occurrences.get(digest, 0) + 1
+        if digest in self._rejected:
+            reason = self._rejected[digest]
+            if reason is None:
+                self.skipped_small += 1
+            elif reason in self._error_counts:
+                self._error_counts[reason] += 1
+            return True
+        if digest in self._seen_images and n > 1 + self.reader.config.max_image_repeats:
+            folded = self._folded.setdefault(digest, [])
+            if len(folded) < MAX_RECORDED_REPEATS:
+                folded.append({"where": where, "page": page} if page is not None else {"where": where})
+            return True
+        return False
 
     def _ocr_into(self, fields_: dict[str, Any], digest: str, img: Any, label: str) -> None:
         assert self.reader.ocr is not None
@@ -257,6 +335,48 @@ class ChunkBuilder:
             fields_["metadata"]["ocr_rotation"] = res.rotation
 
     def finish(self) -> ReadResult:
+        cfg = self.reader.config
+        for digest, first in self._seen_images.items():
+            n = self._occurrences.get(digest, 1)
+            if n > 1:
+                meta = self._items[first].fields["metadata"]
+                meta["occurrences"] = n
+                if digest in self._folded:
+                    meta["folded_occurrences"] = self._folded[digest]
+        folded = {d: self._occurrences[d] - 1 - cfg.max_image_repeats for d in self._folded}
+        if folded:
+            logger.info("%s: %d repeated image occurrence(s) folded into their first", self.source, sum(folded.values()))
+        if sum(folded.values()) >= NOTED_REPEATS:  # amplification, not a logo on every page: say so
+            times = max(self._occurrences[d] for d in folded)
+            self.errors.append(
+                FileError(
+                    self.source,
+                    f"repeated images collapsed: {sum(folded.values()):,} further occurrence(s) of "
+                    f"{len(folded)} image(s) (one appears {times:,} times) were not indexed separately; "
+                    f"the first {1 + cfg.max_image_repeats} of each were kept and the first records the "
+                    "count (metadata 'occurrences')",
+                    "RepeatedImages",
+                )
+            )
+        if self.truncated:
+            self.errors.append(
+                FileError(
+                    self.source,
+                    f"file cut at {cfg.max_chunks_per_file:,} chunks (max_chunks_per_file): "
+                    "the rest of it was not read or indexed",
+                    "ChunkLimit",
+                )
+            )
+        self.errors = [
+            dataclasses.replace(e, error=f"{e.error} (x{self._error_counts[e.error]:,})")
+            if self._error_counts.get(e.error, 1) > 1
+            else e
+            for e in self.errors
+        ]
+        if self._more_errors:
+            self.errors.append(
+                FileError(self.source, f"... and {self._more_errors:,} more problems in this file (not listed)")
+            )
         ids = [stable_id(self.source, p.cls.kind, i, p.key) for i, p in enumerate(self._items)]
         chunks: list[Chunk] = []
         for i, p in enumerate(self._items):

@@ -8,6 +8,7 @@ picture's description) placed where they occur.
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ class DocxReader(BaseReader):
         self._docx = require("docx", extra="readers", package="python-docx")
 
     def _read(self, path: Path, out: ChunkBuilder) -> None:
+        self._check_sizes(path)
         try:
             document = self._docx.Document(str(path))
         except Exception as exc:  # BadZipFile, KeyError, lxml errors, PackageNotFoundError ...
@@ -90,6 +92,28 @@ class DocxReader(BaseReader):
                     rows.append(" | ".join(cells))
                 buf.append("\n" + "\n".join(rows) + "\n")
         flush()
+
+    def _check_sizes(self, path: Path) -> None:
+        """Refuse zip bombs before anything is inflated: a part (``word/document.xml`` ...) whose
+        declared size is over ``max_unpacked_bytes``, or parts summing to over four times that.
+        The sizes cannot be understated: :mod:`zipfile` stops at the declared size (and the CRC
+        check then fails)."""
+        limit = self.config.max_unpacked_bytes
+        try:
+            with zipfile.ZipFile(path) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise InvalidInputError(f"not a readable DOCX file ({type(exc).__name__}: {exc})"[:300], source=str(path)) from exc
+        total = 0
+        for info in infos:
+            total += info.file_size
+            if info.file_size > limit or total > 4 * limit:
+                raise InvalidInputError(
+                    f"DOCX part {info.filename[:100]!r} inflates to {info.file_size:,} bytes "
+                    f"({total:,} so far), over the limit of {limit:,} (max_unpacked_bytes): "
+                    "refused as a possible zip bomb",
+                    source=str(path),
+                )
 
     def _image(
         self, document: Any, blip: Any, para_el: Any, n: int, section: str | None, out: ChunkBuilder
