@@ -37,6 +37,8 @@ __all__ = ["DeleteSummary", "IngestSummary", "MultiModalRAG"]
 
 #: Per-file record of what was ingested (size, mtime, content hash), beside the index.
 _SOURCES = "sources.json"
+#: Files larger than this are not hashed to tell a touched file from a changed one.
+_HASH_LIMIT = 256 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,8 +430,10 @@ def _signature(path: Path, known: Mapping[str, Any] | None) -> dict[str, Any] | 
     except OSError:
         return None  # the loader reports it
     rec: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    if known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns and known.get("sha256"):
-        return {"record": {**rec, "sha256": known["sha256"]}, "unchanged": True}
+    if known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
+        return {"record": {**rec, "sha256": known.get("sha256")}, "unchanged": True}
+    if st.st_size > _HASH_LIMIT:  # not worth reading twice: size and mtime decide
+        return {"record": {**rec, "sha256": None}, "unchanged": False}
     h = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
@@ -438,4 +442,4 @@ def _signature(path: Path, known: Mapping[str, Any] | None) -> dict[str, Any] | 
     except OSError:
         return None
     rec["sha256"] = h.hexdigest()
-    return {"record": rec, "unchanged": bool(known and known.get("sha256") == rec["sha256"])}
+    return {"record": rec, "unchanged": bool(known and known.get("sha256") and known.get("sha256") == rec["sha256"])}
