@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError, IndexNotFoundError
+from .errors import ConfigurationError, IndexNotFoundError, StoreError
 from .types import Answer, Chunk, Embedder, FileError, Hit, ImageInput
 
 logger = logging.getLogger(__name__)
@@ -239,8 +239,12 @@ class MultiModalRAG:
     def _write_registry(self, registry: dict[str, dict[str, Any]]) -> None:
         path = self.index_dir / _SOURCES
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(registry, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(registry, indent=1, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:  # a full disk: the old registry stays; unchanged files are checked again
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"{path}: cannot write the file registry ({exc.strerror or exc})") from exc
 
     # ------------------------------------------------------------------ work
     def ingest(

@@ -18,6 +18,7 @@ In memory (``path=None``): the shard lives in a temporary folder removed on clos
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -61,6 +62,31 @@ HNSW_EF_CONSTRUCT = 64
 SEARCH_EF: int | None = None
 #: (from this many points, hnsw_ef): measured in benchmarks/bench_engines.py on clustered 512-d data
 SEARCH_EF_BY_SIZE = ((500_000, 512), (0, 256))
+
+
+#: Free space a shard needs before it is created / written: Qdrant Edge writes through memory-mapped
+#: files, and a write fault on a full disk kills the process (SIGBUS) instead of raising an error.
+MIN_FREE_CREATE = 16 << 20
+MIN_FREE_WRITE = 4 << 20
+
+
+def _check_space(folder: Path, need: int, what: str) -> None:
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # pragma: no cover - no statvfs (Windows): the engine reports it
+        return
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        raise StoreError(
+            f"{folder}: not enough free disk space to {what} ({free >> 20} MiB free, {need >> 20} MiB needed); "
+            "free some space and run the command again: everything committed before is kept"
+        )
+
+
+def _engine_error(exc: BaseException) -> bool:
+    """An error raised by Qdrant Edge: an ``Exception``, or a Rust panic (pyo3's ``PanicException``
+    derives from ``BaseException``, so ``except Exception`` lets it through as a traceback)."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
 
 
 def search_ef(points: int) -> int:
@@ -128,11 +154,15 @@ class EdgeEngine:
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         tmp = self.manifest_path.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.manifest_path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(manifest, fh, indent=2, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.manifest_path)
+        except OSError as exc:  # a full disk: the old manifest stays in place
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"{self.manifest_path}: cannot write the index manifest ({exc.strerror or exc})") from exc
 
     def _config(self, dim: int | None) -> Any:
         qe = self.qe
@@ -160,6 +190,7 @@ class EdgeEngine:
         dim = manifest.get("dim")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            _check_space(self.folder, MIN_FREE_CREATE, "create the index")
             self.shard = self.qe.EdgeShard.create(str(self.folder / SHARD_DIR), self._config(dim))
             for key in KEYWORD_FIELDS:
                 self.shard.update(self.qe.UpdateOperation.create_field_index(key, self.qe.PayloadSchemaType.Keyword))
@@ -176,7 +207,9 @@ class EdgeEngine:
         path = self.folder / SHARD_DIR
         try:
             self.shard = self.qe.EdgeShard.load(str(path))
-        except Exception as exc:
+        except BaseException as exc:
+            if not _engine_error(exc):
+                raise
             msg = str(exc)
             if "WouldBlock" in msg or "lock" in msg.lower():
                 raise StoreError(f"{self.folder}: the index is open in another process") from exc
@@ -210,7 +243,9 @@ class EdgeEngine:
         qe = require("qdrant_edge", extra="index", package="qdrant-edge-py")
         try:
             shard = qe.EdgeShard.load(str(folder / SHARD_DIR))
-        except Exception:
+        except BaseException as exc:
+            if not _engine_error(exc):
+                raise
             return 0  # not even a loadable shard: nothing to keep
         try:
             return int(shard.count(qe.CountRequest(exact=True)))
@@ -239,6 +274,7 @@ class EdgeEngine:
     def upsert(self, points: Sequence[Point]) -> None:
         if not points:
             return
+        _check_space(self.folder, MIN_FREE_WRITE, "write to the index")
         qe = self.qe
         structs = []
         for p in points:
@@ -262,10 +298,24 @@ class EdgeEngine:
             self.shard.update(self.qe.UpdateOperation.delete_points(list(ids)))
 
     # ------------------------------------------------------------------ reads
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Turn an engine failure while reading (damaged segment data) into one :class:`StoreError`."""
+        try:
+            yield
+        except BaseException as exc:
+            if isinstance(exc, StoreError) or not _engine_error(exc):
+                raise
+            raise StoreError(
+                f"{self.folder / SHARD_DIR}: {what} failed, the Qdrant Edge shard is damaged ({str(exc)[:300]}); "
+                "run `mm-rag verify`, restore a backup, or re-ingest into a new folder"
+            ) from exc
+
     def existing(self, ids: Sequence[str]) -> dict[str, list[str]]:
         if not ids:
             return {}
-        recs = self.shard.retrieve(list(ids), self.qe.PayloadSelector.Include(["sources"]), False)
+        with self._reading("reading points"):
+            recs = self.shard.retrieve(list(ids), self.qe.PayloadSelector.Include(["sources"]), False)
         return {str(r.id): list((r.payload or {}).get("sources") or []) for r in recs}
 
     def with_source(self, source: str) -> dict[str, list[str]]:
@@ -274,9 +324,10 @@ class EdgeEngine:
         out: dict[str, list[str]] = {}
         offset = None
         while True:
-            recs, offset = self.shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=1024, filter=flt, with_payload=qe.PayloadSelector.Include(["sources"]), with_vector=False)
-            )
+            with self._reading("reading points"):
+                recs, offset = self.shard.scroll(
+                    qe.ScrollRequest(offset=offset, limit=1024, filter=flt, with_payload=qe.PayloadSelector.Include(["sources"]), with_vector=False)
+                )
             out.update({str(r.id): list((r.payload or {}).get("sources") or []) for r in recs})
             if offset is None:
                 return out
@@ -284,7 +335,8 @@ class EdgeEngine:
     def count(self, kind: str | None = None) -> int:
         qe = self.qe
         flt = qe.Filter(must=[qe.FieldCondition(key="kind", match=qe.MatchValue(kind))]) if kind else None
-        return int(self.shard.count(qe.CountRequest(exact=True, filter=flt)))
+        with self._reading("counting points"):
+            return int(self.shard.count(qe.CountRequest(exact=True, filter=flt)))
 
     def _filter(self, conditions: tuple[Condition, ...], kind: str | None) -> Any:
         qe = self.qe
@@ -360,20 +412,23 @@ class EdgeEngine:
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}
-        recs = self.shard.retrieve(list(ids), True, False)
+        with self._reading("reading payloads"):
+            recs = self.shard.retrieve(list(ids), True, False)
         return {str(r.id): dict(r.payload or {}) for r in recs}
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not ids or not self.has_dense:
             return {}
-        return dense_vectors(self.shard.retrieve(list(ids), False, [DENSE]))
+        with self._reading("reading vectors"):
+            return dense_vectors(self.shard.retrieve(list(ids), False, [DENSE]))
 
     def scan(self, batch: int = 256) -> Iterator[list[Point]]:
         """Every point with its vectors and payload, in id order (for copies)."""
         qe = self.qe
         offset = None
         while True:
-            recs, offset = self.shard.scroll(qe.ScrollRequest(offset=offset, limit=batch, with_payload=True, with_vector=True))
+            with self._reading("reading points"):
+                recs, offset = self.shard.scroll(qe.ScrollRequest(offset=offset, limit=batch, with_payload=True, with_vector=True))
             yield [record_to_point(str(r.id), r.vector, r.payload) for r in recs]
             if offset is None:
                 return

@@ -40,8 +40,11 @@ class FolderLock:
                 f"{self.path.parent}: the index is in use by {holder}; one process at a time may open an "
                 "embedded index (wait for it to finish, or serve the index from a Qdrant server with --url)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})".encode(), 0)
+        except OSError:  # a full disk: the lock holds without the holder's name
+            pass
         self._fd = fd
 
     def release(self) -> None:

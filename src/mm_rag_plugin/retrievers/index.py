@@ -512,10 +512,19 @@ class MultiModalIndex:
                 yield f"vector holds NaN or infinite values ({where})"
             elif float(np.linalg.norm(p.dense)) < 1e-6:
                 yield f"zero vector ({where})"
+        if not _same_sparse(p.sparse, self._expected_sparse(payload)):
+            yield f"keyword (BM25) vector does not match the point's text ({where})"
         if payload.get(_IMAGE_ROOT) == "index" and self.path is not None:
             image = self.path / str(payload.get("image_path"))
             if not image.is_file():
                 yield f"image file missing: {image} ({where})"
+
+    def _expected_sparse(self, payload: dict[str, Any]) -> Any:
+        try:
+            text = payload_to_chunk(dict(payload)).search_text
+        except Exception:  # a payload too damaged to read: its other problems are reported
+            return None
+        return self.bm25.encode_document(text)
 
     # ------------------------------------------------------------------ copies
     def copy_to(
@@ -632,6 +641,17 @@ def _merged(have: Sequence[str], more: Sequence[str]) -> list[str]:
     out = list(have)
     out.extend(s for s in more if s not in out)
     return out
+
+
+def _same_sparse(stored: Any, expected: Any) -> bool:
+    """Whether a stored sparse vector is the one its text encodes to (order of entries aside)."""
+    if expected is None:
+        return True
+    a, b = np.argsort(stored.indices), np.argsort(expected.indices)
+    return bool(
+        np.array_equal(np.asarray(stored.indices)[a], np.asarray(expected.indices)[b])
+        and np.allclose(np.asarray(stored.values)[a], np.asarray(expected.values)[b], rtol=1e-4, atol=1e-6)
+    )
 
 
 class _Closed:
