@@ -7,6 +7,7 @@ twice yields the same ids and re-ingesting it adds nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 
 __all__ = ["content_hash", "stable_id"]
@@ -19,6 +20,15 @@ def content_hash(data: bytes | str) -> str:
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogatepass")
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (memory stays flat for any size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def stable_id(*parts: object) -> str:

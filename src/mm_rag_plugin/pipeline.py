@@ -19,7 +19,6 @@ again; ``prune=True`` removes files that disappeared from the ingested folders.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError, IndexNotFoundError, StoreError
+from .ids import file_sha256
 from .types import Answer, Chunk, Embedder, FileError, Hit, ImageInput
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,9 @@ class MultiModalRAG:
         remote = dict(url=url, api_key=api_key, collection=collection) if url else {}
         common: dict[str, Any] = dict(show_progress=show_progress, **remote)
         explicit = embedder != "auto" or any(a is not None for a in (model_name, pretrained, checkpoint))
-        from_env = any(os.environ.get(v) for v in ("MM_RAG_MODEL", "MM_RAG_PRETRAINED", "MM_RAG_CHECKPOINT"))
+        from .embeddings.open_clip import ENV_CHECKPOINT, ENV_MODEL, ENV_PRETRAINED
+
+        from_env = any(os.environ.get(v) for v in (ENV_MODEL, ENV_PRETRAINED, ENV_CHECKPOINT))
 
         index: MultiModalIndex | None = None
         if keyword_only:
@@ -438,12 +440,8 @@ def _signature(path: Path, known: Mapping[str, Any] | None) -> dict[str, Any] | 
         return {"record": {**rec, "sha256": known.get("sha256")}, "unchanged": True}
     if st.st_size > _HASH_LIMIT:  # not worth reading twice: size and mtime decide
         return {"record": {**rec, "sha256": None}, "unchanged": False}
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        rec["sha256"] = file_sha256(path)
     except OSError:
         return None
-    rec["sha256"] = h.hexdigest()
     return {"record": rec, "unchanged": bool(known and known.get("sha256") and known.get("sha256") == rec["sha256"])}

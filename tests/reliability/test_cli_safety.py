@@ -20,10 +20,7 @@ RLO = "\u202e"
 
 
 
-@pytest.fixture(autouse=True)
-def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "QDRANT_API_KEY", "MM_RAG_MODEL"):
-        monkeypatch.delenv(var, raising=False)
+pytestmark = pytest.mark.usefixtures("no_keys")  # tests/reliability/conftest.py
 
 
 def test_terminal_safe_escapes_controls_and_bidi_but_keeps_text() -> None:

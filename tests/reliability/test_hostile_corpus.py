@@ -32,10 +32,7 @@ W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 GOOD = "Solar panels need cleaning twice a year."
 
 
-@pytest.fixture(autouse=True)
-def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "QDRANT_API_KEY", "MM_RAG_MODEL"):
-        monkeypatch.delenv(var, raising=False)
+pytestmark = pytest.mark.usefixtures("no_keys")  # tests/reliability/conftest.py
 
 
 class _Trap:

@@ -135,7 +135,7 @@ class EdgeEngine:
     def manifest_path(self) -> Path:
         return self.folder / MANIFEST
 
-    def read_manifest(self) -> dict[str, Any] | None:
+    def read_manifest(self) -> Any:
         try:
             text = self.manifest_path.read_bytes().decode("utf-8", "replace")
         except FileNotFoundError:
@@ -148,9 +148,7 @@ class EdgeEngine:
             raise StoreError(
                 f"{self.manifest_path}: the index manifest is damaged ({exc}); restore it from a backup or re-ingest into a new folder"
             ) from exc
-        if not isinstance(data, dict):
-            raise StoreError(f"{self.manifest_path}: the index manifest is damaged (not a JSON object)")
-        return data
+        return data  # its shape is checked by manifest.check_manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         tmp = self.manifest_path.with_suffix(".json.tmp")

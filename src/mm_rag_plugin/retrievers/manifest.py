@@ -15,12 +15,12 @@ says otherwise is a damaged index.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, StoreError
+from ..ids import file_sha256
 
 __all__ = ["FORMAT", "check_manifest", "describe_model", "load_model", "model_identity", "same_model"]
 
@@ -28,14 +28,6 @@ FORMAT = 2
 
 #: Weight files open_clip writes into a model folder (``local-dir:``), in the order it reads them.
 _WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "open_clip_model.bin")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _weights_file(name: str, pretrained: str | None) -> Path | None:
@@ -56,7 +48,7 @@ def weights_record(path: Path, known: Mapping[str, Any] | None = None) -> dict[s
     rec = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     if known and all(known.get(k) == rec[k] for k in rec) and known.get("sha256"):
         return {**rec, "sha256": known["sha256"]}
-    return {**rec, "sha256": _sha256(path)}
+    return {**rec, "sha256": file_sha256(path)}
 
 
 def model_identity(embedder: Any, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
