@@ -56,7 +56,7 @@ BLOB_DIR = "blobs"
 #: Payload marker: ``image_path`` is relative to the index folder.
 _IMAGE_ROOT = "image_root"
 #: Entries a folder may hold before it has a manifest (an index being created, or a pipeline's).
-_PRE_MANIFEST = {"lock", "shard", BLOB_DIR, "sources.json"}
+_PRE_MANIFEST = {"lock", "shard", BLOB_DIR, "sources.json", "manifest.json.tmp"}
 #: Payload keys that say where content was found, not what it is (left out of the point id).
 _PLACE_KEYS = ("id", "source", "sources", "prev_id", "next_id")
 
@@ -139,23 +139,15 @@ class MultiModalIndex:
     def _prepare_folder(self, create: bool) -> None:
         assert self.path is not None
         folder = self.path
-        has_manifest = (folder / "manifest.json").is_file()
-        if not has_manifest:
+        if not (folder / "manifest.json").is_file():
+            # a read-only open creates nothing, not even the lock file: decide before locking
             if not folder.exists():
                 if not create:
                     raise IndexNotFoundError(f"{folder}: no index here (the folder does not exist); run `mm-rag ingest` first")
             elif not folder.is_dir():
                 raise StoreError(f"{folder}: not a folder")
             else:
-                other = sorted(p.name for p in folder.iterdir() if p.name not in _PRE_MANIFEST)
-                if other:
-                    old = {"meta.json", "collection", "index", "index.sqlite", "mm_rag.json"} & set(other)
-                    why = (
-                        "it was made by an older version of mm-rag-plugin (never opened: its format could run code)"
-                        if old
-                        else "it holds other files, and no manifest.json"
-                    )
-                    raise StoreError(f"{folder}: not an mm-rag index ({why}); ingest into a new, empty folder")
+                _refuse_foreign(folder)  # before the lock file is written into someone else's folder
                 if not create and not (folder / "shard").exists():
                     raise IndexNotFoundError(f"{folder}: no index here (no manifest.json); run `mm-rag ingest` first")
         if create:
@@ -165,20 +157,25 @@ class MultiModalIndex:
                 raise StoreError(f"{folder}: cannot create the index folder ({exc})") from exc
         self._lock = FolderLock(folder)
         self._lock.acquire()
-        if not has_manifest and (folder / "shard").exists():
-            from ._edge import EdgeEngine
+        try:  # what the folder holds is decided under the lock: another writer may just have finished
+            if (folder / "manifest.json").is_file():
+                return
+            _refuse_foreign(folder)
+            if (folder / "shard").exists():
+                from ._edge import EdgeEngine
 
-            held = EdgeEngine.stray_shard_points(folder)
-            if held:
-                self._lock.release()
-                raise StoreError(
-                    f"{folder / 'manifest.json'}: damaged index: the manifest is missing but the shard holds {held} "
-                    "items; restore manifest.json from a backup, or re-ingest into a new index folder"
-                )
-            if not create:
-                self._lock.release()
-                raise IndexNotFoundError(f"{folder}: no index here (no manifest.json); run `mm-rag ingest` first")
-            shutil.rmtree(folder / "shard")  # a create that died before writing its manifest (written last)
+                held = EdgeEngine.stray_shard_points(folder)
+                if held:
+                    raise StoreError(
+                        f"{folder / 'manifest.json'}: damaged index: the manifest is missing but the shard holds {held} "
+                        "items; restore manifest.json from a backup, or re-ingest into a new index folder"
+                    )
+                if not create:
+                    raise IndexNotFoundError(f"{folder}: no index here (no manifest.json); run `mm-rag ingest` first")
+                shutil.rmtree(folder / "shard")  # a create that died before writing its manifest (written last)
+        except BaseException:
+            self._lock.release()
+            raise
 
     def _open(
         self, embedder: Embedder | None, dim: int | None, bm25: BM25Encoder | None, keyword_only: bool, create: bool
@@ -635,6 +632,19 @@ class MultiModalIndex:
 
     def __repr__(self) -> str:
         return f"MultiModalIndex({self.where!r}, engine={self.engine!r}, dim={getattr(self, 'dim', None)})"
+
+
+def _refuse_foreign(folder: Path) -> None:
+    """A folder without a manifest may hold only what an index being created holds."""
+    other = sorted(p.name for p in folder.iterdir() if p.name not in _PRE_MANIFEST)
+    if other:
+        old = {"meta.json", "collection", "index", "index.sqlite", "mm_rag.json"} & set(other)
+        why = (
+            "it was made by an older version of mm-rag-plugin (never opened: its format could run code)"
+            if old
+            else "it holds other files, and no manifest.json"
+        )
+        raise StoreError(f"{folder}: not an mm-rag index ({why}); ingest into a new, empty folder")
 
 
 def _merged(have: Sequence[str], more: Sequence[str]) -> list[str]:
