@@ -5,13 +5,22 @@ hostile file must be stoppable): a file that runs past ``timeout`` seconds has i
 and is reported; a worker that crashes (segfault, out of memory) is replaced and its file
 reported; every other file is still returned. Results come back in input order, with one
 :class:`FileError` per failed file.
+
+Inside a daemonic process (a ``multiprocessing.Pool`` worker, such as those of LlamaIndex's
+``SimpleDirectoryReader.load_data(num_workers=...)``), which may not start processes, files are
+read in that process instead: it is already apart from the caller's.
+
+A path that does not exist raises :class:`PathNotFoundError` (a ``FileNotFoundError``) before any
+file is read; a glob pattern that matches nothing reads nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import logging
+import multiprocessing
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -31,7 +40,7 @@ from ._pool import WorkerPool
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DocumentLoader", "load_documents", "mark_duplicates", "read_file"]
+__all__ = ["DocumentLoader", "PathNotFoundError", "load_documents", "mark_duplicates", "read_file"]
 
 _READERS = {
     "pdf": ("pdf", "PdfReader"),
@@ -42,6 +51,28 @@ _READERS = {
     "text": ("text", "TextReader"),
 }
 _GLOB_CHARS = frozenset("*?[")
+
+
+class PathNotFoundError(InvalidInputError, FileNotFoundError):
+    """A file, folder or glob folder given to load does not exist.
+
+    Both an :class:`InvalidInputError` (library handlers keep working) and a
+    ``FileNotFoundError`` (as LangChain's ``DirectoryLoader`` raises); ``filename`` and ``source``
+    are the path.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message, source=source)
+        self.errno, self.strerror, self.filename = errno.ENOENT, message, source
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}" if self.source else self.reason
+
+
+def in_daemon_process() -> bool:
+    """True inside a daemonic process (a ``multiprocessing.Pool`` worker): it may not start
+    worker processes of its own."""
+    return bool(multiprocessing.current_process().daemon)
 
 
 def _make_reader(kind: str, config: ReaderConfig) -> BaseReader:
@@ -105,10 +136,13 @@ class DocumentLoader:
     """Load files, folders and glob patterns into chunks.
 
     ``paths``: a file, a folder (searched with ``glob``, default recursive ``"**/*"``), a glob
-    pattern, or a list of those. ``workers``: worker processes (default ``min(2, cpu_count)``;
-    ``0`` reads in this process, without the time limit). ``timeout``: seconds per file.
-    ``memory_limit_mb``: address-space cap of each worker (Linux/macOS; ``None`` for none).
-    Reader options (``ocr``, ``blob_dir``, ``chunk_size`` ...) are those of :class:`ReaderConfig`.
+    pattern, or a list of those; a path that does not exist raises :class:`PathNotFoundError` when
+    loading starts. ``workers``: worker processes (default ``min(2, cpu_count)``; ``0`` reads in
+    this process, without the time limit, as does a daemonic process such as a
+    ``multiprocessing.Pool`` worker). ``timeout``: seconds per file. ``memory_limit_mb``:
+    address-space cap of each worker (Linux/macOS; ``None`` for none). ``show_progress``: a
+    progress bar (off by default; the command line turns it on). Reader options (``ocr``,
+    ``blob_dir``, ``chunk_size`` ...) are those of :class:`ReaderConfig`.
     """
 
     def __init__(
@@ -120,7 +154,7 @@ class DocumentLoader:
         workers: int | None = None,
         timeout: float | None = 300.0,
         memory_limit_mb: int | None = 4096,
-        show_progress: bool = True,
+        show_progress: bool = False,
         follow_symlinks: bool = False,
         config: ReaderConfig | None = None,
         **options: Any,
@@ -148,13 +182,20 @@ class DocumentLoader:
             TesseractOCR(self.config.ocr_languages)
 
     def files(self) -> list[Path]:
-        """The files to read, in input order (folder contents sorted); missing paths included so
-        that they are reported."""
+        """The files to read, in input order (folder contents sorted). Raises
+        :class:`PathNotFoundError` for a given path that does not exist (for a glob pattern: whose
+        folder does not exist)."""
         out: list[Path] = []
         self.skipped = []
         for p in self.paths:
             s = os.fspath(p)
             path = Path(s).expanduser()
+            if not os.path.lexists(path):
+                if not _GLOB_CHARS & set(s):
+                    raise PathNotFoundError("no such file or folder", source=os.path.abspath(path))
+                anchor = _split_glob(path)[0]
+                if not anchor.is_dir():
+                    raise PathNotFoundError(f"no such folder (for the pattern {s!r})", source=os.path.abspath(anchor))
             if path.is_dir():
                 found = sorted(f for f in path.glob(self.glob) if f.is_file())
                 found = [f for f in found if self.include_hidden or not _hidden(f.relative_to(path))]
@@ -214,7 +255,7 @@ class DocumentLoader:
 
         bar = tqdm(total=len(files), unit="file", desc="reading", disable=not self.show_progress)
         try:
-            if self.workers == 0:
+            if self.workers == 0 or in_daemon_process():
                 cache: dict = {}
                 for f in files:
                     res = _safe_read(os.path.abspath(f), self.config, cache)

@@ -28,10 +28,13 @@ __all__ = ["MMRagLoader"]
 class MMRagLoader(BaseLoader):
     """Load PDF, HTML, Markdown, DOCX, image and text files (a file, folder, glob or list).
 
-    ``on_error``: ``"collect"`` (default) keeps going and lists failed files in ``self.errors``;
-    ``"raise"`` raises :class:`InvalidInputError` at the first failed file. Other keyword
-    arguments go to :class:`mm_rag_plugin.readers.DocumentLoader` (``workers``, ``timeout``,
-    ``ocr``, ``blob_dir``, ``chunk_size`` ...).
+    ``on_error``: ``"collect"`` (default) keeps going, logs a warning per failed file and lists
+    the failed files of the last load in ``self.errors``; ``"raise"`` raises
+    :class:`InvalidInputError` at the first failed file. A path that does not exist raises
+    :class:`~mm_rag_plugin.readers.loader.PathNotFoundError` (a ``FileNotFoundError``, as
+    ``DirectoryLoader`` does) when loading starts. Other keyword arguments go to
+    :class:`mm_rag_plugin.readers.DocumentLoader` (``workers``, ``timeout``, ``ocr``,
+    ``blob_dir``, ``chunk_size``, ``show_progress`` (off by default) ...).
     """
 
     def __init__(
