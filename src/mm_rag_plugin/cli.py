@@ -1,10 +1,10 @@
 """``mm-rag``: ingest documents, search them, ask questions, evaluate retrieval, inspect the index.
 
     mm-rag ingest docs/ [--index DIR]
-    mm-rag query "solar output in July" [--image FILE] [--k N] [--json]
+    mm-rag query "solar output in July" [--image FILE] [-k N] [--json]
     mm-rag ask "What does fault E-217 mean?"
-    mm-rag eval qrels.jsonl [--k 10] [--json]
-    mm-rag info
+    mm-rag eval qrels.jsonl [-k 10] [--json]
+    mm-rag info [--json]
     mm-rag delete FILE... | mm-rag ingest docs/ --prune | mm-rag verify
     mm-rag copy --to http://qdrant:6333 [--collection NAME]
 
@@ -12,8 +12,11 @@ Model: an existing index loads its own model. A new index takes ``--model`` / ``
 ``--checkpoint`` or ``$MM_RAG_MODEL`` / ``$MM_RAG_PRETRAINED`` / ``$MM_RAG_CHECKPOINT`` (default
 ViT-B-32). A model that cannot be loaded is an error (exit code 3) saying how to fix it;
 ``--keyword-only`` builds or searches without a model. ``query``, ``ask``, ``eval`` and ``info``
-open an existing index only and create nothing. Index folder: ``--index`` or ``$MM_RAG_INDEX``
-(default ``./.mm_rag``).
+open an existing index only and create nothing; ``info`` reads the index and its manifest without
+loading the model. Index folder: ``--index`` or ``$MM_RAG_INDEX`` (default ``./.mm_rag``).
+
+Also ``python -m mm_rag_plugin``. Bad arguments exit with code 2 (and the command's usage) before
+anything is opened or loaded; output cut short by a closed pipe (``| head``) ends the command quietly.
 """
 
 from __future__ import annotations
@@ -42,8 +45,48 @@ _MAX_ERRORS_SHOWN = 100
 #: Environment variables whose values never appear in anything the CLI prints.
 _SECRET_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "QDRANT_API_KEY", "QDRANT_TARGET_API_KEY")
 
+#: Every environment variable the CLI (or what it runs) reads, shown by ``--help``.
+_ENVIRONMENT = """\
+environment:
+  MM_RAG_INDEX           index folder (--index; default .mm_rag)
+  MM_RAG_MODEL           model of a new index (--model): architecture, hf-hub:org/repo or local-dir:/path
+  MM_RAG_PRETRAINED      open_clip pretrained tag (--pretrained)
+  MM_RAG_CHECKPOINT      local weights file (--checkpoint)
+  MM_RAG_DEVICE          cuda, mps or cpu (--device)
+  MM_RAG_QUANTIZATION    int8 or binary, for a new index (--quantization)
+  GOOGLE_API_KEY         Gemini API key for `ask` (or GEMINI_API_KEY); without one answers are extractive
+  GEMINI_API_KEY         the same, when GOOGLE_API_KEY is not set
+  GOOGLE_GENAI_USE_VERTEXAI, GOOGLE_CLOUD_PROJECT, GOOGLE_CLOUD_LOCATION
+                         Gemini through Vertex AI instead of an API key
+  QDRANT_API_KEY         Qdrant server API key (--qdrant-api-key)
+  QDRANT_TARGET_API_KEY  API key of the `copy --to` target (--to-api-key)
+  HF_HUB_OFFLINE, HF_ENDPOINT
+                         Hugging Face hub access when a model is downloaded
+"""
 
-def _parser() -> argparse.ArgumentParser:
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``mm-rag`` parser and its subcommands' parsers (for per-command usage errors)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--index", default=os.environ.get("MM_RAG_INDEX", ".mm_rag"), help="index folder (default: %(default)s)")
     common.add_argument("--model", help="open_clip architecture, hf-hub:org/repo or local-dir:/path ($MM_RAG_MODEL)")
@@ -64,49 +107,77 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     common.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks")
 
-    p = argparse.ArgumentParser(prog="mm-rag", description="Multimodal RAG over your documents: text and images, BM25 + CLIP fused.")
+    p = argparse.ArgumentParser(
+        prog="mm-rag", description="Multimodal RAG over your documents: text and images, BM25 + CLIP fused.",
+        epilog=_ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"mm-rag {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands: dict[str, argparse.ArgumentParser] = {}
 
-    s = sub.add_parser("ingest", parents=[common], help="read files/folders into the index")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        commands[name] = sub.add_parser(
+            name, parents=[common], help=help, description=help[:1].upper() + help[1:] + ".",
+            epilog=_ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return commands[name]
+
+    def top_k(s: argparse.ArgumentParser, default: int, what: str) -> None:
+        s.add_argument("-k", "--k", "--top-k", dest="k", type=_positive_int, default=default, metavar="N",
+                       help=f"{what} (default: %(default)s)")
+
+    s = command("ingest", "read files/folders into the index")
     s.add_argument("paths", nargs="+", help="files, folders or glob patterns")
     s.add_argument("--workers", type=int, help="reader processes (default: up to 2)")
-    s.add_argument("--timeout", type=float, default=300.0, help="seconds per file (default: %(default)s)")
+    s.add_argument("--timeout", type=_positive_float, default=300.0, help="seconds per file (default: %(default)s)")
     s.add_argument("--no-ocr", action="store_true", help="skip OCR of images and scanned pages")
     s.add_argument("--prune", action="store_true", help="remove indexed files under the given folders that no longer exist")
     s.add_argument("--follow-symlinks", action="store_true", help="also read links in the folders that point outside them")
 
-    s = sub.add_parser("query", parents=[common], help="search the index (fused dense + BM25)")
+    s = command("query", "search the index (fused dense + BM25)")
     s.add_argument("text", nargs="?", help="text query")
     s.add_argument("--image", help="image file to search with (alone or with the text)")
-    s.add_argument("--k", type=int, default=5, help="number of results (default: %(default)s)")
+    top_k(s, 5, "number of results")
     s.add_argument("--json", action="store_true", help="print JSON")
 
-    s = sub.add_parser("ask", parents=[common], help="answer a question with citations (Gemini, or extractive without a key)")
+    s = command("ask", "answer a question with citations (Gemini, or extractive without a key)")
     s.add_argument("question")
     s.add_argument("--image", help="image file to ask about")
-    s.add_argument("--k", type=int, default=5, help="sources to retrieve (default: %(default)s)")
+    top_k(s, 5, "sources to retrieve")
     s.add_argument("--json", action="store_true", help="print JSON")
 
-    s = sub.add_parser("eval", parents=[common], help="recall@k, MRR and nDCG for dense, BM25 and fused search")
+    s = command("eval", "recall@k, MRR and nDCG for dense, BM25 and fused search")
     s.add_argument("qrels", help='JSONL file: {"query": "...", "relevant": ["file or chunk id", ...]} per line')
-    s.add_argument("--k", type=int, default=10, help="cut-off (default: %(default)s)")
+    top_k(s, 10, "cut-off")
     s.add_argument("--json", action="store_true", help="print JSON")
 
-    sub.add_parser("info", parents=[common], help="index statistics, model and location")
+    s = command("info", "index statistics, model and location (read from the index; no model is loaded)")
+    s.add_argument("--json", action="store_true", help="print JSON")
 
-    sub.add_parser("verify", parents=[common], help="check the index: counts, vectors, image files")
+    command("verify", "check the index: counts, vectors, image files")
 
-    s = sub.add_parser("delete", parents=[common], help="remove files from the index")
+    s = command("delete", "remove files from the index")
     s.add_argument("sources", nargs="+", help="the files to remove (paths as ingested)")
 
-    s = sub.add_parser("copy", parents=[common], help="copy the index to a Qdrant server (or another folder)")
+    s = command("copy", "copy the index to a Qdrant server (or another folder)")
     dest = s.add_mutually_exclusive_group(required=True)
     dest.add_argument("--to", dest="to_url", metavar="URL", help="Qdrant server or cluster URL")
     dest.add_argument("--to-path", metavar="DIR", help="another index folder")
     s.add_argument("--to-collection", default="mm_rag", help="target collection (default: %(default)s)")
     s.add_argument("--to-api-key", default=os.environ.get("QDRANT_TARGET_API_KEY"), help="target API key ($QDRANT_TARGET_API_KEY)")
-    return p
+    return p, commands
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse *argv*; a bad argument exits with code 2 and the usage of the command it was given to."""
+    parser, commands = _parsers()
+    args, extra = parser.parse_known_args(argv)
+    command = commands[args.command]
+    if extra:
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "query" and not args.text and not args.image:
+        command.error("give a text query, --image FILE, or both")
+    return args
 
 
 def _open(args: argparse.Namespace, err: TextIO, *, create: bool = False):
@@ -145,7 +216,7 @@ def _hit_json(rank: int, hit: Hit) -> dict[str, Any]:
         "text": c.text[:500],
     }
     if c.kind == "image":
-        out["image_path"] = c.image_path  # type: ignore[union-attr]
+        out["image_path"] = c.image_path
     return out
 
 
@@ -158,7 +229,7 @@ def _print_hits(hits: list[Hit], out: TextIO) -> None:
         found = ", ".join(f"{name} #{r}" for name, r in sorted(hit.ranks.items(), key=lambda kv: kv[1]))
         print(f"{i}. [{c.kind}] {where}  score {hit.score:.4f}  ({found})", file=out)
         if c.kind == "image":
-            print(f"   image: {c.image_path}", file=out)  # type: ignore[union-attr]
+            print(f"   image: {c.image_path}", file=out)
         snippet = " ".join(c.text.split())[:160]
         if snippet:
             print(f"   {snippet}", file=out)
@@ -201,8 +272,6 @@ def _cmd_ingest(args, out, err) -> int:
 
 
 def _cmd_query(args, out, err) -> int:
-    if not args.text and not args.image:
-        raise SystemExit("mm-rag query: give a text query, --image FILE, or both")
     with _open(args, err) as rag:
         hits = rag.search(args.text, image=args.image, k=args.k)
         if args.json:
@@ -237,7 +306,7 @@ def _cmd_ask(args, out, err) -> int:
             print("\nsources:", file=out)
             for i, hit in enumerate(ans.sources, 1):
                 c = hit.chunk
-                ref = c.image_path if c.kind == "image" else c.source  # type: ignore[union-attr]
+                ref = c.image_path if c.kind == "image" else c.source
                 print(f"  [{i}] {c.kind}: {ref}" + (f" (page {c.page})" if c.page else ""), file=out)
     return 0
 
@@ -347,9 +416,32 @@ def _cmd_verify(args, out, err) -> int:
 
 
 def _cmd_info(args, out, err) -> int:
-    with _open(args, err) as rag:
-        for key, value in rag.info().items():
-            print(f"{key:<13} {value}", file=out)
+    from .retrievers import MultiModalIndex
+    from .retrievers.manifest import describe_model
+
+    # what the index holds and its manifest say it all: the model is named, never loaded
+    remote = dict(url=args.url, api_key=args.qdrant_api_key, collection=args.collection) if args.url else {}
+    with MultiModalIndex(args.index, keyword_only=True, create=False, show_progress=False, **remote) as index:
+        dense = not index.keyword_only
+        info: dict[str, Any] = {
+            "index_dir": str(index.path),
+            "engine": index.engine,
+            "items": len(index),
+            "texts": index.count("text"),
+            "images": index.count("image"),
+            "model": describe_model(index.model) if dense else None,
+            "dim": index.dim,
+            "keyword_only": index.keyword_only,
+            "quantization": index.quantization if dense else None,
+            "search": "dense + keyword" if dense and not args.keyword_only else "keyword-only",
+        }
+        if args.json:
+            info["model_identity"] = index.model
+            json.dump(info, out, indent=2)
+            print(file=out)
+            return 0
+    for key, value in info.items():
+        print(f"{key:<13} {value}", file=out)
     return 0
 
 
@@ -360,21 +452,43 @@ _COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 error, 130 interrupted)."""
-    args = _parser().parse_args(argv)
+    """Run the CLI; returns the exit code (0 ok, 1 error, 2 bad arguments, 3 no model, 130 interrupted).
+
+    Output cut short by a closed pipe (``mm-rag query ... | head``) ends the command quietly with
+    exit code 1, as Python's own tools do: no traceback, no error at interpreter exit."""
+    try:
+        try:
+            return _main(argv, out, err)
+        finally:  # a closed pipe shows up here, not as "Exception ignored" at interpreter exit
+            (out or sys.stdout).flush()
+    except BrokenPipeError:
+        if out is None:  # the rest goes nowhere: Python's final flush of stdout must not fail again
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor
+                pass
+        return 1
+
+
+def _main(argv: Sequence[str] | None, out_stream: TextIO | None, err_stream: TextIO | None) -> int:
+    args = _parse(argv)
     # everything printed is terminal-safe (text and names come from files) and free of secrets,
     # tracebacks and logs included; --json output is exact either way (json.dump escapes)
     secrets = [os.environ.get(v, "") for v in _SECRET_VARS]
     secrets += [getattr(args, a, None) or "" for a in ("qdrant_api_key", "to_api_key")]
-    out, err = SafeStream(out or sys.stdout, secrets), SafeStream(err or sys.stderr, secrets)
+    out, err = SafeStream(out_stream or sys.stdout, secrets), SafeStream(err_stream or sys.stderr, secrets)
     if args.verbose:
-        handler = logging.StreamHandler(err)  # type: ignore[arg-type]
+        handler = logging.StreamHandler(err)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logging.basicConfig(level=logging.INFO, handlers=[handler])
     else:  # the CLI prints what matters itself; library logs would repeat it
         logging.disable(logging.ERROR)
     try:
         return _COMMANDS[args.command](args, out, err)
+    except BrokenPipeError:
+        raise  # stdout was closed (| head): main() ends quietly
     except KeyboardInterrupt:
         print("interrupted: everything committed before the interruption is kept in the index", file=err)
         return 130
