@@ -275,3 +275,23 @@ def test_padding_trim_gives_exactly_what_open_clip_encode_text_gives(embedder: O
         tokens = embedder.tokenizer(texts, context_length=embedder.context_length)
         ref = torch.nn.functional.normalize(embedder.model.encode_text(tokens), dim=-1).numpy()
     np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+async def test_one_text_or_one_image_gives_one_vector(embedder: OpenCLIPEmbedder, tmp_path: Path) -> None:
+    path = tmp_path / "x.png"
+    draw_shape("red", "circle").save(path)
+    for image in (str(path), path, path.read_bytes(), draw_shape("red", "circle")):
+        vec = embedder.embed_image(image)
+        assert vec.shape == (embedder.dim,) and vec.dtype == np.float32
+        np.testing.assert_allclose(vec, embedder.embed_images([str(path)])[0], atol=1e-5)
+    np.testing.assert_allclose(await embedder.aembed_image(str(path)), embedder.embed_image(str(path)))
+    text = embedder.embed_text("a red circle")
+    assert text.shape == (embedder.dim,)
+    np.testing.assert_allclose(text, embedder.embed_texts(["a red circle"])[0])
+    np.testing.assert_allclose(await embedder.aembed_text("a red circle"), text)
+    with pytest.raises(InvalidInputError, match=r"not one \(use embed_image\)"):
+        embedder.embed_images(str(path))  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"not a list \(use embed_images\)"):
+        embedder.embed_image([str(path)])  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"use embed_texts"):
+        embedder.embed_text(["a"])  # type: ignore[arg-type]

@@ -70,3 +70,15 @@ async def test_async_image_embedding(embedder, tmp_path: Path) -> None:
     p = tmp_path / "x.png"
     draw_shape("red", "circle").save(p)
     assert await emb.aembed_image([str(p)]) == emb.embed_image([str(p)])
+
+
+async def test_one_image_uri_is_one_image_not_its_letters(embedder, tmp_path: Path) -> None:
+    emb = OpenCLIPEmbeddings(embedder=embedder)
+    p = tmp_path / "x.png"
+    draw_shape("blue", "square").save(p)
+    expected = emb.embed_image([str(p)])
+    assert len(expected) == 1 and len(expected[0]) == embedder.dim
+    for one in (str(p), p, p.read_bytes(), draw_shape("blue", "square")):
+        assert np.allclose(emb.embed_image(one), expected, atol=1e-5)
+    assert await emb.aembed_image(str(p)) == expected
+    assert emb.embed_image((str(p), str(p))) == expected * 2

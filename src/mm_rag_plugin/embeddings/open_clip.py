@@ -382,7 +382,7 @@ class OpenCLIPEmbedder:
     def embed_texts(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         """Embed *texts* (any length: longer ones are truncated to the model's context)."""
         if isinstance(texts, str):
-            raise InvalidInputError("embed_texts takes a list of strings, not one string (use embed_query)")
+            raise InvalidInputError("embed_texts takes a list of strings, not one string (use embed_text)")
         texts = list(texts)
         for i, t in enumerate(texts):
             if not isinstance(t, str):
@@ -414,7 +414,19 @@ class OpenCLIPEmbedder:
                 bar.update(len(rows))
         return out
 
+    def embed_text(self, text: str) -> np.ndarray:
+        """Embed one text; returns one vector (:meth:`embed_texts` of ``[text]``)."""
+        if not isinstance(text, str):
+            raise InvalidInputError(f"embed_text takes one string, got {type(text).__name__} (use embed_texts for a list)")
+        return self.embed_texts([text])[0]
+
     # ------------------------------------------------------------------ images
+    def embed_image(self, image: ImageInput) -> np.ndarray:
+        """Embed one image (a path, ``data:`` URI, encoded bytes or a PIL image); returns one vector."""
+        if isinstance(image, (list, tuple)):
+            raise InvalidInputError("embed_image takes one image, not a list (use embed_images)")
+        return self.embed_images([image])[0]
+
     @overload
     def embed_images(
         self, images: Sequence[ImageInput], *, batch_size: int | None = ..., on_error: Literal["raise"] = ...
@@ -441,7 +453,7 @@ class OpenCLIPEmbedder:
         if on_error not in ("raise", "collect"):
             raise ConfigurationError(f"on_error must be 'raise' or 'collect', got {on_error!r}")
         if isinstance(images, (str, bytes)):
-            raise InvalidInputError("embed_images takes a list of images, not one (use embed_query(image=...))")
+            raise InvalidInputError("embed_images takes a list of images, not one (use embed_image)")
         if not isinstance(images, Sequence):
             images = list(images)
         n = len(images)
@@ -528,6 +540,14 @@ class OpenCLIPEmbedder:
     async def aembed_images(self, images: Sequence[ImageInput], *, batch_size: int | None = None) -> np.ndarray:
         """:meth:`embed_images` in a worker thread."""
         return await asyncio.to_thread(self.embed_images, images, batch_size=batch_size)
+
+    async def aembed_text(self, text: str) -> np.ndarray:
+        """:meth:`embed_text` in a worker thread."""
+        return await asyncio.to_thread(self.embed_text, text)
+
+    async def aembed_image(self, image: ImageInput) -> np.ndarray:
+        """:meth:`embed_image` in a worker thread."""
+        return await asyncio.to_thread(self.embed_image, image)
 
     async def aembed_query(
         self, query: str | None = None, *, image: ImageInput | None = None, weight: float | None = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..._optional import require
@@ -15,6 +16,14 @@ from ...embeddings.open_clip import OpenCLIPEmbedder  # noqa: E402
 from ...types import ImageInput  # noqa: E402
 
 __all__ = ["OpenCLIPEmbeddings"]
+
+
+def _image_list(uris: Sequence[ImageInput] | ImageInput) -> list[ImageInput]:
+    """*uris* as a list: one path, URI, bytes or image is a list of one (a string is not a
+    sequence of one-letter paths)."""
+    if isinstance(uris, (str, bytes, os.PathLike)) or not isinstance(uris, Iterable):
+        return [uris]  # type: ignore[list-item]
+    return list(uris)
 
 
 class OpenCLIPEmbeddings(Embeddings):
@@ -44,12 +53,14 @@ class OpenCLIPEmbeddings(Embeddings):
     async def aembed_query(self, text: str) -> list[float]:
         return (await self.embedder.aembed_query(text)).tolist()
 
-    def embed_image(self, uris: Sequence[ImageInput]) -> list[list[float]]:
-        """Embed images (paths, ``data:`` URIs, bytes or PIL images) into the text space."""
-        return self.embedder.embed_images(list(uris)).tolist()
+    def embed_image(self, uris: Sequence[ImageInput] | ImageInput) -> list[list[float]]:
+        """Embed images (paths, ``data:`` URIs, bytes or PIL images) into the text space; one
+        vector per image, as ``langchain_experimental``'s ``OpenCLIPEmbeddings.embed_image``. A
+        single image (one path string ...) counts as a list of one."""
+        return self.embedder.embed_images(_image_list(uris)).tolist()
 
-    async def aembed_image(self, uris: Sequence[ImageInput]) -> list[list[float]]:
-        return (await self.embedder.aembed_images(list(uris))).tolist()
+    async def aembed_image(self, uris: Sequence[ImageInput] | ImageInput) -> list[list[float]]:
+        return (await self.embedder.aembed_images(_image_list(uris))).tolist()
 
     def embed_multimodal(self, text: str, image: ImageInput, *, weight: float | None = None) -> list[float]:
         """One vector for a text and an image together (see ``OpenCLIPEmbedder.embed_multimodal``)."""
