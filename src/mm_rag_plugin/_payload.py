@@ -14,12 +14,14 @@ from .errors import InvalidInputError
 from .ids import stable_id
 from .types import Chunk, ImageChunk, TextChunk
 
-__all__ = ["RESERVED_KEYS", "chunk_to_payload", "payload_to_chunk"]
+__all__ = ["RESERVED_KEYS", "STORE_KEYS", "chunk_to_payload", "payload_to_chunk"]
 
 _TEXT_FIELDS = tuple(f.name for f in fields(TextChunk) if f.name != "metadata")
 _IMAGE_FIELDS = tuple(f.name for f in fields(ImageChunk) if f.name != "metadata")
 #: Keys the library owns; a chunk's own ``metadata`` never overrides them.
 RESERVED_KEYS = frozenset({"kind", *_TEXT_FIELDS, *_IMAGE_FIELDS})
+#: Payload keys of items stored by id through a framework vector store (not part of the chunk).
+STORE_KEYS = ("key", "framework", "ref_doc_id")
 
 
 def chunk_to_payload(chunk: Chunk, *, flat: bool = True) -> dict[str, Any]:
@@ -47,7 +49,7 @@ def chunk_to_payload(chunk: Chunk, *, flat: bool = True) -> dict[str, Any]:
 def payload_to_chunk(payload: Mapping[str, Any], *, id: str | None = None, text: str | None = None) -> Chunk:
     """Rebuild a chunk from :func:`chunk_to_payload` output (flat or nested), or from metadata a
     framework user wrote by hand (``kind`` defaults to text; ``id`` falls back to a content id)."""
-    data = dict(payload)
+    data = {k: v for k, v in payload.items() if k not in STORE_KEYS}
     kind = data.pop("kind", "text")
     extra = dict(data.pop("metadata", None) or {})
     if text is not None and kind == "text":

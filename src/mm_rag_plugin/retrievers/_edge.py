@@ -32,7 +32,7 @@ import numpy as np
 
 from .._optional import require
 from ..errors import StoreError
-from ._filters import Condition
+from ._filters import Condition, build
 from .engine import (
     DEFAULT_OVERSAMPLING,
     DENSE,
@@ -330,6 +330,18 @@ class EdgeEngine:
             if offset is None:
                 return out
 
+    def ids_where(self, conditions: tuple[Condition, ...]) -> list[str]:
+        qe = self.qe
+        flt = build(conditions, qe)
+        out: list[str] = []
+        offset = None
+        while True:
+            with self._reading("reading points"):
+                recs, offset = self.shard.scroll(qe.ScrollRequest(offset=offset, limit=1024, filter=flt, with_payload=False, with_vector=False))
+            out.extend(str(r.id) for r in recs)
+            if offset is None:
+                return out
+
     def count(self, kind: str | None = None) -> int:
         qe = self.qe
         flt = qe.Filter(must=[qe.FieldCondition(key="kind", match=qe.MatchValue(kind))]) if kind else None
@@ -338,10 +350,8 @@ class EdgeEngine:
 
     def _filter(self, conditions: tuple[Condition, ...], kind: str | None) -> Any:
         qe = self.qe
-        must = [_condition(c, qe) for c in conditions]
-        if kind:
-            must.append(qe.FieldCondition(key="kind", match=qe.MatchValue(kind)))
-        return qe.Filter(must=must) if must else None
+        kind_match = [qe.FieldCondition(key="kind", match=qe.MatchValue(kind))] if kind else []
+        return build(conditions, qe, extra=kind_match)
 
     def _query(self, q: ListQuery) -> tuple[Any, Any]:
         qe = self.qe
@@ -433,15 +443,3 @@ class EdgeEngine:
 
     def memory_bytes(self) -> dict[str, int]:
         return {}
-
-
-def _condition(c: Condition, qe: Any) -> Any:
-    """One filter condition as a Qdrant Edge condition (``source`` matches any of a point's sources)."""
-    key = "sources" if c.key == "source" else c.key
-    if c.op == "eq" and isinstance(c.value, float):
-        return qe.FieldCondition(key=key, range=qe.RangeFloat(gte=c.value, lte=c.value))
-    if c.op == "eq":
-        return qe.FieldCondition(key=key, match=qe.MatchValue(c.value))
-    if c.op == "any":
-        return qe.Filter(should=[_condition(Condition(c.key, "eq", v), qe) for v in c.value])
-    return qe.FieldCondition(key=key, range=qe.RangeFloat(**c.value))

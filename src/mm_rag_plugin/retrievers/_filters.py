@@ -1,58 +1,209 @@
 """Metadata filters: one small language, evaluated by Qdrant or in Python with the same meaning.
 
-``{"source": "a.pdf"}`` equality; ``{"page": [1, 2]}`` any of; ``{"page": {"gte": 2, "lt": 5}}``
-a range; ``{"kind": "image"}``; dotted keys reach into the chunk's metadata
-(``{"metadata.lang": "en"}``). All conditions must hold.
+The dict form (what users write):
+
+* ``{"source": "a.pdf"}`` equality; ``{"page": [1, 2]}`` any of; ``{"kind": "image"}``;
+* ``{"page": {"gte": 2, "lt": 5}}`` a range; ``{"page": {"ne": 3}}``, ``{"page": {"in": [1, 2]}}``,
+  ``{"page": {"nin": [1, 2]}}`` (not equal / any of / none of);
+* ``{"$or": [{...}, {...}]}``, ``{"$and": [...]}``, ``{"$not": {...}}``: boolean groups;
+* dotted keys reach into a chunk's own metadata (``{"metadata.lang": "en"}``).
+
+All top-level entries must hold. In ``scope="chunk"`` (retrievers, tools) a key must be a chunk
+field or ``metadata.*``: a misspelled key is an error, not an empty result. In
+``scope="metadata"`` (the framework vector stores, whose users filter on their own metadata) a
+plain key is a metadata key, and a key that is also a chunk field matches either.
+
+Conditions form a tree (:class:`Condition`): leaves ``eq``, ``any``, ``except``, ``range``,
+``empty``; groups ``and``, ``or``, ``not`` (none of its conditions holds) whose value is a tuple of
+conditions. :func:`from_qdrant` reads a ``qdrant_client.models.Filter`` into the same tree.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from .._payload import RESERVED_KEYS
 from ..errors import InvalidInputError, echo
 
-__all__ = ["Condition", "match", "matches_nothing", "parse_filters", "to_qdrant"]
+__all__ = [
+    "Condition", "all_of", "any_of", "from_qdrant", "match", "matches_nothing", "none_of", "parse_filters", "to_qdrant",
+]
 
 _RANGE_OPS = ("gt", "gte", "lt", "lte")
+_SET_OPS = ("ne", "in", "nin")
 _SCALARS = (str, int, float, bool)
+_GROUPS = ("and", "or", "not")
+#: Top-level payload keys a filter may name (besides ``metadata.*``).
+CHUNK_KEYS = frozenset(RESERVED_KEYS | {"sources"})
+KINDS = ("text", "image")
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    key: str
-    op: str  # "eq" | "any" | "range"
+    key: str  # "" for a group
+    op: str  # "eq" | "any" | "except" | "range" | "empty" | "and" | "or" | "not"
     value: Any
 
 
-def parse_filters(filters: Mapping[str, Any] | None) -> tuple[Condition, ...]:
-    """Validate *filters* into conditions; a bad filter raises :class:`InvalidInputError`."""
-    if not filters:
+def all_of(*conditions: Condition) -> Condition:
+    return Condition("", "and", tuple(conditions))
+
+
+def any_of(*conditions: Condition) -> Condition:
+    return Condition("", "or", tuple(conditions))
+
+
+def none_of(*conditions: Condition) -> Condition:
+    return Condition("", "not", tuple(conditions))
+
+
+def parse_filters(
+    filters: Any, *, scope: Literal["chunk", "metadata"] = "chunk"
+) -> tuple[Condition, ...]:
+    """Validate *filters* (the dict form, a qdrant ``models.Filter``, or conditions) into
+    conditions that must all hold; a bad filter raises :class:`InvalidInputError`."""
+    if filters is None:
         return ()
+    if isinstance(filters, Condition):
+        return (filters,)
+    if isinstance(filters, tuple) and all(isinstance(c, Condition) for c in filters):
+        return filters
+    if not isinstance(filters, Mapping) and type(filters).__name__ == "Filter" and hasattr(filters, "must_not"):
+        return (from_qdrant(filters),)
     if not isinstance(filters, Mapping):
         raise InvalidInputError(f"filters must be a mapping of field -> value, got {echo(filters)}", source="filters")
-    out = []
-    for key, value in filters.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidInputError(f"filter keys must be non-empty strings, got {echo(key)}", source="filters")
-        if isinstance(value, _SCALARS):
-            out.append(Condition(key, "eq", value))
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            vals = list(value)
-            if not all(isinstance(v, _SCALARS) for v in vals):
-                raise InvalidInputError(f"filter {key!r}: list values must be str/int/float/bool", source="filters")
-            out.append(Condition(key, "any", tuple(vals)))
-        elif isinstance(value, Mapping) and value and set(value) <= set(_RANGE_OPS):
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
-                raise InvalidInputError(f"filter {key!r}: range bounds must be numbers", source="filters")
-            out.append(Condition(key, "range", dict(value)))
+    return tuple(_parse_entry(key, value, scope) for key, value in filters.items())
+
+
+def _parse_entry(key: Any, value: Any, scope: Literal["chunk", "metadata"]) -> Condition:
+    if key in ("$and", "$or"):
+        if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, Mapping) for v in value):
+            raise InvalidInputError(f"filter {key!r} takes a non-empty list of filters, got {echo(value)}", source="filters")
+        parts = [all_of(*parse_filters(v, scope=scope)) for v in value]
+        return Condition("", key[1:], tuple(parts))
+    if key == "$not":
+        if not isinstance(value, Mapping) or not value:
+            raise InvalidInputError(f"filter '$not' takes a filter, got {echo(value)}", source="filters")
+        return none_of(all_of(*parse_filters(value, scope=scope)))
+    if not isinstance(key, str) or not key or key.startswith("$"):
+        raise InvalidInputError(f"filter keys must be field names, got {echo(key)}", source="filters")
+    if scope == "metadata":
+        if key == "kind" or key.startswith("metadata."):
+            return _leaf(key, value)
+        if key in CHUNK_KEYS:  # the chunk's own field, or the same name in the caller's metadata
+            return any_of(_leaf(key, value), _leaf(f"metadata.{key}", value))
+        return _leaf(f"metadata.{key}", value)
+    if key not in CHUNK_KEYS and not key.startswith("metadata."):
+        close = sorted(k for k in CHUNK_KEYS if _near(k, key))
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidInputError(
+            f"unknown filter field {key!r}{hint}; fields are {', '.join(sorted(CHUNK_KEYS - {'sources'}))}, "
+            f"or metadata.<name> for a chunk's own metadata",
+            source="filters",
+        )
+    return _leaf(key, value)
+
+
+def _near(a: str, b: str) -> bool:
+    """Whether *b* looks like a typo of *a* (one edit, or a swap)."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long = sorted((a, b), key=len)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def _leaf(key: str, value: Any) -> Condition:
+    if isinstance(value, _SCALARS):
+        cond = Condition(key, "eq", value)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        cond = Condition(key, "any", _scalars(key, value))
+    elif isinstance(value, Mapping) and value and set(value) <= set(_RANGE_OPS):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+            raise InvalidInputError(f"filter {key!r}: range bounds must be numbers", source="filters")
+        cond = Condition(key, "range", dict(value))
+    elif isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in _SET_OPS:
+        op, arg = next(iter(value.items()))
+        if op == "ne":
+            if not isinstance(arg, _SCALARS):
+                raise InvalidInputError(f"filter {key!r}: 'ne' takes a value, got {echo(arg)}", source="filters")
+            cond = none_of(Condition(key, "eq", arg))
+        elif not isinstance(arg, (list, tuple, set, frozenset)):
+            raise InvalidInputError(f"filter {key!r}: {op!r} takes a list of values, got {echo(arg)}", source="filters")
         else:
-            raise InvalidInputError(
-                f"filter {key!r}: expected a value, a list of values, or a range with {_RANGE_OPS}; got {echo(value)}",
-                source="filters",
-            )
-    return tuple(out)
+            cond = Condition(key, "any" if op == "in" else "except", _scalars(key, arg))
+    else:
+        raise InvalidInputError(
+            f"filter {key!r}: expected a value, a list of values, a range with {_RANGE_OPS}, or one of "
+            f"{_SET_OPS}; got {echo(value)}",
+            source="filters",
+        )
+    if key == "kind":
+        _check_kind(cond)
+    return cond
+
+
+def _scalars(key: str, values: Any) -> tuple[Any, ...]:
+    vals = tuple(values)
+    if not all(isinstance(v, _SCALARS) for v in vals):
+        raise InvalidInputError(f"filter {key!r}: list values must be str/int/float/bool", source="filters")
+    return vals
+
+
+def _check_kind(cond: Condition) -> None:
+    values = cond.value if cond.op in ("any", "except") else (cond.value,) if cond.op == "eq" else ()
+    if cond.op in ("and", "or", "not"):
+        values = tuple(v for c in cond.value for v in ((c.value,) if c.op == "eq" else c.value))
+    bad = [v for v in values if v not in KINDS]
+    if bad or cond.op == "range":
+        raise InvalidInputError(f"filter 'kind': items are 'text' or 'image', got {echo(bad or cond.value)}", source="filters")
+
+
+def from_qdrant(flt: Any) -> Condition:
+    """A ``qdrant_client.models.Filter`` (as langchain-qdrant users write them) as a condition."""
+    parts: list[Condition] = []
+    for attr, op in (("must", "and"), ("should", "or"), ("must_not", "not")):
+        items = getattr(flt, attr, None)
+        if items is None:
+            continue
+        items = items if isinstance(items, list) else [items]
+        if items:
+            parts.append(Condition("", op, tuple(_from_qdrant_item(i) for i in items)))
+    if getattr(flt, "min_should", None) is not None:
+        raise InvalidInputError("qdrant filter: min_should is not supported; use should", source="filters")
+    return all_of(*parts)
+
+
+def _from_qdrant_item(item: Any) -> Condition:
+    name = type(item).__name__
+    if name == "Filter":
+        return from_qdrant(item)
+    if name == "IsEmptyCondition":
+        return Condition(item.is_empty.key, "empty", True)
+    if name == "FieldCondition":
+        key = item.key
+        m, r = getattr(item, "match", None), getattr(item, "range", None)
+        others = [a for a in ("geo_bounding_box", "geo_radius", "geo_polygon", "values_count", "is_empty", "is_null") if getattr(item, a, None) is not None]
+        if others:
+            raise InvalidInputError(f"qdrant filter on {key!r}: {others[0]} is not supported", source="filters")
+        if m is not None and r is None:
+            kind = type(m).__name__
+            if kind == "MatchValue":
+                return Condition(key, "eq", m.value)
+            if kind == "MatchAny":
+                return Condition(key, "any", tuple(m.any))
+            if kind == "MatchExcept":
+                return Condition(key, "except", tuple(m.except_))
+            raise InvalidInputError(f"qdrant filter on {key!r}: {kind} is not supported (use MatchValue, MatchAny, MatchExcept)", source="filters")
+        if r is not None and m is None and type(r).__name__ == "Range":
+            bounds = {op: getattr(r, op) for op in _RANGE_OPS if getattr(r, op) is not None}
+            if bounds:
+                return Condition(key, "range", bounds)
+    raise InvalidInputError(f"qdrant filter: {name} is not supported here", source="filters")
 
 
 def _get(payload: Mapping[str, Any], key: str) -> Any:
@@ -73,44 +224,99 @@ def matches_nothing(conditions: tuple[Condition, ...]) -> bool:
     return any(c.op == "any" and not c.value for c in conditions)
 
 
+def _values(payload: Mapping[str, Any], key: str) -> list[Any]:
+    """The values a key holds (an array field holds several; ``source`` means every path)."""
+    if key == "source" and isinstance(payload.get("sources"), list):
+        return list(payload["sources"])
+    v = _get(payload, key)
+    if v is None:
+        return []
+    return list(v) if isinstance(v, list) else [v]
+
+
+def _holds(payload: Mapping[str, Any], c: Condition) -> bool:
+    if c.op == "and":
+        return all(_holds(payload, x) for x in c.value)
+    if c.op == "or":
+        return any(_holds(payload, x) for x in c.value)
+    if c.op == "not":
+        return not any(_holds(payload, x) for x in c.value)
+    values = _values(payload, c.key)
+    if c.op == "empty":
+        return not values
+    if c.op == "eq":
+        return any(_eq(v, c.value) for v in values)
+    if c.op == "any":
+        return any(_eq(v, x) for v in values for x in c.value)
+    if c.op == "except":
+        return bool(values) and not any(_eq(v, x) for v in values for x in c.value)
+    r = c.value
+    for v in values:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            continue
+        if ("gt" in r and not v > r["gt"]) or ("gte" in r and not v >= r["gte"]):
+            continue
+        if ("lt" in r and not v < r["lt"]) or ("lte" in r and not v <= r["lte"]):
+            continue
+        return True
+    return False
+
+
 def match(payload: Mapping[str, Any], conditions: tuple[Condition, ...]) -> bool:
     """Whether *payload* satisfies every condition (Qdrant's semantics for these operators)."""
-    for c in conditions:
-        if c.key == "source" and isinstance(payload.get("sources"), list):
-            if not any(match({"source": s}, (c,)) for s in payload["sources"]):
-                return False
-            continue
-        v = _get(payload, c.key)
-        if c.op == "eq":
-            if not _eq(v, c.value):
-                return False
-        elif c.op == "any":
-            if not any(_eq(v, x) for x in c.value):
-                return False
-        else:
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                return False
-            r = c.value
-            if ("gt" in r and not v > r["gt"]) or ("gte" in r and not v >= r["gte"]):
-                return False
-            if ("lt" in r and not v < r["lt"]) or ("lte" in r and not v <= r["lte"]):
-                return False
-    return True
+    return all(_holds(payload, c) for c in conditions)
+
+
+def build(conditions: tuple[Condition, ...], kit: Any, *, extra: list[Any] | None = None) -> Any:
+    """A filter for *conditions* (all must hold) built with *kit* (``qdrant_client.models`` or
+    ``qdrant_edge``: the same class names), or None when there is nothing to filter on."""
+    must = [_build(c, kit) for c in conditions] + list(extra or [])
+    return kit.Filter(must=must) if must else None
+
+
+def _match(kit: Any, cls: str, value: Any) -> Any:
+    m = getattr(kit, cls)
+    if kit.__name__.startswith("qdrant_client"):
+        return m(**{"value": value} if cls == "MatchValue" else {"any": value} if cls == "MatchAny" else {"except": value})
+    return m(value)
+
+
+def _build(c: Condition, kit: Any) -> Any:
+    edge = not kit.__name__.startswith("qdrant_client")
+    if c.op in _GROUPS:
+        parts = [_build(x, kit) for x in c.value]
+        if c.op == "and":
+            return kit.Filter(must=parts)
+        if c.op == "or":
+            return kit.Filter(should=parts) if parts else kit.Filter(must=[_impossible(kit)])
+        return kit.Filter(must_not=parts)
+    key = "sources" if c.key == "source" else c.key  # a point lists every path its content was found at
+    rng = kit.RangeFloat if edge else kit.Range
+    if c.op == "empty":
+        return kit.IsEmptyCondition(key) if edge else kit.IsEmptyCondition(is_empty=kit.PayloadField(key=key))
+    if c.op == "eq" and isinstance(c.value, float):
+        return kit.FieldCondition(key=key, range=rng(gte=c.value, lte=c.value))
+    if c.op == "eq":
+        return kit.FieldCondition(key=key, match=_match(kit, "MatchValue", c.value))
+    if c.op in ("any", "except"):
+        if not c.value:
+            if c.op == "any":
+                return _impossible(kit)
+            return kit.Filter(must_not=[kit.IsEmptyCondition(key) if edge else kit.IsEmptyCondition(is_empty=kit.PayloadField(key=key))])
+        eq = [_build(Condition(c.key, "eq", v), kit) for v in c.value]
+        if c.op == "any":
+            return kit.Filter(should=eq)
+        present = kit.IsEmptyCondition(key) if edge else kit.IsEmptyCondition(is_empty=kit.PayloadField(key=key))
+        return kit.Filter(must_not=[*eq, present])
+    return kit.FieldCondition(key=key, range=rng(**c.value))
+
+
+def _impossible(kit: Any) -> Any:
+    """A condition no point satisfies (an empty list of allowed values)."""
+    edge = not kit.__name__.startswith("qdrant_client")
+    return kit.Filter(must=[kit.HasIdCondition(set()) if edge else kit.HasIdCondition(has_id=[])])
 
 
 def to_qdrant(conditions: tuple[Condition, ...], models: Any) -> Any:
     """A ``qdrant_client.models.Filter`` (or None) for *conditions*."""
-    must = []
-    for c in conditions:
-        key = "sources" if c.key == "source" else c.key  # a point lists every path its content was found at
-        if c.op == "eq" and isinstance(c.value, float):
-            must.append(models.FieldCondition(key=key, range=models.Range(gte=c.value, lte=c.value)))
-        elif c.op == "eq":
-            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=c.value)))
-        elif c.op == "any":
-            if not c.value:
-                raise ValueError(f"filter {c.key!r} lists no values; it matches nothing (check matches_nothing first)")
-            must.append(models.Filter(should=[to_qdrant((Condition(c.key, "eq", v),), models) for v in c.value]))
-        else:
-            must.append(models.FieldCondition(key=key, range=models.Range(**c.value)))
-    return models.Filter(must=must) if must else None
+    return build(conditions, models)

@@ -190,6 +190,18 @@ class RemoteEngine:
             if offset is None:
                 return out
 
+    def ids_where(self, conditions: tuple[Condition, ...]) -> list[str]:
+        flt = to_qdrant(conditions, self.models)
+        out: list[str] = []
+        offset = None
+        while True:
+            recs, offset = self.client.scroll(
+                self.collection, scroll_filter=flt, limit=1024, offset=offset, with_payload=False, with_vectors=False
+            )
+            out.extend(str(r.id) for r in recs)
+            if offset is None:
+                return out
+
     def count(self, kind: str | None = None) -> int:
         flt = to_qdrant((Condition("kind", "eq", kind),), self.models) if kind else None
         return int(self.client.count(self.collection, count_filter=flt, exact=True).count)

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -49,7 +50,7 @@ from .manifest import FORMAT, check_manifest, describe_model, model_identity, sa
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MultiModalIndex"]
+__all__ = ["MultiModalIndex", "key_point_id"]
 
 #: Where extracted images go inside an index folder.
 BLOB_DIR = "blobs"
@@ -390,10 +391,16 @@ class MultiModalIndex:
         except ValueError:
             return None
 
-    def make_point(self, chunk: Chunk, vector: np.ndarray | None) -> Point:
+    def make_point(self, chunk: Chunk, vector: np.ndarray | None, *, key: str | None = None) -> Point:
         """A point for *chunk* with its dense *vector* (refused when not finite, zero, or of the
-        wrong size; ``None`` only in a keyword-only index)."""
+        wrong size; ``None`` only in a keyword-only index). With *key* (the framework vector
+        stores) the point is addressed by that id instead of by its content."""
         pid, payload = self.point_id(chunk)
+        if key is not None:
+            pid = key_point_id(key)
+            payload.update(id=key, key=key)
+            if not chunk.source:
+                payload["sources"] = []
         if self.keyword_only:
             dense = None
         else:
@@ -498,7 +505,7 @@ class MultiModalIndex:
         where = payload.get("source") or "?"
         if payload.get("kind") not in ("text", "image"):
             yield f"unknown kind {payload.get('kind')!r} ({where})"
-        if not payload.get("sources"):
+        if not payload.get("sources") and "key" not in payload:  # items added by id may have no file
             yield f"no sources recorded ({where})"
         if not self.keyword_only:
             if p.dense is None:
@@ -632,6 +639,15 @@ class MultiModalIndex:
 
     def __repr__(self) -> str:
         return f"MultiModalIndex({self.where!r}, engine={self.engine!r}, dim={getattr(self, 'dim', None)})"
+
+
+def key_point_id(key: str) -> str:
+    """The point id of a caller's id: the id itself when it is a UUID (as Qdrant wants), else a
+    UUID derived from it."""
+    try:
+        return str(uuid.UUID(key))
+    except (ValueError, TypeError, AttributeError):
+        return stable_id("mm-rag-key", key)
 
 
 def _refuse_foreign(folder: Path) -> None:

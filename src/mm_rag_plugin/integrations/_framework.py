@@ -1,0 +1,159 @@
+"""What the LangChain and LlamaIndex vector stores share: opening the index, a text-only embedder
+over a framework's own embedding model, and framework items turned into chunks."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._payload import payload_to_chunk
+from ..errors import ConfigurationError, InvalidInputError
+from ..ids import content_hash
+from ..retrievers.index import MultiModalIndex
+from ..retrievers.manifest import describe_model
+from ..types import Chunk, ImageChunk, TextChunk
+
+__all__ = ["ForeignTextEmbedder", "image_chunk_from_path", "metadata_chunk", "open_store_index"]
+
+#: Chunk fields taken from a framework item's metadata, with the types they must have.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "source": (str,), "page": (int,), "position": (int,), "section": (str,), "prev_id": (str,), "next_id": (str,),
+    "image_path": (str,), "mime_type": (str,), "width": (int,), "height": (int,), "alt_text": (str,),
+    "caption": (str,), "ocr_text": (str,), "content_hash": (str,), "ocr_confidence": (int, float),
+}
+#: Largest image file hashed for duplicate detection when added by path.
+_MAX_HASHED = 256 << 20
+
+
+class ForeignTextEmbedder:
+    """A framework's text embedding model (any LangChain ``Embeddings`` or LlamaIndex
+    ``BaseEmbedding``) as the index's model: text only, identified by its class and model name."""
+
+    def __init__(self, model: Any, framework: str) -> None:
+        self.model = model
+        self.framework = framework
+        self._dim: int | None = None
+
+    @property
+    def name(self) -> str:
+        cls = type(self.model)
+        return f"{self.framework}:{cls.__module__}.{cls.__qualname__}"
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.embed_query("dimension").shape[0])
+        return self._dim
+
+    def identity(self) -> dict[str, Any]:
+        tag = next((getattr(self.model, a) for a in ("model", "model_name") if isinstance(getattr(self.model, a, None), str)), None)
+        return {"name": self.name, "pretrained": tag, "dim": self.dim, "weights": None}
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if hasattr(self.model, "embed_documents"):
+            rows = self.model.embed_documents(list(texts))
+        else:
+            rows = self.model.get_text_embedding_batch(list(texts))
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
+
+    def embed_query(self, text: str | None = None, *, image: Any = None) -> np.ndarray:
+        if image is not None or not text:
+            raise ConfigurationError(f"{self.name} embeds text only; searching by image needs a CLIP model")
+        vec = self.model.embed_query(text) if hasattr(self.model, "embed_query") else self.model.get_query_embedding(text)
+        return np.asarray(vec, dtype=np.float32).reshape(-1)
+
+    def embed_images(self, images: Sequence[Any], *, on_error: str = "raise") -> Any:
+        raise ConfigurationError(f"{self.name} embeds text only; images need a CLIP model (OpenCLIPEmbeddings / OpenCLIPEmbedding)")
+
+
+def open_store_index(
+    embedder: Any,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    index: MultiModalIndex | None = None,
+    create: bool = True,
+    **kwargs: Any,
+) -> MultiModalIndex:
+    """The index a framework vector store works on: *index* as given (checked against *embedder*),
+    or one opened at *path* / ``url=`` / ``client=`` (in memory when none). Without *embedder*, an
+    existing index loads its own model."""
+    if index is not None:
+        if path is not None or any(kwargs.get(k) is not None for k in ("url", "client")):
+            raise ConfigurationError("pass index= or path= / url= / client=, not both")
+        if embedder is not None and not index.keyword_only and index.embedder is not embedder:
+            index.attach(embedder)
+        return index
+    kwargs.setdefault("show_progress", False)
+    opened = MultiModalIndex(path, embedder=embedder, create=create, **kwargs)
+    try:
+        if opened.embedder is None and not opened.keyword_search_only:
+            model = opened.model or {}
+            if ":" in str(model.get("name")) and not str(model.get("name")).startswith("local-dir:"):
+                raise ConfigurationError(
+                    f"{opened.where}: the index was built with {describe_model(model)}; pass that embedding model"
+                )
+            from ..retrievers.manifest import load_model
+
+            opened.attach(load_model(model))
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+def _fields(meta: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: meta[k] for k, types in _FIELD_TYPES.items() if isinstance(meta.get(k), types) and not isinstance(meta.get(k), bool)}
+    bbox = meta.get("bbox")
+    if isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox):
+        out["bbox"] = tuple(float(v) for v in bbox)
+    return out
+
+
+def metadata_chunk(key: str, text: str, metadata: Mapping[str, Any]) -> Chunk:
+    """A framework item (text and metadata) as a chunk with id *key*, its metadata kept verbatim.
+    ``kind: "image"`` with an ``image_path`` makes an image chunk (the text becomes its caption
+    unless the metadata holds caption / OCR text)."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"item {key!r}: the text must be a str, got {type(text).__name__}")
+    meta = dict(metadata)
+    fields = _fields(meta)
+    if meta.get("kind") == "image":
+        if not fields.get("image_path"):
+            raise InvalidInputError(f"item {key!r}: an image needs metadata['image_path']", source=str(meta.get("source", key)))
+        if text and not any(fields.get(f) for f in ("caption", "alt_text", "ocr_text")):
+            fields["caption"] = text
+        image = payload_to_chunk({"kind": "image", **fields}, id=key)
+        assert isinstance(image, ImageChunk)
+        if not image.content_hash:
+            image = dataclasses.replace(image, content_hash=_file_hash(image.image_path))
+        return dataclasses.replace(image, metadata=meta)
+    fields.setdefault("source", "")
+    known = {k: v for k, v in fields.items() if k in TextChunk.__dataclass_fields__}
+    return TextChunk(id=key, text=text, **known, metadata=meta)
+
+
+def image_chunk_from_path(key: str, uri: Any, metadata: Mapping[str, Any]) -> ImageChunk:
+    """An image file as an image chunk with id *key*; the metadata gains ``kind`` and ``image_path``."""
+    if not isinstance(uri, (str, os.PathLike)):
+        raise InvalidInputError(f"images are added by file path, got {type(uri).__name__}", source=f"image {key}")
+    path = str(Path(uri).expanduser().resolve())
+    meta = {**dict(metadata), "kind": "image", "image_path": path}
+    meta.setdefault("source", path)
+    chunk = metadata_chunk(key, "", meta)
+    assert isinstance(chunk, ImageChunk)
+    return chunk
+
+
+def _file_hash(path: str) -> str:
+    try:
+        p = Path(path)
+        if p.is_file() and p.stat().st_size <= _MAX_HASHED:
+            return content_hash(p.read_bytes())
+    except OSError:
+        pass
+    return ""
