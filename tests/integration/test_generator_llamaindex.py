@@ -1,4 +1,4 @@
-"""MultimodalQueryEngine with LlamaIndex's real GoogleGenAI LLM against the fake Gemini server."""
+"""MultiModalQueryEngine with LlamaIndex's real GoogleGenAI LLM against the fake Gemini server."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from llama_index.llms.google_genai import GoogleGenAI
 
 from mm_rag_plugin.integrations.llama_index._convert import hit_to_node_with_score
 from mm_rag_plugin.integrations.llama_index.query_engine import (
-    MultimodalQueryEngine,
+    MultiModalQueryEngine,
     nodes_to_messages,
 )
 from tests._generator_helpers import image_hit, text_hit, write_png
@@ -70,7 +70,7 @@ def test_nodes_to_messages(nodes):
 
 def test_query_engine_sends_images_and_returns_source_nodes(server, nodes):
     server.default = Reply.answer("They fell by half [1]; see the plot [2].")
-    engine = MultimodalQueryEngine(retriever=FixedRetriever(nodes), llm=llm(server))
+    engine = MultiModalQueryEngine(retriever=FixedRetriever(nodes), llm=llm(server))
     resp = engine.query("What happened to errors?")
     assert isinstance(resp, Response)
     assert resp.response == "They fell by half [1]; see the plot [2]."
@@ -88,7 +88,7 @@ def test_query_engine_sends_images_and_returns_source_nodes(server, nodes):
 
 async def test_query_engine_async(server, nodes):
     server.default = Reply.answer("async [2]")
-    engine = MultimodalQueryEngine(retriever=FixedRetriever(nodes), llm=llm(server))
+    engine = MultiModalQueryEngine(retriever=FixedRetriever(nodes), llm=llm(server))
     resp = await engine.aquery("q?")
     assert resp.metadata["citations"][0]["node_id"] == "i1"
     assert server.requests[-1].images
@@ -101,7 +101,7 @@ async def test_sync_query_works_inside_a_running_event_loop(tmp_path) -> None:
     from llama_index.core.schema import NodeWithScore, TextNode
     from llama_index.llms.google_genai import GoogleGenAI
 
-    from mm_rag_plugin.integrations.llama_index import MultimodalQueryEngine
+    from mm_rag_plugin.integrations.llama_index.query_engine import MultiModalQueryEngine
 
     from .fake_gemini import FakeGemini
 
@@ -112,6 +112,6 @@ async def test_sync_query_works_inside_a_running_event_loop(tmp_path) -> None:
     with FakeGemini() as fake:
         llm = GoogleGenAI(model="gemini-2.5-flash", api_key="test-key",
                           http_options=genai_types.HttpOptions(base_url=fake.url))
-        engine = MultimodalQueryEngine(retriever=Fixed(), llm=llm)
+        engine = MultiModalQueryEngine(retriever=Fixed(), llm=llm)
         response = engine.query("What is E-217?")  # sync call while this test's loop runs
     assert "fake answer" in response.response

@@ -18,8 +18,8 @@ from langchain_tests.unit_tests import ToolsUnitTests
 from mm_rag_plugin.errors import StoreError
 from mm_rag_plugin.generators import GeminiGenerator
 from mm_rag_plugin.integrations.langchain.tools import (
-    MultimodalAnswerTool,
-    MultimodalSearchTool,
+    MultiModalAnswerTool,
+    MultiModalSearchTool,
     create_multimodal_answer_tool,
     create_multimodal_search_tool,
 )
@@ -81,14 +81,14 @@ def test_search_tool_call_returns_content_and_documents(hits):
 
 def test_search_tool_passes_filters(hits):
     retriever = FixedRetriever(hits)
-    msg = call(MultimodalSearchTool(retriever), {"query": "chart", "kind": "image", "source": "q1.pdf"})
+    msg = call(MultiModalSearchTool(retriever), {"query": "chart", "kind": "image", "source": "q1.pdf"})
     assert retriever.calls[0]["filters"] == {"kind": "image", "source": "q1.pdf"}
     assert retriever.calls[0]["k"] == 5  # the default
     assert [d.id for d in msg.artifact] == ["i1"]
 
 
 def test_tool_call_schema_is_what_an_agent_needs(hits):
-    tool = MultimodalSearchTool(FixedRetriever(hits))
+    tool = MultiModalSearchTool(FixedRetriever(hits))
     schema = tool.tool_call_schema.model_json_schema()
     assert schema["required"] == ["query"]
     assert schema["properties"]["k"]["minimum"] == 1 and schema["properties"]["k"]["maximum"] == 50
@@ -97,7 +97,7 @@ def test_tool_call_schema_is_what_an_agent_needs(hits):
     fn = convert_to_openai_tool(tool)["function"]
     assert fn["name"] == "multimodal_search" and "images" in fn["description"]
     assert set(fn["parameters"]["properties"]) == {"query", "k", "kind", "source"}
-    answer = convert_to_openai_tool(MultimodalAnswerTool(FixedRetriever(hits), generator=_extractive()))
+    answer = convert_to_openai_tool(MultiModalAnswerTool(FixedRetriever(hits), generator=_extractive()))
     assert answer["function"]["name"] == "multimodal_answer"
     assert answer["function"]["parameters"]["required"] == ["question"]
 
@@ -115,7 +115,7 @@ def test_tool_call_schema_is_what_an_agent_needs(hits):
 )
 async def test_bad_arguments_come_back_as_error_messages(hits, args, fragment):
     retriever = FixedRetriever(hits)
-    tool = MultimodalSearchTool(retriever)
+    tool = MultiModalSearchTool(retriever)
     for msg in (
         call(tool, args),
         await tool.ainvoke({"name": tool.name, "args": args, "id": "c2", "type": "tool_call"}),
@@ -127,21 +127,21 @@ async def test_bad_arguments_come_back_as_error_messages(hits, args, fragment):
 
 
 def test_library_errors_come_back_as_error_messages(hits):
-    tool = MultimodalSearchTool(FixedRetriever(hits, error=StoreError("the index folder is locked")))
+    tool = MultiModalSearchTool(FixedRetriever(hits, error=StoreError("the index folder is locked")))
     msg = call(tool, {"query": "sales"})
     assert msg.status == "error"
     assert msg.content == "Error: multimodal_search failed: the index folder is locked"
 
 
 def test_programming_errors_are_not_hidden(hits):
-    tool = MultimodalSearchTool(FixedRetriever(hits, error=KeyError("bug")))
+    tool = MultiModalSearchTool(FixedRetriever(hits, error=KeyError("bug")))
     with pytest.raises(KeyError):
         call(tool, {"query": "sales"})
 
 
 async def test_ainvoke_does_not_block_the_event_loop(hits):
     retriever = FixedRetriever(hits, delay=0.3)
-    tool = MultimodalSearchTool(retriever)
+    tool = MultiModalSearchTool(retriever)
     ticks = 0
 
     async def ticker():
@@ -160,8 +160,31 @@ async def test_ainvoke_does_not_block_the_event_loop(hits):
 
 def test_plain_invoke_returns_the_text(hits):
     # without a tool call id LangChain returns the content only (the artifact is dropped)
-    out = MultimodalSearchTool(FixedRetriever(hits)).invoke({"query": "sales", "k": 1})
+    out = MultiModalSearchTool(FixedRetriever(hits)).invoke({"query": "sales", "k": 1})
     assert out.startswith("1 result(s) for 'sales'")
+
+
+async def test_a_plain_string_input_is_the_query_or_the_question(hits):
+    retriever = FixedRetriever(hits)
+    search = MultiModalSearchTool(retriever)
+    assert search.invoke("monthly sales").startswith("2 result(s) for 'monthly sales'")
+    assert (await search.ainvoke("monthly sales")).startswith("2 result(s) for 'monthly sales'")
+    assert search.run("monthly sales").startswith("2 result(s)")
+    assert [c["query"] for c in retriever.calls] == ["monthly sales"] * 3
+    answer = MultiModalAnswerTool(retriever, generator=_extractive())
+    assert "Sales rose in March." in answer.invoke("How did sales go?")
+    assert retriever.calls[-1]["query"] == "How did sales go?"
+    assert search.invoke("  ").startswith("Error: invalid arguments for multimodal_search: argument 'query'")
+
+
+def test_old_class_names_warn_and_still_work(hits):
+    from mm_rag_plugin.integrations.langchain import tools
+
+    for old, new in (("MultimodalSearchTool", MultiModalSearchTool), ("MultimodalAnswerTool", MultiModalAnswerTool)):
+        with pytest.warns(DeprecationWarning, match=f"{old} is deprecated, use {new.__name__}"):
+            assert getattr(tools, old) is new
+    with pytest.raises(AttributeError):
+        tools.MultimodalRetriever  # noqa: B018
 
 
 def _extractive():
@@ -200,7 +223,7 @@ def gemini(server, **kw):
 
 async def test_answer_tool_with_gemini_on_the_fake_server(hits, server):
     server.default = Reply.answer("Sales rose in March [1]; the chart shows it [2].")
-    tool = MultimodalAnswerTool(FixedRetriever(hits), generator=gemini(server))
+    tool = MultiModalAnswerTool(FixedRetriever(hits), generator=gemini(server))
     for msg in (
         call(tool, {"question": "How did sales develop?", "kind": "", "k": 2}),
         await tool.ainvoke(
@@ -230,7 +253,7 @@ async def test_answer_tool_with_gemini_on_the_fake_server(hits, server):
 
 def test_answer_tool_reports_a_failed_generation(hits, server):
     server.default = Reply.error(500, "backend exploded")
-    tool = MultimodalAnswerTool(FixedRetriever(hits), generator=gemini(server, max_retries=1))
+    tool = MultiModalAnswerTool(FixedRetriever(hits), generator=gemini(server, max_retries=1))
     msg = call(tool, {"question": "How did sales develop?"})
     assert msg.status == "error"
     assert msg.content.startswith(
@@ -278,12 +301,50 @@ def test_search_tool_on_a_real_index(tmp_path, embedder):
         assert [d.id for d in text_only.artifact] == ["t1"]
 
 
+def test_source_as_shown_in_results_filters_a_real_index(tmp_path, embedder):
+    """Stored sources are absolute paths; the agent may give the file name or the path shown."""
+    from mm_rag_plugin.ids import content_hash
+    from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
+    from mm_rag_plugin.testing import draw_shape
+    from mm_rag_plugin.types import ImageChunk, TextChunk
+
+    report, other = tmp_path / "docs" / "report.pdf", tmp_path / "docs" / "old" / "other.pdf"
+    chunks = [
+        TextChunk(id="r1", text="a red circle in the report", source=str(report), page=1),
+        TextChunk(id="o1", text="a red circle elsewhere", source=str(other), page=1),
+    ]
+    for color, kind, source in (("red", "circle", report), ("red", "square", other)):
+        path = tmp_path / f"{color}_{kind}.png"
+        draw_shape(color, kind, size=64).save(path)
+        chunks.append(ImageChunk(id=f"{color}_{kind}", source=str(source), image_path=str(path), page=2,
+                                 content_hash=content_hash(path.read_bytes()), width=64, height=64))
+    with MultiModalIndex(tmp_path / "index", embedder=embedder, show_progress=False) as index:
+        assert index.add(chunks).ok
+        retriever = FusedRetriever(index, near_duplicate_threshold=None)
+        search = create_multimodal_search_tool(retriever)
+        everything = call(search, {"query": "a red circle", "k": 10})
+        assert {d.id for d in everything.artifact} == {"r1", "o1", "red_circle", "red_square"}
+        for name in ("report.pdf", str(report), "docs/report.pdf"):
+            msg = call(search, {"query": "a red circle", "k": 10, "source": name})
+            assert msg.status == "success" and {d.id for d in msg.artifact} == {"r1", "red_circle"}, name
+            assert f"source: {report}" in msg.content
+        images = call(search, {"query": "a red circle", "source": "old/other.pdf", "kind": "image"})
+        assert [d.id for d in images.artifact] == ["red_square"]
+        missing = call(search, {"query": "a red circle", "source": "nope.pdf"})
+        assert missing.status == "error"
+        assert "no indexed document matches 'nope.pdf'" in missing.content
+        assert "Indexed files: other.pdf, report.pdf" in missing.content
+        answer = create_multimodal_answer_tool(retriever, _extractive())
+        cited = call(answer, {"question": "what is red?", "source": "other.pdf", "k": 10})
+        assert {d.id for d in cited.artifact["documents"]} == {"o1", "red_square"}
+
+
 class TestSearchToolStandard(ToolsUnitTests):
     """LangChain's standard tool unit tests."""
 
     @property
     def tool_constructor(self):
-        return MultimodalSearchTool
+        return MultiModalSearchTool
 
     @property
     def tool_constructor_params(self) -> dict:

@@ -210,7 +210,7 @@ def _query_tool(hits, server):
     from google.genai import types as genai_types
     from llama_index.llms.google_genai import GoogleGenAI
 
-    from mm_rag_plugin.integrations.llama_index.query_engine import MultimodalQueryEngine
+    from mm_rag_plugin.integrations.llama_index.query_engine import MultiModalQueryEngine
 
     llm = GoogleGenAI(
         model="gemini-2.5-flash",
@@ -218,7 +218,7 @@ def _query_tool(hits, server):
         max_retries=0,
         http_options=genai_types.HttpOptions(base_url=server.url, timeout=5000),
     )
-    engine = MultimodalQueryEngine(
+    engine = MultiModalQueryEngine(
         retriever=NodeRetriever([hit_to_node_with_score(h) for h in hits]), llm=llm
     )
     server.default = Reply.answer("See the plot [2].")
@@ -297,7 +297,7 @@ def _streaming_engine(hits, server):
     from google.genai import types as genai_types
     from llama_index.llms.google_genai import GoogleGenAI
 
-    from mm_rag_plugin.integrations.llama_index.query_engine import MultimodalQueryEngine
+    from mm_rag_plugin.integrations.llama_index.query_engine import MultiModalQueryEngine
 
     llm = GoogleGenAI(
         model="gemini-2.5-flash",
@@ -307,7 +307,7 @@ def _streaming_engine(hits, server):
     )
     server.default = Reply.stream("Errors fell ", "by half [1], ", "see the plot [2].")
     nodes = [hit_to_node_with_score(h) for h in hits]
-    return MultimodalQueryEngine(retriever=NodeRetriever(nodes), llm=llm, streaming=True)
+    return MultiModalQueryEngine(retriever=NodeRetriever(nodes), llm=llm, streaming=True)
 
 
 def test_query_engine_streams_with_citations_at_the_end(hits, server):
@@ -336,3 +336,66 @@ async def test_query_engine_streams_async(hits, server):
     assert len(pieces) == 3
     assert [c["node_id"] for c in resp.metadata["citations"]] == ["t1", "i1"]
     assert server.requests[-1].method_name == "streamGenerateContent"
+
+
+# -- plain strings, source names, Settings.llm, old names ---------------------------------------
+async def test_a_plain_string_is_the_query_or_the_question(hits):
+    retriever = FixedRetriever(hits)
+    search = create_multimodal_search_tool(retriever)
+    for out in (search("error plot"), search.call("error plot"), await search.acall("error plot")):
+        assert not out.is_error and out.content.startswith("2 result(s) for 'error plot'")
+    assert [c["query"] for c in retriever.calls] == ["error plot"] * 3
+    answer = create_multimodal_answer_tool(retriever, ExtractiveGenerator())
+    assert not answer("What fell?").is_error and retriever.calls[-1]["query"] == "What fell?"
+
+
+def test_source_file_name_filters_a_real_index(tmp_path, embedder):
+    from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
+    from mm_rag_plugin.types import TextChunk
+
+    a, b = tmp_path / "in" / "a.md", tmp_path / "in" / "sub" / "b.md"
+    chunks = [
+        TextChunk(id="a1", text="A recipe for sourdough bread.", source=str(a)),
+        TextChunk(id="b1", text="Sourdough bread needs a starter.", source=str(b)),
+    ]
+    with MultiModalIndex(tmp_path / "index", embedder=embedder, show_progress=False) as index:
+        assert index.add(chunks).ok
+        tool = create_multimodal_search_tool(FusedRetriever(index, near_duplicate_threshold=None))
+        assert {n.node.node_id for n in tool(query="sourdough bread").raw_output} == {"a1", "b1"}
+        for name in ("b.md", "sub/b.md", str(b)):
+            out = tool(query="sourdough bread", source=name)
+            assert [n.node.node_id for n in out.raw_output] == ["b1"], name
+        bad = tool(query="sourdough bread", source="c.md")
+        assert bad.is_error and "Indexed files: a.md, b.md" in bad.content
+
+
+def test_query_engine_uses_settings_llm_when_none_is_given(hits, monkeypatch):
+    from llama_index.core import Settings
+    from llama_index.core.llms import MockLLM
+
+    from mm_rag_plugin.errors import ConfigurationError
+    from mm_rag_plugin.integrations.llama_index.query_engine import MultiModalQueryEngine
+
+    retriever = NodeRetriever([hit_to_node_with_score(h) for h in hits])
+    monkeypatch.setenv("GOOGLE_API_KEY", "a-gemini-key")  # Settings.llm still comes first
+    monkeypatch.setattr(Settings, "_llm", None)
+    chosen = MockLLM(max_tokens=8)
+    Settings.llm = chosen
+    engine = MultiModalQueryEngine(retriever=retriever)
+    assert engine.llm is chosen
+    assert isinstance(engine.query("What fell?"), Response)
+    own = MockLLM()
+    assert MultiModalQueryEngine(retriever=retriever, llm=own).llm is own  # llm= wins
+    monkeypatch.setattr(Settings, "_llm", None)
+    monkeypatch.delenv("GOOGLE_API_KEY")
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match=r"set llama_index\.core\.Settings\.llm"):
+        MultiModalQueryEngine(retriever=retriever)
+    assert Settings._llm is None  # LlamaIndex's lazy OpenAI default was not resolved
+
+
+def test_old_query_engine_name_warns():
+    from mm_rag_plugin.integrations.llama_index import query_engine
+
+    with pytest.warns(DeprecationWarning, match="MultimodalQueryEngine is deprecated, use MultiModalQueryEngine"):
+        assert query_engine.MultimodalQueryEngine is query_engine.MultiModalQueryEngine

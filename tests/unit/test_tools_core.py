@@ -247,3 +247,82 @@ def test_tools_check_their_construction(hits):
     tool = SearchTool(FixedRetriever(hits), name="docs_search")
     assert tool.name == "docs_search" and "FixedRetriever" in repr(tool)
     assert tool.json_schema() == json_schema(SEARCH_PARAMS)
+
+
+# -- the source argument ------------------------------------------------------------------------
+def test_source_names_match_stored_paths_by_file_name_or_path_ending():
+    from mm_rag_plugin.tools import resolve_source, source_matches
+
+    stored = "/data/q1/report.pdf"
+    for given in ("/data/q1/report.pdf", "report.pdf", "q1/report.pdf", "./q1/report.pdf", "q1\\report.pdf"):
+        assert source_matches(stored, given), given
+    for given in ("port.pdf", "/q1/report.pdf", "report", "", "../q1/report.pdf", "REPORT.pdf"):
+        assert not source_matches(stored, given), given
+    assert source_matches(stored, "REPORT.pdf", ignore_case=True)
+    known = ["/data/q1/report.pdf", "/data/q2/report.pdf", "/data/notes.txt", "report.pdf"]
+    assert resolve_source("report.pdf", known) == ["report.pdf"]  # the exact stored name wins
+    assert resolve_source("q2/report.pdf", known) == ["/data/q2/report.pdf"]
+    assert resolve_source("Notes.TXT", known) == ["/data/notes.txt"]  # case only as a last resort
+    assert resolve_source("missing.pdf", known) == []
+
+
+class ListingRetriever(FixedRetriever):
+    """A retriever that can list its sources, as FusedRetriever can through its index."""
+
+
+    def sources(self):
+        return [h.chunk.source for h in self.hits]
+
+
+@pytest.fixture
+def abs_hits(tmp_path):
+    return [
+        text_hit("t1", "Sales rose in March.", source="/data/q1/report.pdf", page=3, score=0.03),
+        text_hit("t2", "Costs fell.", source="/data/q2/report.pdf", page=1, score=0.02),
+        text_hit("t3", "Unrelated notes.", source="/data/notes.txt", score=0.01),
+    ]
+
+
+def test_source_given_as_shown_is_resolved_to_the_stored_paths(abs_hits):
+    retriever = ListingRetriever(abs_hits)
+    tool = SearchTool(retriever)
+    result = tool.run(query="sales", source="q1/report.pdf")
+    assert retriever.calls[-1]["filters"] == {"source": "/data/q1/report.pdf"}
+    assert [h.id for h in result.hits] == ["t1"]
+    assert "source=q1/report.pdf" in result.text.splitlines()[0]
+    tool.run(query="sales", kind="text", source="report.pdf")  # two files of that name: both
+    assert retriever.calls[-1]["filters"] == {
+        "kind": "text", "source": ["/data/q1/report.pdf", "/data/q2/report.pdf"]
+    }
+    with pytest.raises(InvalidInputError, match=r"no indexed document matches 'nope\.pdf'") as info:
+        tool.run(query="sales", source="nope.pdf")
+    assert info.value.source == "argument 'source'"
+    assert "Indexed files: notes.txt, report.pdf" in str(info.value)
+    assert len(retriever.calls) == 2  # the bad name never reached the retriever
+
+
+async def test_source_name_without_a_listing_filters_a_deeper_search(abs_hits):
+    retriever = FixedRetriever(abs_hits)  # cannot list its sources, filters by exact value only
+    result = SearchTool(retriever).run(query="sales", k=1, source="report.pdf")
+    assert [c["filters"] for c in retriever.calls] == [{"source": "report.pdf"}, None]
+    assert retriever.calls[1]["k"] >= 100
+    assert [h.id for h in result.hits] == ["t1"]
+    again = await SearchTool(retriever).arun(query="sales", k=5, source="q2/report.pdf")
+    assert [h.id for h in again.hits] == ["t2"]
+    exact = SearchTool(retriever).run(query="x", source="/data/notes.txt")
+    assert [h.id for h in exact.hits] == ["t3"] and retriever.calls[-1]["filters"] == {"source": "/data/notes.txt"}
+
+
+def test_answer_tool_resolves_the_source_too(abs_hits):
+    retriever = ListingRetriever(abs_hits)
+    result = AnswerTool(retriever, ExtractiveGenerator()).run(question="costs?", source="q2/report.pdf")
+    assert [h.id for h in result.answer.sources] == ["t2"]
+
+
+def test_a_plain_string_is_the_query(hits):
+    retriever = FixedRetriever(hits)
+    assert SearchTool(retriever).run("sales").args.query == "sales"
+    assert SearchTool(retriever).run("sales", 1).args.k == 1
+    assert AnswerTool(retriever, ExtractiveGenerator()).run("how did sales go?").args.query == "how did sales go?"
+    with pytest.raises(InvalidInputError, match="'query' given twice"):
+        SearchTool(retriever).run("sales", query="sales")

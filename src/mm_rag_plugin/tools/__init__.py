@@ -20,10 +20,12 @@ from .args import (
     ToolArgs,
     ToolParam,
     json_schema,
+    merge_positional,
     parse_tool_args,
 )
 from .format import citation_records, format_answer, format_hits
 from .runners import AnswerResult, AnswerTool, SearchResult, SearchTool
+from .sources import SourceResolver, resolve_source, source_matches
 
 __all__ = [
     "ANSWER_PARAMS",
@@ -39,11 +41,15 @@ __all__ = [
     "AnswerTool",
     "SearchResult",
     "SearchTool",
+    "SourceResolver",
     "ToolArgs",
     "ToolParam",
     "citation_records",
     "format_answer",
     "format_hits",
     "json_schema",
+    "merge_positional",
     "parse_tool_args",
+    "resolve_source",
+    "source_matches",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "ToolArgs",
     "ToolParam",
     "json_schema",
+    "merge_positional",
     "parse_tool_args",
 ]
 
@@ -41,7 +42,8 @@ SEARCH_TOOL_DESCRIPTION = (
     "scanned pages) for content relevant to a query. Returns numbered hits with their source file, "
     "page, kind (text or image), image path for images, relevance score and a text snippet "
     "(caption/OCR text for images). Use kind='image' to look for figures or pictures only, "
-    "kind='text' for passages only, and source='<file>' to search one document."
+    "kind='text' for passages only, and source='<file>' (a file name such as 'report.pdf' or the "
+    "source path shown in results) to search one document."
 )
 ANSWER_TOOL_DESCRIPTION = (
     "Answer a question from the indexed documents (text and images): retrieves the most relevant "
@@ -98,8 +100,8 @@ def _params(text_name: str, text_description: str) -> tuple[ToolParam, ...]:
         ToolParam(
             "source",
             "string",
-            "Only return content from this source file (exact name as shown in results, "
-            "e.g. 'report.pdf'). Leave out to search all documents.",
+            "Only return content from this source file: its file name (e.g. 'report.pdf') or the "
+            "source path shown in results. Leave out to search all documents.",
         ),
     )
 
@@ -187,6 +189,21 @@ def _source(value: Any) -> str | None:
     if not isinstance(value, str):
         raise _bad("source", f"must be a file name string, got {type(value).__name__} {echo(value, 80)}")
     return value.strip()
+
+
+def merge_positional(params: Sequence[ToolParam], args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments with the positional ones given to the parameters in order, so that a
+    tool called with one plain string (``tool("red circle")``) gets it as its query."""
+    if len(args) > len(params):
+        raise InvalidInputError(
+            f"takes at most {len(params)} positional argument(s), got {len(args)}", source="arguments"
+        )
+    merged = dict(kwargs)
+    for param, value in zip(params, args, strict=False):
+        if param.name in merged:
+            raise InvalidInputError(f"{param.name!r} given twice", source="arguments")
+        merged[param.name] = value
+    return merged
 
 
 def parse_tool_args(params: Sequence[ToolParam], args: Mapping[str, Any]) -> ToolArgs:

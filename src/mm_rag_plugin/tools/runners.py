@@ -21,9 +21,11 @@ from .args import (
     ToolArgs,
     ToolParam,
     json_schema,
+    merge_positional,
     parse_tool_args,
 )
 from .format import citation_records, format_answer, format_hits
+from .sources import SourceResolver, source_matches
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +41,38 @@ def _check_retriever(retriever: object) -> None:
         )
 
 
-def _retrieve(retriever: Retriever, args: ToolArgs) -> list[Hit]:
-    return list(retriever.retrieve(args.query, k=args.k, filters=args.filters))
+def _retrieve(retriever: Retriever, query: str, k: int, filters: dict[str, Any] | None) -> list[Hit]:
+    return list(retriever.retrieve(query, k=k, filters=filters))
 
 
-async def _aretrieve(retriever: Retriever, args: ToolArgs) -> list[Hit]:
+async def _aretrieve(retriever: Retriever, query: str, k: int, filters: dict[str, Any] | None) -> list[Hit]:
     """The retriever's own coroutine ``aretrieve`` when it has one, else ``retrieve`` in a worker
     thread (embedding the query is CPU work; the event loop must not block)."""
     aretrieve = getattr(retriever, "aretrieve", None)
     if aretrieve is not None and asyncio.iscoroutinefunction(aretrieve):
-        return list(await aretrieve(args.query, k=args.k, filters=args.filters))
-    return await asyncio.to_thread(_retrieve, retriever, args)
+        return list(await aretrieve(query, k=k, filters=filters))
+    return await asyncio.to_thread(_retrieve, retriever, query, k, filters)
+
+
+def _source_filters(args: ToolArgs, sources: list[str] | None) -> dict[str, Any] | None:
+    """The retriever filters: ``kind``, and ``source`` as the stored paths it resolved to (the
+    name as given when *sources* is None; left out when ``[]``)."""
+    out: dict[str, Any] = {"kind": args.kind} if args.kind else {}
+    if sources is None:
+        sources = [args.source] if args.source else []
+    if sources:
+        out["source"] = sources[0] if len(sources) == 1 else sources
+    return out or None
+
+
+def _deeper_k(k: int) -> int:
+    return max(10 * k, 100)
+
+
+def _named(hits: list[Hit], given: str, k: int) -> list[Hit]:
+    """The hits from the source *given* names (file name or path ending; any case as a last resort)."""
+    found = [h for h in hits if source_matches(h.chunk.source, given)]
+    return (found or [h for h in hits if source_matches(h.chunk.source, given, ignore_case=True)])[:k]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +111,7 @@ class _Tool:
         self.retriever = retriever
         self.name = name
         self.description = description
+        self.sources = SourceResolver(retriever)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, retriever={type(self.retriever).__name__})"
@@ -99,12 +123,44 @@ class _Tool:
     def parse(self, args: Mapping[str, Any]) -> ToolArgs:
         return parse_tool_args(self.params, args)
 
+    def _parse_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ToolArgs:
+        return self.parse(merge_positional(self.params, args, kwargs))
+
+    def retrieve(self, args: ToolArgs) -> list[Hit]:
+        """The hits for validated *args*; ``source`` is resolved to the stored source paths (see
+        :mod:`mm_rag_plugin.tools.sources`)."""
+        if args.source is None:
+            return _retrieve(self.retriever, args.query, args.k, args.filters)
+        sources = self.sources.resolve(args.source)
+        if sources is not None:
+            return _retrieve(self.retriever, args.query, args.k, _source_filters(args, sources))
+        hits = _retrieve(self.retriever, args.query, args.k, args.filters)
+        if hits:
+            return hits
+        deeper = _retrieve(self.retriever, args.query, _deeper_k(args.k), _source_filters(args, []))
+        return _named(deeper, args.source, args.k)
+
+    async def aretrieve(self, args: ToolArgs) -> list[Hit]:
+        """:meth:`retrieve` without blocking the event loop."""
+        if args.source is None:
+            return await _aretrieve(self.retriever, args.query, args.k, args.filters)
+        sources = await asyncio.to_thread(self.sources.resolve, args.source) if self.sources.can_list else None
+        if sources is not None:
+            return await _aretrieve(self.retriever, args.query, args.k, _source_filters(args, sources))
+        hits = await _aretrieve(self.retriever, args.query, args.k, args.filters)
+        if hits:
+            return hits
+        deeper = await _aretrieve(self.retriever, args.query, _deeper_k(args.k), _source_filters(args, []))
+        return _named(deeper, args.source, args.k)
+
 
 class SearchTool(_Tool):
     """Search any :class:`~mm_rag_plugin.types.Retriever`; the result text is made for an agent.
 
     ``run(query=..., k=..., kind=..., source=...)`` (and the async ``arun``) validate the arguments
-    with :func:`parse_tool_args` and return a :class:`SearchResult`.
+    with :func:`parse_tool_args` and return a :class:`SearchResult`; positional arguments fill the
+    parameters in order (``run("red circle")``). ``source`` may be the file name or any path
+    shown in results (see :mod:`mm_rag_plugin.tools.sources`).
     """
 
     params = SEARCH_PARAMS
@@ -129,19 +185,19 @@ class SearchTool(_Tool):
         logger.debug("%s: %d hit(s) for k=%d filters=%s", self.name, len(hits), args.k, args.filters)
         return SearchResult(args, hits, format_hits(args, hits, snippet_chars=self.snippet_chars))
 
-    def run(self, **kwargs: Any) -> SearchResult:
-        args = self.parse(kwargs)
-        return self._result(args, _retrieve(self.retriever, args))
+    def run(self, *args: Any, **kwargs: Any) -> SearchResult:
+        parsed = self._parse_call(args, kwargs)
+        return self._result(parsed, self.retrieve(parsed))
 
-    async def arun(self, **kwargs: Any) -> SearchResult:
-        args = self.parse(kwargs)
-        return self._result(args, await _aretrieve(self.retriever, args))
+    async def arun(self, *args: Any, **kwargs: Any) -> SearchResult:
+        parsed = self._parse_call(args, kwargs)
+        return self._result(parsed, await self.aretrieve(parsed))
 
 
 class AnswerTool(_Tool):
     """Retrieve, then answer with *generator* (default: Gemini when an API key is configured, else
     the extractive fallback; chosen once, here). ``run(question=..., k=..., kind=..., source=...)``
-    returns an :class:`AnswerResult`."""
+    (or ``run("the question")``) returns an :class:`AnswerResult`."""
 
     params = ANSWER_PARAMS
 
@@ -165,12 +221,12 @@ class AnswerTool(_Tool):
             )
         self.generator = generator
 
-    def run(self, **kwargs: Any) -> AnswerResult:
-        args = self.parse(kwargs)
-        answer = self.generator.generate(args.query, _retrieve(self.retriever, args))
-        return AnswerResult(args, answer, format_answer(answer))
+    def run(self, *args: Any, **kwargs: Any) -> AnswerResult:
+        parsed = self._parse_call(args, kwargs)
+        answer = self.generator.generate(parsed.query, self.retrieve(parsed))
+        return AnswerResult(parsed, answer, format_answer(answer))
 
-    async def arun(self, **kwargs: Any) -> AnswerResult:
-        args = self.parse(kwargs)
-        answer = await self.generator.agenerate(args.query, await _aretrieve(self.retriever, args))
-        return AnswerResult(args, answer, format_answer(answer))
+    async def arun(self, *args: Any, **kwargs: Any) -> AnswerResult:
+        parsed = self._parse_call(args, kwargs)
+        answer = await self.generator.agenerate(parsed.query, await self.aretrieve(parsed))
+        return AnswerResult(parsed, answer, format_answer(answer))

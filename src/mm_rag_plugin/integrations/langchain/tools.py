@@ -7,10 +7,12 @@ validation and the text the agent reads come from the core. Both tools use
 ``ToolMessage`` whose ``content`` is the agent-readable text and whose ``artifact`` holds the
 retrieved ``Document``s. Bad arguments and failures come back as a ``ToolMessage`` with
 ``status="error"`` and a message saying what to fix, never as an exception in the agent loop.
+A plain string (``tool.invoke("red circle")``) is the query (the question for the answer tool).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
@@ -35,11 +37,14 @@ from .._tool_schema import AnswerArgs, SearchArgs, error_message, validation_mes
 from ._convert import hit_to_document
 
 __all__ = [
-    "MultimodalAnswerTool",
-    "MultimodalSearchTool",
+    "MultiModalAnswerTool",
+    "MultiModalSearchTool",
     "create_multimodal_answer_tool",
     "create_multimodal_search_tool",
 ]
+
+#: Old names kept for one release: using them warns (DeprecationWarning) naming the new one.
+_DEPRECATED = {"MultimodalSearchTool": "MultiModalSearchTool", "MultimodalAnswerTool": "MultiModalAnswerTool"}
 
 
 def _handle_tool_error(exc: ToolException) -> str:
@@ -64,8 +69,9 @@ class _CoreTool(BaseTool):
         raise NotImplementedError
 
     def _run(self, *args: Any, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any) -> Any:
+        # a plain string input reaches here as one positional argument: the query
         try:
-            result = self.core.run(**kwargs)
+            result = self.core.run(*args, **kwargs)
         except MMRagError as exc:
             raise ToolException(error_message(self.name, exc)) from exc
         return result.text, self._artifact(result)
@@ -74,19 +80,19 @@ class _CoreTool(BaseTool):
         self, *args: Any, run_manager: AsyncCallbackManagerForToolRun | None = None, **kwargs: Any
     ) -> Any:
         try:
-            result = await self.core.arun(**kwargs)  # retrieval runs in a worker thread
+            result = await self.core.arun(*args, **kwargs)  # retrieval runs in a worker thread
         except MMRagError as exc:
             raise ToolException(error_message(self.name, exc)) from exc
         return result.text, self._artifact(result)
 
 
-class MultimodalSearchTool(_CoreTool):
+class MultiModalSearchTool(_CoreTool):
     """Search the multimodal index: ``query`` (str), ``k`` (1..50, default 5), ``kind``
-    (``"text"`` | ``"image"``), ``source`` (a file name). Content: numbered hits with source, page,
+    (``"text"`` | ``"image"``), ``source`` (a file name or the source path shown in results). Content: numbered hits with source, page,
     kind, image path, score and snippet. Artifact: the hits as ``Document``s
     (:func:`~mm_rag_plugin.integrations.langchain._convert.hit_to_document`).
 
-    Build with ``MultimodalSearchTool(retriever=...)`` or :func:`create_multimodal_search_tool`.
+    Build with ``MultiModalSearchTool(retriever=...)`` or :func:`create_multimodal_search_tool`.
     """
 
     name: str = SEARCH_TOOL_NAME
@@ -107,7 +113,7 @@ class MultimodalSearchTool(_CoreTool):
         return [hit_to_document(hit) for hit in result.hits]
 
 
-class MultimodalAnswerTool(_CoreTool):
+class MultiModalAnswerTool(_CoreTool):
     """Retrieve and answer: ``question`` (str), ``k``, ``kind``, ``source`` as for search.
     Content: the answer citing ``[n]``, then the cited sources. Artifact: ``{"answer", "generated",
     "model", "citations" (dicts: number, id, kind, source, page, image_path, score), "documents"
@@ -141,9 +147,9 @@ def create_multimodal_search_tool(
     name: str = SEARCH_TOOL_NAME,
     description: str = SEARCH_TOOL_DESCRIPTION,
     snippet_chars: int = 300,
-) -> MultimodalSearchTool:
-    """A :class:`MultimodalSearchTool` over *retriever* (any object with ``retrieve``)."""
-    return MultimodalSearchTool(retriever, name=name, description=description, snippet_chars=snippet_chars)
+) -> MultiModalSearchTool:
+    """A :class:`MultiModalSearchTool` over *retriever* (any object with ``retrieve``)."""
+    return MultiModalSearchTool(retriever, name=name, description=description, snippet_chars=snippet_chars)
 
 
 def create_multimodal_answer_tool(
@@ -152,6 +158,14 @@ def create_multimodal_answer_tool(
     *,
     name: str = ANSWER_TOOL_NAME,
     description: str = ANSWER_TOOL_DESCRIPTION,
-) -> MultimodalAnswerTool:
-    """A :class:`MultimodalAnswerTool` over *retriever*, answering with *generator*."""
-    return MultimodalAnswerTool(retriever, generator, name=name, description=description)
+) -> MultiModalAnswerTool:
+    """A :class:`MultiModalAnswerTool` over *retriever*, answering with *generator*."""
+    return MultiModalAnswerTool(retriever, generator, name=name, description=description)
+
+
+def __getattr__(name: str) -> Any:
+    new = _DEPRECATED.get(name)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"{name} is deprecated, use {new}", DeprecationWarning, stacklevel=2)
+    return globals()[new]

@@ -1,6 +1,6 @@
 """A LlamaIndex query engine: retrieve text and image nodes, answer with a multimodal chat LLM
-(by default LlamaIndex's ``GoogleGenAI``) using ``ImageBlock``s, return a ``Response`` with
-``source_nodes`` and the citations.
+(``llm=``, else ``Settings.llm`` when set, else LlamaIndex's ``GoogleGenAI``) using ``ImageBlock``s,
+return a ``Response`` with ``source_nodes`` and the citations.
 
 The prompt (numbering, fencing, image budget) is the core's
 :func:`mm_rag_plugin.generators.build_prompt`; this module only converts nodes and message blocks.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import warnings
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore
+from llama_index.core.settings import Settings
 from pydantic import ConfigDict, Field
 
 from ...errors import ConfigurationError, InvalidInputError
@@ -27,7 +29,10 @@ from ...generators.prompt import PromptImage, PromptOptions, build_prompt
 from ...types import Hit
 from ._convert import node_to_chunk
 
-__all__ = ["MultimodalQueryEngine", "nodes_to_messages", "number_nodes"]
+__all__ = ["MultiModalQueryEngine", "nodes_to_messages", "number_nodes"]
+
+#: Old names kept for one release: using them warns (DeprecationWarning) naming the new one.
+_DEPRECATED = {"MultimodalQueryEngine": "MultiModalQueryEngine"}
 
 
 def number_nodes(nodes: Sequence[NodeWithScore]) -> list[tuple[NodeWithScore, Hit]]:
@@ -65,13 +70,17 @@ def nodes_to_messages(
 
 
 def _default_llm() -> LLM:
+    """``Settings.llm`` when the application set one (LlamaIndex's convention), else GoogleGenAI
+    with the Gemini API key from the environment."""
     from ...generators.gemini import DEFAULT_GEMINI_MODEL, resolve_api_key
 
+    if getattr(Settings, "_llm", None) is not None:  # set, not LlamaIndex's lazy OpenAI default
+        return Settings.llm
     key = resolve_api_key()
     if not key:
         raise ConfigurationError(
-            "no Gemini API key (GOOGLE_API_KEY / GEMINI_API_KEY) for the default GoogleGenAI LLM; "
-            "set one or pass llm=<any multimodal LlamaIndex LLM>"
+            "no LLM: pass llm=<any multimodal LlamaIndex LLM>, set llama_index.core.Settings.llm, "
+            "or set a Gemini API key (GOOGLE_API_KEY / GEMINI_API_KEY) for the default GoogleGenAI"
         )
     try:
         from llama_index.llms.google_genai import GoogleGenAI
@@ -96,8 +105,11 @@ def _outside_running_loop(fn: Any, *args: Any) -> Any:
         return pool.submit(fn, *args).result()
 
 
-class MultimodalQueryEngine(CustomQueryEngine):
+class MultiModalQueryEngine(CustomQueryEngine):
     """Retrieve with *retriever*, answer with *llm* over text and images, cite sources ``[n]``.
+
+    *llm* defaults to ``Settings.llm`` when the application has set one, else to GoogleGenAI
+    (Gemini key from ``GOOGLE_API_KEY`` / ``GEMINI_API_KEY``).
 
     ``query``/``aquery`` return a ``Response`` whose ``source_nodes`` are the numbered sources
     (``[n]`` is ``source_nodes[n-1]``) and whose ``metadata["citations"]`` lists
@@ -112,7 +124,8 @@ class MultimodalQueryEngine(CustomQueryEngine):
 
     retriever: BaseRetriever
     llm: Any = Field(
-        default=None, description="A LlamaIndex LLM that accepts ImageBlocks (default GoogleGenAI)"
+        default=None,
+        description="A LlamaIndex LLM that accepts ImageBlocks (default: Settings.llm when set, else GoogleGenAI)",
     )
     prompt_options: PromptOptions | None = None
     streaming: bool = False
@@ -187,3 +200,11 @@ class MultimodalQueryEngine(CustomQueryEngine):
         return AsyncStreamingResponse(
             response_gen=deltas(), source_nodes=[nws for nws, _ in numbered], metadata=metadata
         )
+
+
+def __getattr__(name: str) -> Any:
+    new = _DEPRECATED.get(name)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"{name} is deprecated, use {new}", DeprecationWarning, stacklevel=2)
+    return globals()[new]

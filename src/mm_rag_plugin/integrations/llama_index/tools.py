@@ -1,5 +1,5 @@
 """LlamaIndex agent tools over any :class:`~mm_rag_plugin.types.Retriever`, and a
-``QueryEngineTool`` for :class:`~.query_engine.MultimodalQueryEngine`.
+``QueryEngineTool`` for :class:`~.query_engine.MultiModalQueryEngine`.
 
 Thin wrappers of the core :class:`~mm_rag_plugin.tools.SearchTool` / ``AnswerTool`` (arguments,
 validation and the text the agent reads come from the core). The tools are ``FunctionTool``s with
@@ -10,6 +10,8 @@ Calling a tool (``tool(**kwargs)``, ``tool.call(...)``, ``await tool.acall(...)`
 ``ToolOutput``: ``content`` is the agent-readable text, ``raw_output`` the retrieved
 ``NodeWithScore`` list (search) or a dict with the answer, citations and nodes (answer). Bad
 arguments and failures return ``ToolOutput(is_error=True)`` with a message saying what to fix.
+A plain string (``tool("red circle")``, ``tool.call("red circle")``) is the query (the question
+for the answer tool).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.tools import FunctionTool, QueryEngineTool, ToolMetadata, ToolOutput
 from pydantic import BaseModel, ValidationError
 
-from ...errors import InvalidInputError, MMRagError
+from ...errors import MMRagError
 from ...tools import (
     ANSWER_TOOL_DESCRIPTION,
     ANSWER_TOOL_NAME,
@@ -32,6 +34,7 @@ from ...tools import (
     SearchResult,
     SearchTool,
     ToolParam,
+    merge_positional,
     parse_tool_args,
 )
 from ...types import Retriever
@@ -88,17 +91,7 @@ class _CoreFunctionTool(FunctionTool):
 
     def _kwargs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Positional arguments (``tool("red circle")``) fill the parameters in order."""
-        params: tuple[ToolParam, ...] = self.core.params
-        if len(args) > len(params):
-            raise InvalidInputError(
-                f"takes at most {len(params)} positional argument(s), got {len(args)}", source="arguments"
-            )
-        merged = {**self.partial_params, **kwargs}
-        for param, value in zip(params, args, strict=False):
-            if param.name in merged:
-                raise InvalidInputError(f"{param.name!r} given twice", source="arguments")
-            merged[param.name] = value
-        return merged
+        return merge_positional(self.core.params, args, {**self.partial_params, **kwargs})
 
     def _error(self, message: str, raw_input: dict[str, Any], exc: Exception) -> ToolOutput:
         return _error_output(self.metadata.get_name(), message, raw_input, exc)
@@ -205,7 +198,7 @@ def create_multimodal_query_engine_tool(
     description: str = QUERY_TOOL_DESCRIPTION,
     return_direct: bool = False,
 ) -> QueryEngineTool:
-    """A ``QueryEngineTool`` for a :class:`~.query_engine.MultimodalQueryEngine` (or any query
+    """A ``QueryEngineTool`` for a :class:`~.query_engine.MultiModalQueryEngine` (or any query
     engine); the agent passes ``input`` (the question). The output's ``raw_output`` is the
     ``Response`` with its ``source_nodes`` and ``metadata["citations"]``."""
     metadata = ToolMetadata(name=name, description=description, return_direct=return_direct)
