@@ -127,6 +127,7 @@ def _decode(data: bytes | None, pil: Image.Image | None, label: str, max_pixels:
             # Pillow warns about corrupt metadata and on its own bomb limit (we apply ours): record
             # the warnings so that decoding behaves the same whatever the caller's warning filters.
             warnings.simplefilter("always")
+            img: Image.Image
             if pil is None:
                 assert data is not None
                 img = Image.open(io.BytesIO(data))

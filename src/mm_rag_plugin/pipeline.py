@@ -25,11 +25,15 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ConfigurationError, IndexNotFoundError, StoreError
 from .ids import file_sha256
 from .types import Answer, Chunk, Embedder, FileError, Hit, ImageInput
+
+if TYPE_CHECKING:  # imported when a pipeline is made: `import mm_rag_plugin` stays light
+    from .retrievers.index import MultiModalIndex
+    from .retrievers.retriever import FusedRetriever
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +93,15 @@ class MultiModalRAG:
     :class:`~mm_rag_plugin.FusedRetriever`, *reader_options* to the readers (``ocr``,
     ``chunk_size`` ...). *quantization* (``"int8"`` / ``"binary"``, new indexes): Qdrant's
     quantization of the dense vectors.
+
+    ``index`` is the :class:`~mm_rag_plugin.MultiModalIndex`, ``retriever`` the
+    :class:`~mm_rag_plugin.FusedRetriever` over it (hand it to the LangChain or LlamaIndex
+    adapters), ``embedder`` the model (``None`` when searching by keywords only).
     """
+
+    index: MultiModalIndex
+    retriever: FusedRetriever
+    embedder: Embedder | None
 
     def __init__(
         self,
@@ -109,11 +121,12 @@ class MultiModalRAG:
         retriever_options: Mapping[str, Any] | None = None,
         reader_options: Mapping[str, Any] | None = None,
         show_progress: bool = True,
-        quantization: str | None = None,
+        quantization: Literal["int8", "binary"] | None = None,
     ) -> None:
-        from .retrievers import FusedRetriever, MultiModalIndex
         from .retrievers.engine import check_quantization
+        from .retrievers.index import MultiModalIndex
         from .retrievers.manifest import describe_model, load_model
+        from .retrievers.retriever import FusedRetriever
 
         check_quantization(quantization, None)  # a bad value is an error even where an existing index ignores it
 
@@ -165,6 +178,7 @@ class MultiModalRAG:
                             model_name, pretrained, checkpoint, device, None if index is None else index.model
                         )
                     else:
+                        assert embedder is not None  # None means keyword_only=True (above)
                         model = embedder
                     if index is not None:
                         index.attach(model)

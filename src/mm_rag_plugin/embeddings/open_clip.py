@@ -233,7 +233,7 @@ class OpenCLIPEmbedder:
         self._dtype = next(self.model.parameters()).dtype
         self._trim_padding = self._can_trim_padding()
         self.context_length = int(
-            getattr(self.model, "context_length", None) or getattr(self.tokenizer, "context_length", 77)
+            getattr(self.model, "context_length", None) or getattr(self.tokenizer, "context_length", None) or 77
         )
         self.dim = self._infer_dim()
 

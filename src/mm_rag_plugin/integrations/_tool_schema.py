@@ -25,7 +25,7 @@ def args_model(params: Sequence[ToolParam], model_name: str) -> type[BaseModel]:
     """A pydantic model whose JSON schema is *params* and whose validation is the core's."""
     fields: dict[str, Any] = {}
     for p in params:
-        typ: Any = Literal[p.enum] if p.enum else _TYPES[p.type]  # type: ignore[valid-type]
+        typ: Any = Literal[p.enum] if p.enum else _TYPES[p.type]
         if not p.required and p.default is None:
             typ = Optional[typ]  # noqa: UP045 (a runtime type expression)
         fields[p.name] = (
@@ -40,10 +40,13 @@ def args_model(params: Sequence[ToolParam], model_name: str) -> type[BaseModel]:
         values = {params[0].name: args.query, "k": args.k, "kind": args.kind, "source": args.source}
         return {key: values[key] for key in data}
 
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    # pydantic makes core_validation a classmethod (its first parameter is `cls`)
+    validator = model_validator(mode="before")(core_validation)
+    return create_model(
         model_name,
         __config__=ConfigDict(extra="forbid"),
-        __validators__={"core_validation": model_validator(mode="before")(classmethod(core_validation))},
+        # create_model's stub wants plain callables; pydantic's own decorators return descriptor proxies
+        __validators__={"core_validation": validator},  # type: ignore[dict-item]
         **fields,
     )
 

@@ -144,7 +144,7 @@ class _ChunkLimitReached(Exception):
 
 @dataclass
 class _Pending:
-    cls: type
+    cls: type[TextChunk] | type[ImageChunk]
     key: str  # content part of the id
     fields: dict[str, Any] = field(default_factory=dict)
 

@@ -128,7 +128,7 @@ def _main_module_hidden() -> Iterator[None]:
     if main is None:
         yield
         return
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    saved: dict[str, Any] = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
     main.__dict__.pop("__file__", None)
     if "__spec__" in saved:
         main.__spec__ = None
@@ -160,7 +160,8 @@ class WorkerPool:
         self.config = config
         self.timeout = timeout
         self.memory_limit_mb = memory_limit_mb
-        self._ctx = mp.get_context(start_method)  # spawn: no fork of a threaded parent (torch, tqdm)
+        # spawn: no fork of a threaded parent (torch, tqdm); Any: typeshed's BaseContext has no Process
+        self._ctx: Any = mp.get_context(start_method)
         self._workers: list[_Worker] = []
 
     def __enter__(self) -> WorkerPool:

@@ -35,7 +35,7 @@ def draw_shape(color: str, kind: str, *, size: int = 64, rng: random.Random | No
     """An RGB image of one coloured shape on a light background, randomly placed and sized."""
     rng = rng or random.Random(0)
     bg = tuple(rng.randint(225, 255) for _ in range(3))
-    img = Image.new("RGB", (size, size), bg)  # type: ignore[arg-type]
+    img = Image.new("RGB", (size, size), bg)
     d = ImageDraw.Draw(img)
     r = rng.uniform(0.22, 0.38) * size
     cx, cy = rng.uniform(r, size - r), rng.uniform(r, size - r)

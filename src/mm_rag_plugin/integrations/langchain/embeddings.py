@@ -22,7 +22,7 @@ def _image_list(uris: Sequence[ImageInput] | ImageInput) -> list[ImageInput]:
     """*uris* as a list: one path, URI, bytes or image is a list of one (a string is not a
     sequence of one-letter paths)."""
     if isinstance(uris, (str, bytes, os.PathLike)) or not isinstance(uris, Iterable):
-        return [uris]  # type: ignore[list-item]
+        return [uris]
     return list(uris)
 
 
