@@ -21,7 +21,7 @@ _IMAGE_FIELDS = tuple(f.name for f in fields(ImageChunk) if f.name != "metadata"
 #: Keys the library owns; a chunk's own ``metadata`` never overrides them.
 RESERVED_KEYS = frozenset({"kind", *_TEXT_FIELDS, *_IMAGE_FIELDS})
 #: Payload keys of items stored by id through a framework vector store (not part of the chunk).
-STORE_KEYS = ("key", "framework", "ref_doc_id")
+STORE_KEYS = ("key", "framework", "ref_doc_id", "node")
 
 
 def chunk_to_payload(chunk: Chunk, *, flat: bool = True) -> dict[str, Any]:

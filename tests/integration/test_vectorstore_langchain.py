@@ -71,7 +71,7 @@ def test_a_broken_image_is_reported_and_the_others_are_stored(clip, tmp_path: Pa
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
     good = _shape(tmp_path / "ok.png", "green")
-    with pytest.raises(InvalidInputError, match="broken.png") as err:
+    with pytest.raises(InvalidInputError, match=r"broken\.png") as err:
         store.add_images([good, str(bad)], ids=["g", "b"])
     assert "1 stored" in str(err.value)
     assert [d.id for d in store.get_by_ids(["g", "b"])] == ["g"]

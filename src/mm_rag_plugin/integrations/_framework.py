@@ -93,6 +93,8 @@ def open_store_index(
     try:
         if opened.embedder is None and not opened.keyword_search_only:
             model = opened.model or {}
+            if model.get("name") is None:  # built from vectors the caller supplies (dim=): no model to load
+                return opened
             if ":" in str(model.get("name")) and not str(model.get("name")).startswith("local-dir:"):
                 raise ConfigurationError(
                     f"{opened.where}: the index was built with {describe_model(model)}; pass that embedding model"

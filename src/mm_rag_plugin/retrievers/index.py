@@ -391,13 +391,15 @@ class MultiModalIndex:
         except ValueError:
             return None
 
-    def make_point(self, chunk: Chunk, vector: np.ndarray | None, *, key: str | None = None) -> Point:
+    def make_point(
+        self, chunk: Chunk, vector: np.ndarray | None, *, key: str | None = None, point_id: str | None = None
+    ) -> Point:
         """A point for *chunk* with its dense *vector* (refused when not finite, zero, or of the
         wrong size; ``None`` only in a keyword-only index). With *key* (the framework vector
-        stores) the point is addressed by that id instead of by its content."""
+        stores) the point is addressed by that id (or *point_id*) instead of by its content."""
         pid, payload = self.point_id(chunk)
         if key is not None:
-            pid = key_point_id(key)
+            pid = point_id or key_point_id(key)
             payload.update(id=key, key=key)
             if not chunk.source:
                 payload["sources"] = []

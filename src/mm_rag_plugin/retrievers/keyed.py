@@ -59,14 +59,19 @@ class Stored:
 class KeyedStore:
     """Id-addressed writes and reads, and searches, over *index*.
 
-    ``kind="text"`` or ``"image"`` restricts every read to that kind (LlamaIndex keeps text and
-    images in two stores of one multimodal index)."""
+    ``kind="text"`` or ``"image"`` restricts every read to that kind, and gives the store ids of
+    its own (LlamaIndex keeps text and images in two stores of one multimodal index)."""
 
     def __init__(self, index: MultiModalIndex, *, kind: Literal["text", "image"] | None = None) -> None:
         if kind not in (None, "text", "image"):
             raise ConfigurationError(f"kind must be None, 'text' or 'image', got {kind!r}")
         self.index = index
         self.kind = kind
+
+    def point_id(self, key: str) -> str:
+        """Where the item *key* lives: a store of one kind keeps its own ids (LlamaIndex stores an
+        image node's text in the text store and its image in the image store, under one node id)."""
+        return key_point_id(key if self.kind is None else f"{self.kind}\x1f{key}")
 
     # ------------------------------------------------------------------ writes
     def put(
@@ -83,7 +88,7 @@ class KeyedStore:
         for n, (key, chunk, vector) in enumerate(items):
             if not isinstance(key, str) or not key:
                 raise InvalidInputError(f"ids must be non-empty strings, got {key!r}", source=f"ids[{n}]")
-            point = self.index.make_point(chunk, vector, key=key)
+            point = self.index.make_point(chunk, vector, key=key, point_id=self.point_id(key))
             point.payload["framework"] = framework
             if extra is not None:
                 point.payload.update(extra[n])
@@ -93,7 +98,7 @@ class KeyedStore:
 
     def delete(self, keys: Sequence[str]) -> int:
         """Remove the items with these ids (ids not stored are ignored); returns how many were."""
-        pids = [key_point_id(k) for k in keys]
+        pids = [self.point_id(k) for k in keys]
         present = self.index.engine_impl.existing(pids)
         if present:
             self.index.engine_impl.delete(sorted(present))
@@ -121,7 +126,7 @@ class KeyedStore:
     # ------------------------------------------------------------------ reads
     def get(self, keys: Sequence[str]) -> list[Stored]:
         """The stored items with these ids, in the order asked (ids not stored are left out)."""
-        pids = [key_point_id(k) for k in keys]
+        pids = [self.point_id(k) for k in keys]
         payloads = self.index.payloads(pids)
         out = []
         for pid in pids:
@@ -129,6 +134,12 @@ class KeyedStore:
             if p is not None and (self.kind is None or p.get("kind") == self.kind):
                 out.append(self._stored(pid, p))
         return out
+
+    def get_where(self, conditions: tuple[Condition, ...]) -> list[Stored]:
+        """Every stored item matching *conditions* (of this store's kind)."""
+        pids = self.index.engine_impl.ids_where(self._conditions(conditions))
+        payloads = self.index.payloads(pids)
+        return [self._stored(pid, payloads[pid]) for pid in pids if pid in payloads]
 
     def _stored(self, pid: str, payload: dict[str, Any], score: float | None = None) -> Stored:
         return Stored(str(payload.get("key") or pid), payload_to_chunk(payload), payload, score, pid)

@@ -1,0 +1,393 @@
+"""LlamaIndex ``BasePydanticVectorStore`` over the multimodal index (Qdrant Edge or Qdrant by URL).
+
+``MultiModalVectorStore`` stores ``TextNode`` and ``ImageNode`` (with their embeddings, or embedded
+by the index's model when they come without), answers ``VectorStoreQuery`` in the modes
+``DEFAULT`` (dense), ``HYBRID`` (dense text, dense image and BM25 lists fused by RRF; ``alpha``
+weighs dense against keywords), ``SPARSE`` / ``TEXT_SEARCH`` (BM25) and ``MMR``
+(``mmr_threshold`` is the relevance weight), translates ``MetadataFilters`` (``==``, ``!=``, ranges,
+``in``, ``nin``, ``any``, ``all``, ``contains``, ``is_empty``; AND / OR / NOT, nested), and deletes by
+``ref_doc_id`` or node ids. Nodes round-trip whole (relationships and excluded keys included).
+
+For ``MultiModalVectorStoreIndex``, one index serves both stores:
+``text_store = MultiModalVectorStore(path="ix", embed_model=clip)`` and
+``image_store = text_store.image_store()`` (same index, images only).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from ..._optional import require
+
+require("llama_index.core", extra="llamaindex", package="llama-index-core")
+
+from llama_index.core.bridge.pydantic import PrivateAttr  # noqa: E402
+from llama_index.core.schema import BaseNode, ImageNode  # noqa: E402
+from llama_index.core.vector_stores.types import (  # noqa: E402
+    BasePydanticVectorStore,
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict  # noqa: E402
+
+from ...errors import ConfigurationError, InvalidInputError  # noqa: E402
+from ...retrievers._filters import Condition, all_of, any_of, none_of, parse_filters  # noqa: E402
+from ...retrievers.fusion import DEFAULT_RRF_K  # noqa: E402
+from ...retrievers.index import MultiModalIndex  # noqa: E402
+from ...retrievers.keyed import KeyedStore, Stored  # noqa: E402
+from ...types import Chunk, ImageChunk  # noqa: E402
+from .._framework import ForeignTextEmbedder, metadata_chunk, open_store_index  # noqa: E402
+from ._convert import chunk_to_node  # noqa: E402
+
+__all__ = ["MultiModalVectorStore"]
+
+FRAMEWORK = "llama_index"
+#: Node-content keys LlamaIndex adds to metadata dicts (not the user's metadata).
+_NODE_KEYS = ("_node_content", "_node_type", "document_id", "doc_id", "ref_doc_id")
+
+
+class MultiModalVectorStore(BasePydanticVectorStore):
+    """Text and image nodes in one CLIP space with BM25 beside it, for any LlamaIndex index.
+
+    ``MultiModalVectorStore(path="ix", embed_model=OpenCLIPEmbedding(...))`` (a folder, Qdrant
+    Edge), ``url=`` / ``client=`` (a Qdrant server), neither (in memory), or ``index=`` an open
+    :class:`~mm_rag_plugin.MultiModalIndex`. ``embed_model``: the model whose embeddings the nodes
+    carry (recorded by a new index and checked against an existing one; any LlamaIndex embedding
+    works for text). Without it an existing index loads its own model; a new one needs it, or
+    ``dim=`` for vectors from a model the index does not record. ``kind="text"`` / ``"image"``
+    restricts the store to one kind of node.
+    """
+
+    stores_text: bool = True
+    is_embedding_query: bool = True
+    flat_metadata: bool = False
+
+    _index: MultiModalIndex = PrivateAttr()
+    _store: KeyedStore = PrivateAttr()
+    _rrf_k: float = PrivateAttr()
+
+    def __init__(
+        self,
+        *,
+        path: str | None = None,
+        index: MultiModalIndex | None = None,
+        embed_model: Any = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: Any = None,
+        collection: str = "mm_rag",
+        kind: Literal["text", "image"] | None = None,
+        create: bool = True,
+        rrf_k: float = DEFAULT_RRF_K,
+        **index_kwargs: Any,
+    ) -> None:
+        super().__init__(stores_text=True)
+        from .embeddings import OpenCLIPEmbedding
+
+        embedder: Any = None
+        if isinstance(embed_model, OpenCLIPEmbedding):
+            embedder = embed_model.embedder
+        elif embed_model is not None:
+            embedder = ForeignTextEmbedder(embed_model, FRAMEWORK)
+        self._index = open_store_index(
+            embedder, path=path, index=index, url=url, api_key=api_key, client=client,
+            collection=collection, create=create, **index_kwargs,
+        )
+        self._store = KeyedStore(self._index, kind=kind)
+        self._rrf_k = rrf_k
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MMRagMultiModalVectorStore"
+
+    @property
+    def client(self) -> Any:
+        """The :class:`~mm_rag_plugin.MultiModalIndex` underneath."""
+        return self._index
+
+    @property
+    def index(self) -> MultiModalIndex:
+        return self._index
+
+    @property
+    def kind(self) -> str | None:
+        return self._store.kind
+
+    def image_store(self) -> MultiModalVectorStore:
+        """The same index as a store of images only (``MultiModalVectorStoreIndex``'s image store)."""
+        return self._sibling("image")
+
+    def text_store(self) -> MultiModalVectorStore:
+        """The same index as a store of text nodes only."""
+        return self._sibling("text")
+
+    def _sibling(self, kind: Literal["text", "image"]) -> MultiModalVectorStore:
+        return MultiModalVectorStore(index=self._index, kind=kind, rrf_k=self._rrf_k)
+
+    def close(self) -> None:
+        self._index.close()
+
+    # ------------------------------------------------------------------ writes
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        """Store *nodes* (replacing nodes with the same id); returns their ids. Nodes without an
+        embedding are embedded with the index's model."""
+        if add_kwargs:
+            raise ConfigurationError(f"add(): unknown option(s) {sorted(add_kwargs)}")
+        items: list[tuple[str, Chunk, np.ndarray | None]] = []
+        extra: list[dict[str, Any]] = []
+        missing: list[int] = []
+        for i, node in enumerate(nodes):
+            if not isinstance(node, BaseNode):
+                raise InvalidInputError(f"expected a LlamaIndex node, got {type(node).__name__}", source=f"nodes[{i}]")
+            chunk = node_chunk(node, as_text=self.kind == "text")
+            if self.kind is not None and chunk.kind != self.kind:
+                raise InvalidInputError(f"node {node.node_id}: a {chunk.kind} node in a store of {self.kind} nodes")
+            vector = None if node.embedding is None else np.asarray(node.embedding, dtype=np.float32)
+            if vector is None and not self._index.keyword_only:
+                missing.append(i)
+            items.append((node.node_id, chunk, vector))
+            extra.append({"ref_doc_id": node.ref_doc_id, "node": _node_record(node)})
+        if missing:
+            self._embed(items, missing)
+        return self._store.put(items, framework=FRAMEWORK, extra=extra)
+
+    def _embed(self, items: list[tuple[str, Chunk, np.ndarray | None]], which: list[int]) -> None:
+        embedder = self._index.embedder
+        if embedder is None:
+            raise ConfigurationError("nodes without embeddings need the index's model (pass embed_model=)")
+        texts = [i for i in which if not isinstance(items[i][1], ImageChunk)]
+        images = [i for i in which if isinstance(items[i][1], ImageChunk)]
+        if texts:
+            for i, v in zip(texts, embedder.embed_texts([items[i][1].text for i in texts]), strict=True):
+                items[i] = (items[i][0], items[i][1], v)
+        if images:
+            paths = [items[i][1].image_path for i in images]  # type: ignore[union-attr]
+            for i, v in zip(images, embedder.embed_images(paths), strict=True):
+                items[i] = (items[i][0], items[i][1], v)
+
+    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
+        return await _in_thread(self.add, nodes, **kwargs)
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete every node of the document *ref_doc_id*."""
+        if delete_kwargs:
+            raise ConfigurationError(f"delete(): unknown option(s) {sorted(delete_kwargs)}")
+        self._store.delete_where((Condition("ref_doc_id", "eq", str(ref_doc_id)),))
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        await _in_thread(self.delete, ref_doc_id, **delete_kwargs)
+
+    def delete_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
+    ) -> None:
+        """Delete nodes by id, or every node the filters match (both: nodes matching both)."""
+        if delete_kwargs:
+            raise ConfigurationError(f"delete_nodes(): unknown option(s) {sorted(delete_kwargs)}")
+        if node_ids is None and filters is None:
+            raise InvalidInputError("delete_nodes() needs node_ids or filters (refusing to delete everything)")
+        conditions = _conditions(filters)
+        if node_ids is not None:
+            conditions = (*conditions, Condition("key", "any", tuple(str(i) for i in node_ids)))
+        self._store.delete_where(conditions)
+
+    async def adelete_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
+    ) -> None:
+        await _in_thread(self.delete_nodes, node_ids, filters, **delete_kwargs)
+
+    def clear(self) -> None:
+        self._store.clear()
+
+    async def aclear(self) -> None:
+        await _in_thread(self.clear)
+
+    # ------------------------------------------------------------------ reads
+    def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
+        if node_ids is None and filters is None:
+            raise InvalidInputError("get_nodes() needs node_ids or filters")
+        if filters is None:
+            return [_node(s) for s in self._store.get([str(i) for i in node_ids or []])]
+        conditions = _conditions(filters)
+        if node_ids is not None:
+            conditions = (*conditions, Condition("key", "any", tuple(str(i) for i in node_ids)))
+        return [_node(s) for s in self._store.get_where(conditions)]
+
+    async def aget_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
+        return await _in_thread(self.get_nodes, node_ids, filters)
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """Answer *query* in its mode (DEFAULT, HYBRID, SPARSE / TEXT_SEARCH, MMR)."""
+        mode = VectorStoreQueryMode(query.mode)
+        conditions = _conditions(query.filters)
+        if query.node_ids:
+            conditions = (*conditions, Condition("key", "any", tuple(query.node_ids)))
+        if query.doc_ids:
+            conditions = (*conditions, Condition("ref_doc_id", "any", tuple(query.doc_ids)))
+        k = query.similarity_top_k
+        vector = None if query.query_embedding is None else np.asarray(query.query_embedding, dtype=np.float32)
+        if mode == VectorStoreQueryMode.DEFAULT:
+            _no_options(kwargs)
+            if vector is None:
+                raise InvalidInputError("a DEFAULT (dense) query needs query_embedding")
+            found = self._store.search(vector=vector, k=k, conditions=conditions)
+        elif mode in (VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.TEXT_SEARCH):
+            _no_options(kwargs)
+            found = self._store.search(text=query.query_str, k=query.sparse_top_k or k, conditions=conditions, mode="keyword")
+        elif mode == VectorStoreQueryMode.HYBRID:
+            _no_options(kwargs)
+            weights = None
+            if query.alpha is not None:
+                if not 0.0 <= query.alpha <= 1.0:
+                    raise InvalidInputError(f"alpha must be between 0 and 1, got {query.alpha}")
+                weights = {"dense_text": query.alpha, "dense_image": query.alpha, "bm25": 1.0 - query.alpha}
+            found = self._store.search(
+                vector=vector, text=query.query_str, k=query.hybrid_top_k or k, conditions=conditions, mode="hybrid",
+                rrf_k=self._rrf_k, weights=weights, prefetch_k=query.sparse_top_k,
+            )
+        elif mode == VectorStoreQueryMode.MMR:
+            factor = kwargs.pop("mmr_prefetch_factor", 4.0)
+            fetch_k = kwargs.pop("mmr_prefetch_k", None) or int(k * factor)
+            _no_options(kwargs)
+            if vector is None:
+                raise InvalidInputError("an MMR query needs query_embedding")
+            lam = 0.5 if query.mmr_threshold is None else query.mmr_threshold
+            found = self._store.mmr(vector, k=k, fetch_k=max(fetch_k, k), lambda_mult=lam, conditions=conditions)
+            sims = _cosines(self._index, vector, found)
+            found = [Stored(s.key, s.chunk, s.payload, sim, s.pid) for s, sim in zip(found, sims, strict=True)]
+        else:
+            raise ConfigurationError(
+                f"query mode {mode.value!r} is not supported; use default, hybrid, sparse, text_search or mmr"
+            )
+        return VectorStoreQueryResult(
+            nodes=[_node(s) for s in found], similarities=[float(s.score or 0.0) for s in found], ids=[s.key for s in found]
+        )
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        return await _in_thread(self.query, query, **kwargs)
+
+
+# ---------------------------------------------------------------------- nodes <-> chunks
+def node_chunk(node: BaseNode, *, as_text: bool = False) -> Chunk:
+    """A LlamaIndex node as a chunk with the node's id and metadata (an ``ImageNode`` becomes an
+    image chunk: its ``image_path``, or its base64 ``image`` as a ``data:`` URI; with *as_text*
+    its text, as the text store of a ``MultiModalVectorStoreIndex`` holds it)."""
+    meta = dict(node.metadata)
+    if isinstance(node, ImageNode) and not as_text and (node.image_path or node.image or node.image_url):
+        if node.image_path:
+            image_path = str(node.image_path)
+        elif node.image:
+            mime = node.image_mimetype or "image/png"
+            data = node.image if isinstance(node.image, str) else base64.b64encode(node.image).decode("ascii")
+            image_path = f"data:{mime};base64,{data}"
+        else:
+            raise InvalidInputError(
+                f"node {node.node_id}: images given by URL are not fetched; download {node.image_url} and pass image_path",
+                source=str(node.image_url),
+            )
+        fields = {**meta, "kind": "image", "image_path": image_path}
+        fields.setdefault("source", image_path if node.image_path else node.node_id)
+        chunk = metadata_chunk(node.node_id, node.get_content(), fields)
+    else:  # a text node is text whatever its metadata says
+        chunk = metadata_chunk(node.node_id, node.get_content(), {k: v for k, v in meta.items() if k != "kind"})
+    return dataclasses.replace(chunk, metadata=meta)
+
+
+def _node_record(node: BaseNode) -> str:
+    data = node_to_metadata_dict(node, remove_text=False, flat_metadata=False)
+    return json.dumps({"_node_content": data["_node_content"], "_node_type": data["_node_type"]})
+
+
+def _node(stored: Stored) -> BaseNode:
+    record = stored.payload.get("node")
+    if stored.framework == FRAMEWORK and isinstance(record, str):
+        node = metadata_dict_to_node(json.loads(record))
+        node.metadata = {k: v for k, v in (stored.payload.get("metadata") or {}).items() if k not in _NODE_KEYS}
+        return node
+    node = chunk_to_node(stored.chunk)
+    node.id_ = stored.key
+    return node
+
+
+# ---------------------------------------------------------------------- filters
+_RANGE = {FilterOperator.GT: "gt", FilterOperator.GTE: "gte", FilterOperator.LT: "lt", FilterOperator.LTE: "lte"}
+
+
+def _conditions(filters: MetadataFilters | None) -> tuple[Condition, ...]:
+    if filters is None:
+        return ()
+    if not isinstance(filters, MetadataFilters):
+        raise InvalidInputError(f"filters must be LlamaIndex MetadataFilters, got {type(filters).__name__}", source="filters")
+    return (_group(filters),)
+
+
+def _group(filters: MetadataFilters) -> Condition:
+    parts = [_group(f) if isinstance(f, MetadataFilters) else _one(f) for f in filters.filters]
+    condition = filters.condition or FilterCondition.AND
+    if condition == FilterCondition.OR:
+        return any_of(*parts)
+    if condition == FilterCondition.NOT:
+        return none_of(*parts)
+    return all_of(*parts)
+
+
+def _one(f: Any) -> Condition:
+    op = getattr(f, "operator", FilterOperator.EQ)
+    key, value = f.key, f.value
+    if op == FilterOperator.EQ or op == FilterOperator.CONTAINS:
+        spec: Any = value
+    elif op in _RANGE:
+        spec = {_RANGE[op]: value}
+    elif op == FilterOperator.NE:
+        spec = {"ne": value}
+    elif op in (FilterOperator.IN, FilterOperator.ANY):
+        spec = {"in": list(value)}
+    elif op == FilterOperator.NIN:
+        spec = {"nin": list(value)}
+    elif op == FilterOperator.ALL:
+        return all_of(*(_one(MetadataFilter(key=key, value=v)) for v in value))
+    elif op == FilterOperator.IS_EMPTY:
+        return all_of(*(Condition(k, "empty", True) for k in _keys(key)))
+    else:
+        raise InvalidInputError(f"filter {key!r}: operator {op.value!r} is not supported", source="filters")
+    (cond,) = parse_filters({key: spec}, scope="metadata")
+    return cond
+
+
+def _keys(key: str) -> list[str]:
+    from ...retrievers._filters import CHUNK_KEYS
+
+    return [key, f"metadata.{key}"] if key in CHUNK_KEYS else [f"metadata.{key}"]
+
+
+def _cosines(index: MultiModalIndex, query: np.ndarray, found: list[Stored]) -> list[float]:
+    vecs = index.vectors([s.pid for s in found])
+    q = query / max(float(np.linalg.norm(query)), 1e-12)
+    out = []
+    for s in found:
+        v = vecs.get(s.pid)
+        out.append(0.0 if v is None else float(v @ q / max(float(np.linalg.norm(v)), 1e-12)))
+    return out
+
+
+def _no_options(kwargs: dict[str, Any]) -> None:
+    if kwargs:
+        raise ConfigurationError(f"query(): unknown option(s) {sorted(kwargs)}")
+
+
+async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    import asyncio
+    from functools import partial
+
+    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args, **kwargs))
+
