@@ -96,3 +96,51 @@ def test_both_adapters_return_the_same_ids_in_the_same_order(core, query):
     assert [d.id for d in lc] == [n.node.node_id for n in li]
     assert [d.metadata["score"] for d in lc] == pytest.approx([n.score for n in li])
     assert [d.id for d in lc] == [h.chunk.id for h in core.retrieve(query, k=5)]
+
+
+def test_unknown_options_and_bad_k_are_errors_not_ignored(core):
+    from mm_rag_plugin.errors import ConfigurationError, InvalidInputError
+
+    with pytest.raises(ConfigurationError, match=r"unknown option\(s\) 'search_kwargs' \(search_kwargs: pass k= and filters="):
+        LCRetriever(retriever=core, search_kwargs={"k": 2})
+    with pytest.raises(ConfigurationError, match=r"'fliters'; accepted: .*filters.*k.*retriever"):
+        LCRetriever(retriever=core, fliters={"kind": "image"})
+    for k in (0, -1, True, 2.5):
+        with pytest.raises(ConfigurationError, match="k must be a whole number >= 1"):
+            LCRetriever(retriever=core, k=k)
+        with pytest.raises(ConfigurationError, match="similarity_top_k must be a whole number >= 1"):
+            LIRetriever(core, similarity_top_k=k)
+    lc = LCRetriever(retriever=core, k=3)
+    with pytest.raises(ConfigurationError, match="k must be a whole number >= 1, got 0"):
+        lc.invoke("a red circle", k=0)  # not silently the default
+    with pytest.raises(ConfigurationError, match=r"unknown option\(s\) 'top_k' \(top_k: use k=\)"):
+        lc.invoke("a red circle", top_k=2)
+    assert len(lc.invoke("a red circle", k=1)) == 1
+    with pytest.raises(ConfigurationError, match=r"'k' \(k: use similarity_top_k=\)"):
+        LIRetriever(core, k=2)
+    with pytest.raises(ConfigurationError, match="needs a FusedRetriever"):
+        LIRetriever(core.index)
+    # malformed filters fail when the retriever is built, and per call are passed on, not dropped
+    with pytest.raises(InvalidInputError, match="filter 'page'"):
+        LCRetriever(retriever=core, filters={"page": {"above": 2}})
+    with pytest.raises(InvalidInputError, match="filter 'page'"):
+        LIRetriever(core, filters={"page": {"above": 2}})
+    with pytest.raises(InvalidInputError, match="filter 'page'"):
+        lc.invoke("a red circle", filters={"page": {"above": 2}})
+    assert {d.metadata["kind"] for d in lc.invoke("a red circle", filters={"kind": "text"})} == {"text"}
+
+
+def test_fused_retriever_options_are_checked(core):
+    from mm_rag_plugin.errors import ConfigurationError
+
+    for options, message in (
+        ({"k": 0}, "k and prefetch_k must be >= 1"),
+        ({"weights": {"dense": 1.0}}, "weights: unknown list 'dense'"),
+        ({"quotas": {"images": 1}}, "quotas are per kind"),
+        ({"quotas": {"image": -1}}, "quotas must be >= 0"),
+        ({"fusion": "both"}, "fusion must be 'client' or 'server'"),
+    ):
+        with pytest.raises(ConfigurationError, match=message):
+            FusedRetriever(core.index, **options)
+    with pytest.raises(TypeError, match="search_kwargs"):
+        FusedRetriever(core.index, search_kwargs={"k": 2})

@@ -90,6 +90,8 @@ class FusedRetriever:
         self.quotas = {kind: int(n) for kind, n in (quotas or {}).items()}
         if any(kind not in ("text", "image") for kind in self.quotas):
             raise ConfigurationError(f"quotas are per kind ('text', 'image'), got {sorted(self.quotas)}")
+        if any(n < 0 for n in self.quotas.values()):
+            raise ConfigurationError(f"quotas must be >= 0, got {self.quotas}")
         self.score_threshold, self.min_similarity = score_threshold, min_similarity
         self.dedupe, self.near_duplicate_threshold = dedupe, near_duplicate_threshold
         self.fusion, self.explain = fusion, explain

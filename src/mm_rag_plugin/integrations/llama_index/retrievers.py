@@ -2,7 +2,8 @@
 
 Only converts types: hits become ``NodeWithScore`` (``TextNode`` / ``ImageNode``) through
 ``hit_to_node_with_score``. A ``QueryBundle`` with ``image_path`` queries by text and image.
-Works inside ``RetrieverQueryEngine``.
+Works inside ``RetrieverQueryEngine``. Unknown options, ``similarity_top_k`` below 1 and malformed
+filters raise :class:`~mm_rag_plugin.errors.ConfigurationError` / ``InvalidInputError``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,19 @@ from llama_index.core.base.base_retriever import BaseRetriever  # noqa: E402
 from llama_index.core.callbacks import CallbackManager  # noqa: E402
 from llama_index.core.schema import NodeWithScore, QueryBundle  # noqa: E402
 
+from ...errors import ConfigurationError  # noqa: E402
+from ...retrievers._filters import parse_filters  # noqa: E402
 from ...retrievers.retriever import FusedRetriever  # noqa: E402
 from ._convert import hit_to_node_with_score  # noqa: E402
 
 __all__ = ["MultiModalRetriever"]
+
+_HINTS = {
+    "k": "use similarity_top_k=",
+    "top_k": "use similarity_top_k=",
+    "search_kwargs": "pass similarity_top_k= and filters= directly",
+    "filter": "use filters=",
+}
 
 
 class MultiModalRetriever(BaseRetriever):
@@ -37,7 +47,23 @@ class MultiModalRetriever(BaseRetriever):
         filters: dict[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
+        **unknown: Any,
     ) -> None:
+        if unknown:
+            names = sorted(unknown)
+            advice = "; ".join(f"{n}: {_HINTS[n]}" for n in names if n in _HINTS)
+            raise ConfigurationError(
+                f"MultiModalRetriever: unknown option(s) {', '.join(map(repr, names))}"
+                + (f" ({advice})" if advice else "")
+                + "; accepted: retriever, similarity_top_k, filters, callback_manager, verbose"
+            )
+        if not callable(getattr(retriever, "retrieve", None)):
+            raise ConfigurationError(
+                f"MultiModalRetriever needs a FusedRetriever (FusedRetriever(index)), got {type(retriever).__name__}"
+            )
+        if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int) or similarity_top_k < 1:
+            raise ConfigurationError(f"similarity_top_k must be a whole number >= 1, got {similarity_top_k!r}")
+        parse_filters(filters)  # a malformed filter fails here, not at the first query
         self.retriever = retriever
         self.similarity_top_k = similarity_top_k
         self.filters = filters
