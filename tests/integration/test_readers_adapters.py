@@ -121,3 +121,17 @@ def test_loaders_on_a_missing_path_raise_file_not_found(tmp_path: Path) -> None:
         assert isinstance(info.value, (PathNotFoundError, InvalidInputError))
         assert info.value.filename == info.value.source and str(tmp_path / "no") in info.value.filename
     assert load_documents(str(tmp_path / "*.pdf")).chunks == []  # a pattern matching nothing
+
+
+def test_no_progress_bar_unless_asked(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from mm_rag_plugin.integrations.langchain.loaders import MMRagLoader
+    from mm_rag_plugin.readers.loader import DocumentLoader
+
+    (tmp_path / "a.md").write_text("# A\n\nalpha\n")
+    capfd.readouterr()
+    assert DocumentLoader(tmp_path, workers=0).load().chunks
+    assert MMRagLoader(tmp_path, workers=0).load()
+    assert _reader(tmp_path, workers=0).load_data(tmp_path)
+    assert capfd.readouterr().err == ""
+    DocumentLoader(tmp_path, workers=0, show_progress=True).load()
+    assert "reading: 100%" in capfd.readouterr().err
