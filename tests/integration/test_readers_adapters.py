@@ -77,6 +77,7 @@ def test_llama_index_reader_errors_accumulate_across_calls(
     assert [e.source for e in reader.errors] == [str(folder / "d.pdf")] * 2
 
 
+@pytest.mark.filterwarnings("ignore:Specified num_workers exceed")  # on a one-CPU machine
 def test_simple_directory_reader_with_worker_processes(
     folder: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
