@@ -291,13 +291,14 @@ class MultiModalIndex:
     # ------------------------------------------------------------------ writes
     def add(
         self,
-        items: ReadResult | Iterable[Chunk],
+        items: ReadResult | Iterable[Any],
         *,
         replace_sources: bool = True,
         batch_size: int | None = None,
         show_progress: bool | None = None,
     ) -> IngestReport:
-        """Embed and store chunks (a reader's :class:`ReadResult` or any iterable of chunks, streamed).
+        """Embed and store chunks (a reader's :class:`ReadResult` or any iterable of chunks, streamed;
+        LangChain ``Document``s and LlamaIndex nodes, text or image, are converted with their metadata).
 
         Work is committed batch by batch; one chunk that fails (unreadable image) is reported in
         :attr:`IngestReport.errors` and never stops the others. With ``replace_sources`` the points

@@ -60,9 +60,39 @@ def _embed_images(embedder: Embedder, chunks: Sequence[ImageChunk]) -> tuple[np.
     return np.asarray(res.vectors, np.float32), errs
 
 
+def _framework_of(item: object) -> str | None:
+    for cls in type(item).__mro__:
+        mod = cls.__module__
+        if mod.startswith("langchain_core.documents"):
+            return "langchain"
+        if mod.startswith("llama_index.core.schema"):
+            return "llama_index"
+    return None
+
+
+def as_chunk(item: object) -> Chunk:
+    """*item* as a chunk: chunks as they are; a LangChain ``Document`` or a LlamaIndex node
+    (text or image) converted, its metadata kept."""
+    if isinstance(item, (TextChunk, ImageChunk)):
+        return item
+    framework = _framework_of(item)
+    if framework == "langchain":
+        from ..integrations.langchain._convert import document_to_chunk
+
+        return document_to_chunk(item)  # type: ignore[arg-type]
+    if framework == "llama_index":
+        from ..integrations.llama_index._convert import node_to_chunk
+
+        return node_to_chunk(item)  # type: ignore[arg-type]
+    raise InvalidInputError(
+        f"cannot index a {type(item).__name__}: expected a TextChunk, ImageChunk, LangChain Document or LlamaIndex node",
+        source=f"<{type(item).__name__}>",
+    )
+
+
 def ingest(
     index: MultiModalIndex,
-    items: ReadResult | Iterable[Chunk],
+    items: ReadResult | Iterable[Any],
     embedder: Embedder | None,
     *,
     replace_sources: bool = True,
@@ -90,7 +120,12 @@ def ingest(
         for batch in _batches(chunks, batch_size):
             todo: dict[str, Chunk] = {}
             sources: dict[str, list[str]] = {}
-            for chunk in batch:
+            for item in batch:
+                try:
+                    chunk = as_chunk(item)
+                except InvalidInputError as exc:
+                    errors.append(FileError(exc.source or "?", exc.reason, type(exc).__name__))
+                    continue
                 if isinstance(chunk, TextChunk) and not chunk.text.strip():
                     skipped += 1
                     continue
@@ -130,6 +165,8 @@ def ingest(
     deleted = 0
     if replace_sources:
         for source, keep in seen.items():
+            if not source:  # items without a source (framework documents) are never replaced
+                continue
             if source in failed_sources:
                 logger.warning("not replacing old points of %s: some of its chunks failed", source)
                 continue

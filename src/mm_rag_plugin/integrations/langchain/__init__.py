@@ -7,6 +7,11 @@ from ..._lazy import lazy_exports
 # name -> submodule, imported on first access
 _LAZY: dict[str, str] = {
     "MultiModalRetriever": ".retrievers",
+    "MultiModalVectorStore": ".vectorstores",
+    "MultiModalVectorStoreRetriever": ".vectorstores",
+    "MultiModalSearchTool": ".tools",
+    "MultiModalAnswerTool": ".tools",
+    # old spellings, deprecated (they warn): removed in the next release
     "MultimodalSearchTool": ".tools",
     "MultimodalAnswerTool": ".tools",
     "create_multimodal_search_tool": ".tools",
@@ -17,7 +22,7 @@ _LAZY: dict[str, str] = {
     "documents_to_messages": ".chains",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(n for n in _LAZY if not n.startswith("Multimodal"))
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

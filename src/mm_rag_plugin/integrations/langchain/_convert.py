@@ -33,4 +33,7 @@ def is_image_document(doc: Document) -> bool:
 def document_to_chunk(doc: Document) -> Chunk:
     """The chunk behind *doc* (also for Documents built by hand: ``kind`` defaults to text)."""
     meta = {k: v for k, v in doc.metadata.items() if k not in ("score", "ranks", "list_scores")}
-    return payload_to_chunk(meta, id=doc.id or meta.get("id"), text=doc.page_content)
+    if meta.get("kind") == "image" and not meta.get("ocr_text") and not meta.get("caption") and doc.page_content:
+        meta["caption"] = doc.page_content  # an image document's text describes the image
+    ident = doc.id or meta.get("id")
+    return payload_to_chunk(meta, id=None if ident is None else str(ident), text=doc.page_content)

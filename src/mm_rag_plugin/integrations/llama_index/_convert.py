@@ -23,6 +23,7 @@ from llama_index.core.schema import (
 )
 
 from ..._payload import chunk_to_payload, payload_to_chunk
+from ...errors import InvalidInputError
 from ...types import Chunk, Hit, ImageChunk
 
 __all__ = ["chunk_to_document", "chunk_to_node", "hit_to_node_with_score", "node_to_chunk"]
@@ -74,6 +75,20 @@ def node_to_chunk(node: BaseNode) -> Chunk:
     """The chunk behind *node* (also for nodes built by hand)."""
     meta = {k: v for k, v in node.metadata.items() if k not in ("ranks", "list_scores")}
     if isinstance(node, ImageNode) and meta.get("kind") is None:
-        meta.update(kind="image", image_path=node.image_path or node.image_url or "")
+        if node.image_path:
+            image_path = str(node.image_path)
+        elif node.image:  # base64 bytes in the node: kept as a data: URI
+            data = node.image if isinstance(node.image, str) else node.image.decode("ascii")
+            image_path = f"data:{node.image_mimetype or 'image/png'};base64,{data}"
+        elif node.image_url:
+            raise InvalidInputError(
+                "images given by URL are not fetched; download it and pass image_path", source=str(node.image_url)
+            )
+        else:
+            image_path = ""
+        meta.update(kind="image", image_path=image_path)
+        meta.setdefault("source", image_path if node.image_path else node.node_id)
+        if node.text and not meta.get("caption") and not meta.get("ocr_text"):
+            meta["caption"] = node.text
     text = node.get_content() if meta.get("kind", "text") == "text" else None
     return payload_to_chunk(meta, id=node.node_id, text=text)
