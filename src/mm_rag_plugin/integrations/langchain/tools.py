@@ -19,7 +19,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackMan
 from langchain_core.documents import Document
 from langchain_core.tools import BaseTool, ToolException
 from langchain_core.tools.base import ArgsSchema
-from pydantic import ConfigDict
+from pydantic import ConfigDict, ValidationError
 
 from ...errors import MMRagError
 from ...tools import (
@@ -63,7 +63,9 @@ class _CoreTool(BaseTool):
         super().__init__(**data)
         if not custom_handler:  # k=0, an unknown kind, an empty query ... -> an error ToolMessage
             name = self.name
-            self.handle_validation_error = lambda exc: validation_message(name, exc)
+            self.handle_validation_error = lambda exc: (  # (a pydantic v1 error cannot come from our v2 schemas)
+                validation_message(name, exc) if isinstance(exc, ValidationError) else str(exc)
+            )
 
     def _artifact(self, result: Any) -> Any:
         raise NotImplementedError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import warnings
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole, TextBlock
@@ -169,7 +169,7 @@ class MultiModalQueryEngine(CustomQueryEngine):
             return self._response(reply.message.content or "", numbered)
         metadata: dict[str, Any] = {"citations": []}
 
-        def deltas() -> Iterator[str]:
+        def deltas() -> Generator[str, None, None]:
             pieces: list[str] = []
             for chunk in self.llm.stream_chat(messages):
                 if chunk.delta:
@@ -189,7 +189,7 @@ class MultiModalQueryEngine(CustomQueryEngine):
         metadata: dict[str, Any] = {"citations": []}
         stream = await self.llm.astream_chat(messages)
 
-        async def deltas() -> AsyncIterator[str]:
+        async def deltas() -> AsyncGenerator[str, None]:
             pieces: list[str] = []
             async for chunk in stream:
                 if chunk.delta:
