@@ -120,7 +120,7 @@ class MultiModalRAG:
         generator: Any = "auto",
         retriever_options: Mapping[str, Any] | None = None,
         reader_options: Mapping[str, Any] | None = None,
-        show_progress: bool = True,
+        show_progress: bool = False,
         quantization: Literal["int8", "binary"] | None = None,
     ) -> None:
         from .retrievers.engine import check_quantization

@@ -91,7 +91,7 @@ class MultiModalIndex:
         keyword_only: bool = False,
         create: bool = True,
         batch_size: int = 64,
-        show_progress: bool = True,
+        show_progress: bool = False,
         quantization: Literal["int8", "binary"] | None = None,
         oversampling: float | None = None,
         **client_kwargs: Any,

@@ -97,7 +97,7 @@ def ingest(
     *,
     replace_sources: bool = True,
     batch_size: int = 64,
-    show_progress: bool = True,
+    show_progress: bool = False,
 ) -> IngestReport:
     """Stream *items* into *index* batch by batch (see the module docstring). *embedder* is None
     only for a keyword-only index."""
