@@ -5,6 +5,7 @@ engines are under test here, not the model)."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -234,3 +235,46 @@ def test_engine_is_chosen_by_the_arguments(tmp_path) -> None:
         assert ix.engine == "qdrant" and ix.remote
     client.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # a server index writes no folder
+
+
+FILTERS = [
+    {"source": "doc3.pdf"},
+    {"page": {"gte": 2, "lt": 4}},
+    {"page": {"ne": 3}},
+    {"page": {"nin": [1, 2]}},
+    {"page": {"in": [1, 5]}, "kind": "image"},
+    {"$or": [{"kind": "image"}, {"page": 1}]},
+    {"$not": {"source": ["doc1.pdf", "doc2.pdf"]}},
+    {"$and": [{"kind": "text"}, {"$or": [{"page": 2}, {"source": "doc0.pdf"}]}]},
+    {"metadata.lang": "en"},
+    {"metadata.lang": {"nin": ["en"]}},
+]
+
+
+@pytest.mark.parametrize("flt", FILTERS, ids=[str(f) for f in FILTERS])
+def test_engine_filters_agree_with_the_python_evaluation(store, flt) -> None:
+    from mm_rag_plugin.retrievers._filters import match
+
+    chunks, vecs = corpus(80, seed=9)
+    chunks = [
+        dataclasses.replace(c, metadata={"lang": "en"} if i % 3 == 0 else {"lang": "de"} if i % 3 == 1 else {})
+        for i, c in enumerate(chunks)
+    ]
+    with store() as ix:
+        ix.add_embedded(chunks, vecs)
+        conditions = parse_filters(flt)
+        expected = {p.id for batch in ix.scan() for p in batch if match(p.payload, conditions)}
+        assert expected, "the filter should match something"
+        assert set(ix.engine_impl.ids_where(conditions)) == expected
+        assert ix.sources() == sorted({c.source for c in chunks})
+
+
+def test_misspelled_filter_fields_and_kinds_are_errors(store) -> None:
+    chunks, vecs = corpus(10)
+    with store(embedder=VectorTable()) as ix:
+        ix.add_embedded(chunks, vecs)
+        r = FusedRetriever(ix, k=3)
+        with pytest.raises(InvalidInputError, match="did you mean 'kind'"):
+            r.retrieve("w1", filters={"knd": "image"})
+        with pytest.raises(InvalidInputError, match="'text' or 'image'"):
+            r.retrieve("w1", filters={"kind": "video"})

@@ -330,6 +330,12 @@ class EdgeEngine:
             if offset is None:
                 return out
 
+    def sources(self) -> list[str]:
+        qe = self.qe
+        with self._reading("listing sources"):
+            res = self.shard.facet(qe.FacetRequest("sources", limit=1 << 30, exact=True))
+        return sorted(str(h.value) for h in res.hits)
+
     def ids_where(self, conditions: tuple[Condition, ...]) -> list[str]:
         qe = self.qe
         flt = build(conditions, qe)

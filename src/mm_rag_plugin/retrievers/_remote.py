@@ -190,6 +190,10 @@ class RemoteEngine:
             if offset is None:
                 return out
 
+    def sources(self) -> list[str]:
+        res = self.client.facet(self.collection, key="sources", limit=1 << 30, exact=True)
+        return sorted(str(h.value) for h in res.hits)
+
     def ids_where(self, conditions: tuple[Condition, ...]) -> list[str]:
         flt = to_qdrant(conditions, self.models)
         out: list[str] = []

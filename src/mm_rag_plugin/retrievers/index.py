@@ -288,6 +288,10 @@ class MultiModalIndex:
     def count(self, kind: Literal["text", "image"] | None = None) -> int:
         return self._engine.count(kind)
 
+    def sources(self) -> list[str]:
+        """Every source path the index holds (from the payload index: no point is read)."""
+        return self._engine.sources()
+
     # ------------------------------------------------------------------ writes
     def add(
         self,

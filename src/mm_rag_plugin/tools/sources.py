@@ -75,6 +75,8 @@ def _lister(retriever: Any) -> tuple[Callable[[], Iterable[str]], Callable[[], A
         if callable(sources):
             return sources, lambda: None  # the retriever's own listing: asked every time
         index = getattr(obj, "index", None)
+        if index is not None and callable(getattr(index, "sources", None)):
+            return index.sources, partial(_index_stamp, index)
         if index is not None and callable(getattr(index, "scan", None)):
             return partial(_scan_sources, index), partial(_index_stamp, index)
         obj = getattr(obj, "retriever", None)
