@@ -189,7 +189,7 @@ class MultiModalIndex:
             return
         manifest = check_manifest(stored, self._manifest_where())
         self.manifest = manifest
-        self.bm25 = BM25Encoder(**manifest["bm25"])
+        self.bm25 = BM25Encoder.from_config(manifest["bm25"], self._manifest_where())
         if bm25 is not None and bm25.config() != self.bm25.config():
             raise ConfigurationError(
                 f"{self.where}: the index was built with BM25 settings {self.bm25.config()}, not {bm25.config()}"
