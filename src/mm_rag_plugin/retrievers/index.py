@@ -603,6 +603,11 @@ class MultiModalIndex:
                 ix._engine.create(manifest)
                 stored = manifest
             check_manifest(stored, ix.where)
+            if stored["bm25"] != manifest["bm25"]:
+                raise ConfigurationError(
+                    f"{ix.where} already holds an index with BM25 settings {stored['bm25']}; cannot copy an index "
+                    f"with {manifest['bm25']} into it (copy into a new folder or collection)"
+                )
             same = (
                 stored["keyword_only"] == manifest["keyword_only"]
                 and stored["bm25"] == manifest["bm25"]
@@ -614,7 +619,7 @@ class MultiModalIndex:
                     f"cannot copy an index of {describe_model(manifest['model'])} into it"
                 )
             ix.manifest = dict(stored)
-            ix.bm25 = BM25Encoder(**stored["bm25"])
+            ix.bm25 = BM25Encoder.from_config(stored["bm25"], ix.where)
             ix.dim = stored["dim"]
             ix.keyword_search_only = stored["keyword_only"]
         except BaseException:

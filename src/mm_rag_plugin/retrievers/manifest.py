@@ -6,7 +6,7 @@ Qdrant server)::
     {"format": 2, "dim": 512, "keyword_only": false, "points": 1234,
      "model": {"name": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "dim": 512,
                "weights": {"path": "/abs/ckpt.safetensors", "size": ..., "mtime_ns": ..., "sha256": ...}},
-     "bm25": {"language": "english", "k1": 1.2, "b": 0.75, "avg_len": 100.0}}
+     "bm25": {"language": "english", "k1": 1.2, "b": 0.75, "avg_len": 100.0, "tokenizer": 2}}
 
 ``model`` is ``None`` exactly when ``keyword_only`` is true (no dense vectors are stored at all).
 ``points`` is the count after the last committed write; an engine holding none while the manifest
