@@ -12,6 +12,7 @@ import pytest
 from mm_rag_plugin.errors import ConfigurationError
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
 from mm_rag_plugin.retrievers.bm25 import (
+    LETTER_PART_WEIGHT,
     MAX_QUERY_TERMS,
     PART_WEIGHT,
     TOKENIZER_VERSION,
@@ -102,9 +103,14 @@ def test_analysis(text, terms):
     enc = BM25Encoder()
     assert enc.analyze(text) == terms
     assert enc.tokenize(text) == [t for t, _ in terms]
-    # the query side analyses the same way: all distinct terms, wholes and parts, weight 1
+    # the query side analyses the same way: all distinct terms; wholes weigh 1, parts 0.5, the
+    # letters of a code 0.25 (a term met both ways weighs its most)
     q = enc.encode_query(text)
-    assert set(q.indices.tolist()) == {term_index(t) for t, _ in terms} and np.all(q.values == 1.0)
+    expected: dict[int, float] = {}
+    for t, w in terms:
+        weight = 1.0 if w == 1.0 else LETTER_PART_WEIGHT if t.isalpha() else PART_WEIGHT
+        expected[term_index(t)] = max(weight, expected.get(term_index(t), 0.0))
+    assert dict(zip(q.indices.tolist(), q.values.tolist(), strict=True)) == expected
 
 
 def test_random_text_gives_well_formed_terms():
@@ -352,3 +358,24 @@ def test_an_amount_query_prefers_the_amount_alone_and_ignores_stray_numbers():
     # with RM, every receipt in ringgit matches through "rm", below the three holding 12.50
     ranking = numpy_rank(BM25Encoder(), "RM12.50")
     assert ranking[0] == "ali" and set(ranking[1:3]) == {"cafe", "pharmacy"}
+
+
+def test_the_number_of_a_code_outweighs_its_letters():
+    """OCR read the code ``CS10004241`` as ``¢S10004241`` on the right receipt; another receipt has
+    ``cs`` twice in noise. The rare number decides, not the letters (a class of receipts)."""
+    enc = BM25Encoder()
+    corpus = {
+        "right": "KEDAI MAJU\nRECEIPT ¢S10004241\nTOTAL RM 8.20\nthank you",
+        "noise": "KEDAI JAYA\nRECEIPT CS10004117\nCHANGE cs RM 1.00 cs\nTOTAL RM 3.10",
+        **{f"code{i}": f"SHOP {i}\nRECEIPT CS1000{4000 + i}\nTOTAL RM {i}.50" for i in range(4)},
+        **{f"other{i}": f"STORE {i}\nRECEIPT {9000 + i}\nTOTAL RM {i}.00" for i in range(120)},
+    }
+    docs = {k: enc.encode_document(v) for k, v in corpus.items()}
+    df = Counter(i for sv in docs.values() for i in sv.indices.tolist())
+    q = enc.encode_query("CS10004241")
+    scores = {
+        k: sum(qv * dict(zip(sv.indices.tolist(), sv.values.tolist(), strict=True)).get(i, 0.0) * float(idf(df[i], len(docs)))
+               for i, qv in zip(q.indices.tolist(), q.values.tolist(), strict=True))
+        for k, sv in docs.items()
+    }
+    assert max(scores, key=scores.__getitem__) == "right"

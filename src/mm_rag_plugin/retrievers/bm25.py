@@ -42,7 +42,9 @@ string). Then:
   ``a4``), and a run alternating letters and digits more than three times (a hash) has no parts.
 
 Weights. A part counts :data:`PART_WEIGHT` (0.5) in its document's term frequency and nothing in
-the document's length; queries weigh every distinct term 1, wholes and parts alike. A part must lose
+the document's length; a query weighs a whole token 1, a part 0.5 and the letters of a code 0.25
+(:data:`LETTER_PART_WEIGHT`: ``cs`` of ``CS10004241`` names a class of receipts, its number the
+receipt, so a receipt where OCR read ``cs`` twice must not beat the one holding the number). A part must lose
 to the same characters met whole, and still count enough to find a document through it: the query
 ``RM12.50`` ranks a receipt holding ``RM12.50`` (whole: a rare term, high IDF) above one holding
 ``RM 12.50``, and the query ``12.50`` ranks an amount standing alone above the ``12.50`` inside
@@ -86,14 +88,18 @@ import numpy as np
 from .._optional import require
 from ..errors import ConfigurationError
 
-__all__ = ["PART_WEIGHT", "TOKENIZER_VERSION", "BM25Encoder", "SparseVector", "term_index"]
+__all__ = ["LETTER_PART_WEIGHT", "PART_WEIGHT", "TOKENIZER_VERSION", "BM25Encoder", "SparseVector", "term_index"]
 
 #: Version of the analysis (tokens, terms, weights); stored with an index in ``config()``.
 #: Version 1 (no ``tokenizer`` key) was lower-cased ``\w+`` runs, stop words dropped, stemmed.
 TOKENIZER_VERSION = 2
 
-#: Term frequency a part of a joined token (``rm`` and ``12.50`` of ``RM12.50``) adds to a document.
+#: Term frequency a part of a joined token (``rm`` and ``12.50`` of ``RM12.50``) adds to a document,
+#: and the weight of a part in a query.
 PART_WEIGHT = 0.5
+#: Query weight of the letters of a code (``inv`` of ``INV-00421``): a class of documents (every
+#: invoice, every ``RM`` amount), so that a rare number in the code, or the code whole, decides.
+LETTER_PART_WEIGHT = 0.25
 
 #: A token: ``\w+`` runs joined by one joiner (or a URL's ``://``) between each two.
 _TOKEN = re.compile(r"\w+(?:(?:[-/.,:@&'’]|://)\w+)*")
@@ -424,12 +430,25 @@ class BM25Encoder:
         return [self.encode_document(t) for t in texts]
 
     def encode_query(self, text: str) -> SparseVector:
-        """Weight 1 for each distinct query term, wholes and parts (the store multiplies in the IDF)."""
-        terms = self._analyze(text or "")[0]
-        unique = sorted(list(dict.fromkeys(term_index(t) for t in terms))[:MAX_QUERY_TERMS])
-        if not unique:
+        """Per distinct query term (the store multiplies in the IDF): 1 for a whole token,
+        :data:`PART_WEIGHT` for a part, :data:`LETTER_PART_WEIGHT` for the letters of a code
+        (``inv`` of ``INV-00421``, ``cs`` of ``CS10004241``); a term met both ways weighs its most."""
+        terms, parts = self._analyze(text or "")
+        part_at = set(parts)
+        weights: dict[int, float] = {}
+        for n, term in enumerate(terms):
+            w = 1.0 if n not in part_at else LETTER_PART_WEIGHT if term.isalpha() else PART_WEIGHT
+            i = term_index(term)
+            if w > weights.get(i, 0.0):
+                if i not in weights and len(weights) >= MAX_QUERY_TERMS:
+                    continue
+                weights[i] = w
+        if not weights:
             return _empty()
-        return SparseVector(np.asarray(unique, dtype=np.uint32), np.ones(len(unique), dtype=np.float32))
+        idx = np.fromiter(weights.keys(), dtype=np.uint32, count=len(weights))
+        order = np.argsort(idx)
+        vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
+        return SparseVector(idx[order], vals[order])
 
 
 def _empty() -> SparseVector:
