@@ -1,9 +1,22 @@
 """PDF reader on pypdfium2 (PDFium, Apache-2.0/BSD).
 
-For each page: the text layer, chunked, with the page number and the bounding box (PDF points,
-origin top-left) of each chunk; every embedded raster image (also inside form XObjects) at least
-``min_image_size`` pixels on its shorter side, stored in the blob folder and OCR'd; and, for pages
-without a text layer (scans), the page rendered and OCR'd into text chunks.
+For each page:
+
+* the text layer, chunked, with the page number and the bounding box (PDF points, origin top-left
+  of the displayed page) of each chunk;
+* every embedded raster image (also inside form XObjects) at least ``min_image_size`` pixels on its
+  shorter side, stored in the blob folder and OCR'd;
+* every vector figure (a chart or diagram drawn with path objects, most matplotlib, Excel and
+  TikZ output): rendered, stored and OCR'd like an embedded image, captioned with the nearby
+  "Figure n ..." text (metadata ``vector_figure``);
+* OCR of the rendered page where the text layer is missing, tiny (fewer than ``min_page_chars``
+  characters: a scan) or garbled (a bad earlier OCR, a font without a usable encoding; see
+  :mod:`._text_quality`): the OCR text replaces a garbled layer when it reads better.
+
+A page's text is read once: an image covering most of the page is not OCR'd when the page text
+already holds its text, either an OCR layer over the scan (invisible text, or text drawn under the
+image) or a text layer drawn over a background picture; images that are not full-page (figures with
+labels) are OCR'd unless an invisible OCR layer covers them.
 
 PDFium is not thread-safe: use one reader per process (the directory loader runs files in worker
 processes, never threads).
@@ -21,10 +34,24 @@ from .._optional import require
 from ..errors import DecompressionBombError, InvalidInputError
 from ..types import BBox
 from ._base import BaseReader, ChunkBuilder
+from ._pdf_layout import Box, PageGeometry, PageLayout, collect, figure_regions, find_caption
+from ._text_quality import TextQuality, assess
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PdfReader"]
+
+#: An image covering this share of the page is a full-page image (a scan, a background).
+FULL_PAGE = 0.5
+#: Visible text-layer characters over a full-page image that make the page's text: the picture
+#: is a background (its own text, if any, is what the layer says) and is not OCR'd.
+COVERED_CHARS = 200
+#: Render resolution of vector figures.
+FIGURE_DPI = 150
+#: Longest text-layer label text kept on a vector figure (metadata ``labels``).
+MAX_LABEL_CHARS = 2000
+#: Pages with more path objects than this are not searched for vector figures (hostile input).
+MAX_FIGURE_PATHS = 50_000
 
 
 class PdfReader(BaseReader):
@@ -76,31 +103,83 @@ class PdfReader(BaseReader):
         cfg = self.config
         page = doc[i]
         try:
-            width, height = page.get_size()
+            geo = PageGeometry(page, self._raw)
             textpage = page.get_textpage()
             try:
                 nchars = textpage.count_chars()
                 raw_text = textpage.get_text_range() if nchars > 0 else ""
                 text, offsets = _clean(raw_text)
-                scanned = len(text.strip()) < cfg.min_page_chars
-                if not scanned:
-                    mapper = _bbox_mapper(textpage, raw_text, nchars, height)
-                    out.add_text(
-                        text,
-                        page=i + 1,
-                        bbox_of=lambda s, e: mapper(offsets[s], offsets[max(s, e - 1)] + 1),
-                    )
+                layout = self._layout(page, textpage, i, out) if cfg.extract_images else None
+                boxes = _text_boxes(textpage, raw_text, nchars)
+
+                def span_box(s: int, e: int) -> Box | None:
+                    return boxes(offsets[s], offsets[max(s, e - 1)] + 1)
+
+                page_ocr = self._page_text(page, i, text, layout, geo, span_box, out)
+                if layout is not None:
+                    self._images(i, layout, geo, page_ocr, out)
+                    self._figures(page, textpage, i, layout, geo, text, span_box, out)
             finally:
                 textpage.close()
-            if scanned and self.ocr is not None:
-                self._ocr_page(page, i, width, height, out)
-            if cfg.extract_images:
-                self._images(page, i, width, height, scanned, out)
         finally:
             page.close()
 
-    def _ocr_page(self, page: Any, i: int, width: float, height: float, out: ChunkBuilder) -> None:
+    def _layout(self, page: Any, textpage: Any, i: int, out: ChunkBuilder) -> PageLayout | None:
+        try:
+            return collect(page, self._raw, textpage, max_paths=MAX_FIGURE_PATHS)
+        except Exception as exc:  # PDFium raises many types on hostile content streams
+            out.error(f"page {i + 1} layout", InvalidInputError(f"cannot list page objects ({exc})"[:300]))
+            return None
+
+    # -- text ----------------------------------------------------------------------------------
+    def _page_text(
+        self,
+        page: Any,
+        i: int,
+        text: str,
+        layout: PageLayout | None,
+        geo: PageGeometry,
+        span_box: Any,
+        out: ChunkBuilder,
+    ) -> bool:
+        """Index the page's text: the text layer, or OCR of the rendered page where the layer is
+        missing, tiny or garbled. Returns whether the page was OCR'd (its images then are not)."""
         cfg = self.config
+        chars = len(text.strip())
+        meta: dict[str, Any] = {}
+        if layout is not None and chars and layout.invisible_chars >= 0.5 * chars:
+            meta["ocr_layer"] = True  # invisible text: an earlier OCR over a scan
+        if chars < cfg.min_page_chars:  # no text layer to speak of: a scan
+            if self.ocr is not None:
+                res, scale = self._ocr_page(page, i, geo, out)
+                if res is not None:
+                    self._add_ocr_text(res, scale, i, geo, out)
+            return True
+        quality = assess(text)
+        if quality.garbled:
+            if self.ocr is not None:
+                res, scale = self._ocr_page(page, i, geo, out)
+                if res is not None and _reads_better(assess(res.text), quality):
+                    logger.info(
+                        "%s page %d: garbled text layer (%s) replaced by OCR",
+                        out.source,
+                        i + 1,
+                        quality.reason,
+                    )
+                    self._add_ocr_text(res, scale, i, geo, out, replaced=quality)
+                    return True
+            meta["garbled_text_layer"] = quality.reason
+        out.add_text(
+            text,
+            page=i + 1,
+            bbox_of=lambda s, e: _display(geo, span_box(s, e)),
+            metadata=meta or None,
+        )
+        return False
+
+    def _ocr_page(self, page: Any, i: int, geo: PageGeometry, out: ChunkBuilder) -> tuple[Any, float]:
+        cfg = self.config
+        width, height = geo.width, geo.height
         scale = cfg.scanned_dpi / 72.0
         if width * height * scale * scale > cfg.max_render_pixels:
             scale = math.sqrt(cfg.max_render_pixels / (width * height))
@@ -111,20 +190,41 @@ class PdfReader(BaseReader):
             res = self.ocr.recognize(image, source=f"{out.source} (page {i + 1})")
         except InvalidInputError as exc:
             out.error(f"page {i + 1} OCR", exc)
-            return
+            return None, scale
         except self._pdfium.PdfiumError as exc:
             out.error(f"page {i + 1} render", exc)
-            return
-        if res is not None and res.text.strip():
-            meta = {"ocr": True, "ocr_confidence": res.confidence, "render_scale": round(scale, 4)}
-            out.add_text(res.text, page=i + 1, bbox_of=lambda s, e: (0.0, 0.0, width, height), metadata=meta)
+            return None, scale
+        if res is None or not res.text.strip():
+            return None, scale
+        return res, scale
 
+    def _add_ocr_text(
+        self,
+        res: Any,
+        scale: float,
+        i: int,
+        geo: PageGeometry,
+        out: ChunkBuilder,
+        replaced: TextQuality | None = None,
+    ) -> None:
+        meta: dict[str, Any] = {
+            "ocr": True,
+            "ocr_confidence": res.confidence,
+            "render_scale": round(scale, 4),
+        }
+        if replaced is not None:
+            meta["replaced_text_layer"] = replaced.reason
+        full = (0.0, 0.0, round(geo.width, 2), round(geo.height, 2))
+        out.add_text(res.text, page=i + 1, bbox_of=lambda s, e: full, metadata=meta)
+
+    # -- raster images -------------------------------------------------------------------------
     def _images(
-        self, page: Any, i: int, width: float, height: float, scanned: bool, out: ChunkBuilder
+        self, i: int, layout: PageLayout, geo: PageGeometry, page_ocr: bool, out: ChunkBuilder
     ) -> None:
         cfg = self.config
-        objs = page.get_objects(filter=[self._raw.FPDF_PAGEOBJ_IMAGE], max_depth=8)
-        for k, obj in enumerate(objs, start=1):
+        page_area = geo.width * geo.height
+        for k, img in enumerate(layout.images, start=1):
+            obj = img.obj
             where = f"page {i + 1} image {k}"
             try:
                 w, h = obj.get_px_size()
@@ -136,13 +236,7 @@ class PdfReader(BaseReader):
                         f"embedded image is {w}x{h} pixels, over the limit of {cfg.max_image_pixels:,}",
                         source=out.source,
                     )
-                left, bottom, right, top = obj.get_bounds()
-                bbox: BBox = (
-                    round(left, 2),
-                    round(height - top, 2),
-                    round(right, 2),
-                    round(height - bottom, 2),
-                )
+                bbox = geo.rect(img.box)
                 buf = io.BytesIO()
                 obj.extract(buf, fb_format="png")
                 filters = list(obj.get_filters())
@@ -154,17 +248,98 @@ class PdfReader(BaseReader):
                     where, InvalidInputError(f"cannot extract image ({type(exc).__name__}: {exc})"[:300])
                 )
                 continue
-            # On a scanned page the page OCR already read a full-page scan: do not read it twice.
-            area = max(0.0, bbox[2] - bbox[0]) * max(0.0, bbox[3] - bbox[1])
-            covers_page = area >= 0.5 * width * height
+            meta: dict[str, Any] = {"pdf_filters": filters, "pixel_width": w, "pixel_height": h}
+            full_page = (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]) >= FULL_PAGE * page_area
+            hidden, visible = layout.text_over(img.box, behind=img.index if full_page else None)
+            ocr = True
+            if full_page and page_ocr:
+                ocr = False  # the page OCR read it
+            elif hidden >= cfg.min_page_chars:
+                ocr, meta["ocr_skipped"] = False, "an OCR text layer covers it"
+            elif full_page and visible >= COVERED_CHARS:
+                ocr, meta["ocr_skipped"] = False, "the page's text layer covers it"
+            out.add_image(data=buf.getvalue(), where=where, page=i + 1, bbox=bbox, ocr=ocr, metadata=meta)
+
+    # -- vector figures ------------------------------------------------------------------------
+    def _figures(
+        self,
+        page: Any,
+        textpage: Any,
+        i: int,
+        layout: PageLayout,
+        geo: PageGeometry,
+        text: str,
+        span_box: Any,
+        out: ChunkBuilder,
+    ) -> None:
+        if not layout.paths or layout.truncated:
+            return
+        try:
+            regions = figure_regions(layout)
+        except Exception as exc:  # a nicety: never lose the page over it
+            out.error(f"page {i + 1} figures", InvalidInputError(f"cannot find figures ({exc})"[:300]))
+            return
+        cfg = self.config
+        for k, region in enumerate(regions, start=1):
+            where = f"page {i + 1} figure {k}"
+            bbox = geo.rect(region)
+            x0, y0, x1, y1 = bbox
+            if x1 - x0 < 1 or y1 - y0 < 1:
+                continue
+            scale = FIGURE_DPI / 72.0
+            if (x1 - x0) * (y1 - y0) * scale * scale > cfg.max_render_pixels:
+                scale = math.sqrt(cfg.max_render_pixels / ((x1 - x0) * (y1 - y0)))
+            try:
+                bitmap = page.render(scale=scale, crop=(x0, geo.height - y1, geo.width - x1, y0))
+                image = bitmap.to_pil().convert("RGB")
+                extrema = image.getextrema()
+                if max(hi for _lo, hi in extrema) - min(lo for lo, _hi in extrema) < 16:
+                    continue  # nothing visible (clipped away, white on white)
+                buf = io.BytesIO()
+                image.save(buf, format="PNG", optimize=False, compress_level=3)
+            except Exception as exc:  # PDFium/Pillow raise many types on hostile streams
+                out.error(
+                    where, InvalidInputError(f"cannot render figure ({type(exc).__name__}: {exc})"[:300])
+                )
+                continue
+            caption = find_caption(region, text, span_box) if text else ""
+            meta: dict[str, Any] = {
+                "vector_figure": True,
+                "render_scale": round(scale, 4),
+                "pixel_width": image.width,
+                "pixel_height": image.height,
+            }
+            # Labels drawn as text are read from the text layer, exactly and at no cost; only a
+            # figure with no text there (labels drawn as outlines, or none) is OCR'd.
+            labels = " ".join(_bounded_text(textpage, region).split())
+            if labels:
+                meta["labels"] = labels[:MAX_LABEL_CHARS]
+                meta["ocr_skipped"] = "its labels are in the text layer"
             out.add_image(
                 data=buf.getvalue(),
                 where=where,
                 page=i + 1,
                 bbox=bbox,
-                ocr=not (scanned and covers_page),
-                metadata={"pdf_filters": filters, "pixel_width": w, "pixel_height": h},
+                caption=caption,
+                ocr=not labels,
+                metadata=meta,
             )
+
+
+def _bounded_text(textpage: Any, box: Box) -> str:
+    try:
+        return str(textpage.get_text_bounded(box[0], box[1], box[2], box[3]))
+    except Exception:  # labels are a nicety
+        return ""
+
+
+def _reads_better(ocr: TextQuality, layer: TextQuality) -> bool:
+    """Whether the OCR of a page whose text layer is garbled is worth replacing the layer with."""
+    return ocr.tokens >= 3 and (not ocr.garbled or ocr.score > layer.score + 0.2)
+
+
+def _display(geo: PageGeometry, box: Box | None) -> BBox | None:
+    return None if box is None else geo.rect(box)
 
 
 def _clean(raw: str) -> tuple[str, list[int]]:
@@ -184,15 +359,16 @@ def _clean(raw: str) -> tuple[str, list[int]]:
     return "".join(chars), offsets
 
 
-def _bbox_mapper(textpage: Any, text: str, nchars: int, page_height: float) -> Any:
-    """Map character offsets of the page text to the union of PDFium's text rectangles.
+def _text_boxes(textpage: Any, text: str, nchars: int) -> Any:
+    """Map character offsets of the page text to the union of PDFium's text rectangles (page
+    space: PDF points, origin bottom-left).
 
     PDFium's text and its character list match one to one for almost all PDFs; when they do not,
     offsets are mapped proportionally (an approximate box rather than none)."""
     exact = len(text) == nchars
     ratio = nchars / max(1, len(text))
 
-    def bbox_of(start: int, end: int) -> BBox | None:
+    def box_of(start: int, end: int) -> Box | None:
         a, b = (start, end) if exact else (int(start * ratio), max(int(start * ratio) + 1, int(end * ratio)))
         try:
             n = textpage.count_rects(a, max(1, b - a))
@@ -201,10 +377,11 @@ def _bbox_mapper(textpage: Any, text: str, nchars: int, page_height: float) -> A
             return None
         if not rects:
             return None
-        x0 = min(r[0] for r in rects)
-        x1 = max(r[2] for r in rects)
-        y_top = max(r[3] for r in rects)
-        y_bottom = min(r[1] for r in rects)
-        return (round(x0, 2), round(page_height - y_top, 2), round(x1, 2), round(page_height - y_bottom, 2))
+        return (
+            min(r[0] for r in rects),
+            min(r[1] for r in rects),
+            max(r[2] for r in rects),
+            max(r[3] for r in rects),
+        )
 
-    return bbox_of
+    return box_of
