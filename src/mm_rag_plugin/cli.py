@@ -7,6 +7,8 @@
     mm-rag info [--json]
     mm-rag delete FILE... | mm-rag ingest docs/ --prune | mm-rag verify
     mm-rag copy --to http://qdrant:6333 [--collection NAME]
+    mm-rag finetune --pairs pairs.jsonl --out models/mine | mm-rag finetune --from-index --out models/mine
+    mm-rag reindex --model local-dir:models/mine
 
 Model: an existing index loads its own model. A new index takes ``--model`` / ``--pretrained`` /
 ``--checkpoint`` or ``$MM_RAG_MODEL`` / ``$MM_RAG_PRETRAINED`` / ``$MM_RAG_CHECKPOINT`` (default
@@ -82,6 +84,43 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0 or math.isinf(value):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"must be within (0, 0.5], got {text}")
+    return value
+
+
+def _batch(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("must be at least 2 (pairs are compared within a batch)")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -165,6 +204,39 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     dest.add_argument("--to-path", metavar="DIR", help="another index folder")
     s.add_argument("--to-collection", default="mm_rag", help="target collection (default: %(default)s)")
     s.add_argument("--to-api-key", default=os.environ.get("QDRANT_TARGET_API_KEY"), help="target API key ($QDRANT_TARGET_API_KEY)")
+
+    s = command("finetune", "fine-tune the model on (image, text) pairs from a file or from the index")
+    data = s.add_mutually_exclusive_group(required=True)
+    data.add_argument("--pairs", metavar="FILE", help="JSONL or CSV of pairs: image path (relative to the file) and text")
+    data.add_argument("--from-index", action="store_true",
+                      help="pairs from the index (--index): each image with its caption or alt text, else the text next to it")
+    s.add_argument("--out", metavar="DIR", help="folder for the fine-tuned model (then: --model local-dir:DIR)")
+    s.add_argument("--dump-pairs", metavar="FILE", help="write the pairs as JSONL and stop, to look at them first (then: --pairs FILE)")
+    s.add_argument("--ocr-text", action="store_true", help="with --from-index: also pair images with their OCR text")
+    s.add_argument("--no-context", action="store_true", help="with --from-index: never pair an image with the text next to it")
+    s.add_argument("--loss", choices=("auto", "clip", "siglip"), default="auto",
+                   help="clip (InfoNCE), siglip (sigmoid) or auto: the model's own (default: %(default)s)")
+    s.add_argument("--train", choices=("projections", "last", "all"), default="last",
+                   help="what to train: the projections, projections + the last --blocks blocks, or all (default: %(default)s)")
+    s.add_argument("--blocks", type=_count, default=1, metavar="N", help="blocks per tower with --train last (default: %(default)s)")
+    s.add_argument("--freeze", choices=("image", "text"), help="keep this tower as it is")
+    s.add_argument("--lr", type=_learning_rate, help="learning rate (default: 1e-4 projections, 5e-5 last, 1e-5 all)")
+    s.add_argument("--epochs", type=_positive_int, default=5, help="passes over the training pairs (default: %(default)s)")
+    s.add_argument("--max-steps", type=_positive_int, metavar="N", help="stop after N steps (instead of --epochs)")
+    s.add_argument("--batch-size", type=_batch, default=32, help="pairs per step (default: %(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the held-out split and the batches (default: %(default)s)")
+    s.add_argument("--holdout", type=_fraction, default=0.2, help="share of the pairs held out to score the model (default: %(default)s)")
+    s.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto: bf16 autocast where it is faster (GPUs with bf16; CPUs with AVX512-BF16/AMX for --train all), else fp32")
+    s.add_argument("--save-every", type=_positive_int, default=100, metavar="N", help="checkpoint every N steps (default: %(default)s)")
+    s.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    s.add_argument("--force", action="store_true", help="save the model even if it scores worse on the held-out pairs")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    s = command("reindex", "re-embed the index with another model (--model); the folders are swapped at the end")
+    s.add_argument("--batch-size", type=_positive_int, default=64, help="points per batch (default: %(default)s)")
+    s.add_argument("--keep-old", action="store_true", help="keep the old index as INDEX.before-reindex")
+    s.add_argument("--skip-unreadable", action="store_true", help="leave out images that cannot be read (default: stop)")
     return p, commands
 
 
@@ -177,6 +249,18 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         command.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "query" and not args.text and not args.image:
         command.error("give a text query, --image FILE, or both")
+    if args.command in ("finetune", "reindex"):
+        if args.url:
+            command.error(f"{args.command} works on an index folder (--index), not on a Qdrant server (--url)")
+        if args.keyword_only:
+            command.error(f"{args.command} needs a model; --keyword-only does not apply")
+    if args.command == "finetune":
+        if not args.out and not args.dump_pairs:
+            command.error("give --out DIR for the fine-tuned model (or --dump-pairs FILE to only write the pairs)")
+        if args.pairs and (args.ocr_text or args.no_context):
+            command.error("--ocr-text and --no-context apply to --from-index")
+    if args.command == "reindex" and not args.model:
+        command.error("give the model to re-embed the index with: --model NAME (hf-hub:org/repo, local-dir:DIR)")
     return args
 
 
@@ -320,16 +404,10 @@ def _relevant(hit: Hit, wanted: str) -> bool:
 
 
 def _metrics(ranked: list[Hit], relevant: list[str], k: int) -> tuple[float, float, float]:
-    found_at: dict[str, int] = {}
-    for rank, hit in enumerate(ranked[:k], 1):
-        for r in relevant:
-            if r not in found_at and _relevant(hit, r):
-                found_at[r] = rank
-    recall = len(found_at) / len(relevant)
-    mrr = 1.0 / min(found_at.values()) if found_at else 0.0
-    dcg = sum(1.0 / math.log2(rank + 1) for rank in found_at.values())
-    ideal = sum(1.0 / math.log2(i + 1) for i in range(1, min(len(relevant), k) + 1))
-    return recall, mrr, dcg / ideal
+    from .evaluation import ranking_metrics  # shared with the fine-tuning report
+
+    m = ranking_metrics(ranked, relevant, k, _relevant)
+    return m.recall, m.mrr, m.ndcg
 
 
 def _cmd_eval(args, out, err) -> int:
@@ -445,9 +523,134 @@ def _cmd_info(args, out, err) -> int:
     return 0
 
 
+def _finetune_base(args: argparse.Namespace) -> Any:
+    """The model to fine-tune: --model ... or $MM_RAG_MODEL ...; with --from-index, else the index's own."""
+    from .embeddings.open_clip import ENV_CHECKPOINT, ENV_MODEL, ENV_PRETRAINED, OpenCLIPEmbedder
+
+    named = any((args.model, args.pretrained, args.checkpoint)) or any(
+        os.environ.get(v) for v in (ENV_MODEL, ENV_PRETRAINED, ENV_CHECKPOINT)
+    )
+    if args.from_index and not named:
+        from .retrievers import MultiModalIndex
+        from .retrievers.manifest import load_model
+
+        with MultiModalIndex(args.index, keyword_only=True, create=False) as index:
+            identity = index.model
+        if identity:
+            return load_model(identity, device=args.device)
+    return OpenCLIPEmbedder(args.model, args.pretrained, checkpoint=args.checkpoint, device=args.device)
+
+
+def _cmd_finetune(args, out, err) -> int:
+    from .errors import ConfigurationError
+    from .finetune import WorseModelError, dump_pairs, finetune, load_pairs, pairs_from_index
+    from .finetune.train import check_output, iter_report_lines
+    from .retrievers.manifest import describe_model
+
+    if args.out and not args.dump_pairs:
+        check_output(args.out, args.resume)  # before the pairs are read and the model loads
+    info = err if args.json else out  # --json: stdout holds the JSON report only
+    if args.from_index:
+        pairs = pairs_from_index(args.index, ocr_text=args.ocr_text, context=not args.no_context)
+        where = f"the index {os.path.abspath(args.index)}"
+    else:
+        pairs = load_pairs(args.pairs)
+        where = args.pairs
+    origins: dict[str, int] = {}
+    for pair in pairs:
+        origins[pair.origin] = origins.get(pair.origin, 0) + 1
+    print(f"pairs: {len(pairs)} from {where}" + (f" ({', '.join(f'{k} {v}' for k, v in origins.items())})" if pairs else ""), file=info)
+    if not pairs:
+        raise ConfigurationError(
+            "no pairs: the index's images have no caption, alt text or text next to them"
+            + ("" if args.ocr_text else " (--ocr-text also pairs them with their OCR text)")
+        )
+    if args.dump_pairs:
+        n = dump_pairs(pairs, args.dump_pairs)
+        print(f"wrote {n} pairs to {args.dump_pairs}; train on them with --pairs {args.dump_pairs}", file=info)
+        return 0
+    base = _finetune_base(args)
+    print(f"base model: {describe_model({'name': base.model_name, 'pretrained': base.pretrained, 'dim': base.dim})}", file=info)
+    try:
+        report = finetune(
+            base, pairs, args.out, loss=args.loss, train=args.train, blocks=args.blocks, freeze=args.freeze, lr=args.lr,
+            epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
+            holdout=args.holdout, precision=args.precision, save_every=args.save_every, resume=args.resume,
+            force=args.force, show_progress=not args.quiet,
+        )
+    except WorseModelError as exc:
+        if args.json:
+            json.dump({"saved": False, "error": str(exc), **_report_json(exc.report)}, out, indent=2)
+            print(file=out)
+        else:
+            for line in iter_report_lines(exc.report):
+                print(line, file=out)
+        print(f"mm-rag finetune: {exc}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print(f"interrupted: continue from the last checkpoint with the same command and --resume "
+              f"({os.path.join(os.path.abspath(args.out), 'checkpoint')})", file=err)
+        return 130
+    if args.json:
+        json.dump(_report_json(report), out, indent=2)
+        print(file=out)
+        return 0
+    print(
+        f"trained {report.trainable_params:,} of {report.total_params:,} parameters (--train {args.train}), loss "
+        f"{report.loss}, {report.steps} steps on {report.device} {report.precision}"
+        + (f" (resumed at step {report.resumed_at})" if report.resumed_at else "")
+        + f", {report.pairs_per_second:.1f} pairs/s",
+        file=out,
+    )
+    for line in iter_report_lines(report):
+        print(line, file=out)
+    if report.forced:
+        print("saved although it scores worse than the base model (--force)", file=err)
+    print(f"saved: {report.out_dir} (load it with --model local-dir:{report.out_dir})", file=out)
+    print(f"re-embed an index with it: mm-rag reindex --index {args.index} --model local-dir:{report.out_dir}", file=out)
+    return 0
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(report)
+
+
+def _cmd_reindex(args, out, err) -> int:
+    from .embeddings.open_clip import OpenCLIPEmbedder
+    from .finetune.reindexing import check_reindex_target, reindex, reindex_folders
+
+    check_reindex_target(args.index)  # before the model loads
+    embedder: Any = OpenCLIPEmbedder(args.model, args.pretrained, checkpoint=args.checkpoint, device=args.device)
+    try:
+        rep = reindex(
+            args.index, embedder, batch_size=args.batch_size, keep_old=args.keep_old,
+            skip_unreadable=args.skip_unreadable, show_progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        work = reindex_folders(args.index)[1]
+        print(f"interrupted: the index is unchanged; what was re-embedded is kept in {work}; "
+              "run the same command again to continue", file=err)
+        return 130
+    if rep.unchanged:
+        print(f"{rep.index_dir} already uses {rep.model}: nothing to do", file=out)
+        return 0
+    resumed = rep.points - rep.embedded - len(rep.skipped)
+    print(f"reindexed {rep.index_dir}: {rep.points} items ({rep.texts} texts and {rep.images} images embedded"
+          + (f", {resumed} from an interrupted run" if resumed > 0 else "") + f") in {rep.seconds:.1f} s", file=out)
+    print(f"model: {rep.previous_model} -> {rep.model}", file=out)
+    for s in rep.skipped[:_MAX_ERRORS_SHOWN]:
+        print(f"  left out (unreadable): {s}", file=out)
+    if rep.kept_old:
+        print(f"the old index is kept in {rep.kept_old}", file=out)
+    return 0
+
+
 _COMMANDS = {
     "ingest": _cmd_ingest, "query": _cmd_query, "ask": _cmd_ask, "eval": _cmd_eval, "info": _cmd_info,
-    "delete": _cmd_delete, "copy": _cmd_copy, "verify": _cmd_verify,
+    "delete": _cmd_delete, "copy": _cmd_copy, "verify": _cmd_verify, "finetune": _cmd_finetune,
+    "reindex": _cmd_reindex,
 }
 
 
