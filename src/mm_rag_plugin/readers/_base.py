@@ -39,6 +39,7 @@ class ReaderConfig:
     ocr_languages: str = "eng"
     ocr_min_side: int = 16
     ocr_timeout: float = 60.0
+    ocr_gate: bool = True  # OCR only images where glyphs line up as text; False: every image
     keep_word_boxes: bool = True
     # PDF
     password: str | None = None
@@ -91,7 +92,9 @@ class BaseReader:
         c = self.config
         self.splitter = TextSplitter(c.chunk_size, c.chunk_overlap, unit=c.chunk_unit)
         self.ocr: TesseractOCR | None = (
-            TesseractOCR(c.ocr_languages, min_side=c.ocr_min_side, timeout=c.ocr_timeout) if c.ocr else None
+            TesseractOCR(c.ocr_languages, min_side=c.ocr_min_side, timeout=c.ocr_timeout, gate=c.ocr_gate)
+            if c.ocr
+            else None
         )
         self._blobs: BlobStore | None = None
 
@@ -326,6 +329,9 @@ class ChunkBuilder:
         res = self._ocr_cache[digest]
         if res is None:
             fields_["metadata"]["ocr_skipped"] = "too small"
+            return
+        if res.skipped:
+            fields_["metadata"]["ocr_skipped"] = res.skipped
             return
         fields_["ocr_text"] = res.text
         fields_["ocr_confidence"] = res.confidence

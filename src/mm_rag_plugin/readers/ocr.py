@@ -61,6 +61,8 @@ _UNEVEN_CELLS = 8
 _UNEVEN_SHARE = 0.08
 #: A scaled reading with fewer letters and digits than this share of the glyphs measured lost text.
 _LOST = 0.25
+#: :attr:`OcrResult.skipped` of an image the text gate let through without reading it.
+NO_TEXT = "no text found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class OcrResult:
     scale: float = 1.0  # factor the image was resized by before recognition
     text_height: float | None = None  # median glyph height measured (input pixels); None: no text line
     threshold: str = "otsu"  # Tesseract's binarisation: "otsu" (global) or "sauvola" (local)
+    skipped: str | None = None  # why Tesseract did not run (the text gate found no text), else None
 
     def confident_words(self, min_confidence: float) -> list[str]:
         """The words read with at least *min_confidence* (0..100), in reading order."""
@@ -91,9 +94,12 @@ class TextMeasure:
     uneven: bool = False
 
 
-def measure_text(image: Image.Image, *, min_glyphs: int = 8, min_share: float = 0.4) -> TextMeasure | None:
+def measure_text(
+    image: Image.Image, *, min_glyphs: int = 8, min_share: float = 0.4, max_height: float = 0.25
+) -> TextMeasure | None:
     """Measure the text in *image* (any mode): ``None`` when fewer than *min_glyphs* marks line up
     as letters do, or when they are less than *min_share* of all the marks (a photo's texture).
+    Marks taller than *max_height* of the image are not glyphs.
 
     Marks are the 8-connected components of the Otsu-binarised image (light text on a dark ground
     is inverted); a glyph is a mark at least 3 px tall with a neighbour of similar height on the
@@ -115,16 +121,16 @@ def measure_text(image: Image.Image, *, min_glyphs: int = 8, min_share: float = 
     dark_ground = bool(ink.mean() > 0.5)
     if dark_ground:  # light text on a dark background
         ink = ~ink
-    found, cells, swap = _measure_ink(ink, min_glyphs, min_share)
+    found, cells, swap = _measure_ink(ink, min_glyphs, min_share, max_height=max_height)
     # Does a local threshold find text in places the global one lost (uneven lighting, shadows)?
     local = _sauvola(255 - a if dark_ground else a)
     if found is None:
-        found, cells, swap = _measure_ink(local, min_glyphs, min_share)
+        found, cells, swap = _measure_ink(local, min_glyphs, min_share, max_height=max_height)
         if found is None:
             return None
         uneven = True
     else:
-        _, local_cells, _ = _measure_ink(local, 1, 0.0, swap)
+        _, local_cells, _ = _measure_ink(local, 1, 0.0, swap, max_height=max_height)
         # more places, and no fewer overall (on coloured charts the local threshold loses labels)
         gained = len(local_cells - cells)
         uneven = gained >= max(_UNEVEN_CELLS, _UNEVEN_SHARE * len(cells)) and len(local_cells) >= len(cells)
@@ -134,7 +140,7 @@ def measure_text(image: Image.Image, *, min_glyphs: int = 8, min_share: float = 
 
 
 def _measure_ink(
-    ink: np.ndarray, min_glyphs: int, min_share: float, swap: bool | None = None
+    ink: np.ndarray, min_glyphs: int, min_share: float, swap: bool | None = None, *, max_height: float = 0.25
 ) -> tuple[TextMeasure | None, set[tuple[int, int]], bool]:
     """Glyph measure of a binary image, the cells holding glyphs, and whether the axes were swapped
     (lines down the image); *swap* ``None`` tries across first, then down."""
@@ -142,7 +148,7 @@ def _measure_ink(
     for turned in (False, True) if swap is None else (swap,):
         oriented = boxes[:, [1, 0, 3, 2, 4]] if turned else boxes
         found, where = _measure_lines(
-            oriented, ink.shape[1] if turned else ink.shape[0], min_glyphs, min_share
+            oriented, ink.shape[1] if turned else ink.shape[0], min_glyphs, min_share, max_height
         )
         if found is not None:
             return found, where, turned
@@ -150,13 +156,13 @@ def _measure_ink(
 
 
 def _measure_lines(
-    boxes: np.ndarray, extent: int, min_glyphs: int, min_share: float
+    boxes: np.ndarray, extent: int, min_glyphs: int, min_share: float, max_height: float = 0.25
 ) -> tuple[TextMeasure | None, set[tuple[int, int]]]:
     """:func:`measure_text` on component *boxes* ``(y0, x0, y1, x1, pixels)``, lines along x."""
     h = boxes[:, 2] - boxes[:, 0]
     w = boxes[:, 3] - boxes[:, 1]
     # glyph-like marks: at least 3 px tall, not a rule, not a solid block, not the whole picture
-    keep = (h >= 3) & (h <= 0.25 * extent + 3) & (w <= 30 * h) & (boxes[:, 4] >= 0.08 * h * w)
+    keep = (h >= 3) & (h <= max_height * extent + 3) & (w <= 30 * h) & (boxes[:, 4] >= 0.08 * h * w)
     boxes, h = boxes[keep], h[keep]
     if len(boxes) < max(min_glyphs, 2):
         return None, set()
@@ -185,6 +191,9 @@ class TesseractOCR:
     ``min_word_confidence``: words read with less confidence are left out of ``text`` (they stay
     in ``words``; 0 keeps all). ``auto_rotate`` runs orientation detection on readings less
     confident than ``rotate_below``. ``timeout`` (seconds) stops one recognition that runs too long.
+    ``gate``: Tesseract runs only on images where :func:`measure_text` finds glyphs lined up as
+    text, of any size up to one line filling the image (tens of milliseconds); photos, plain charts and blank images get an empty result whose
+    ``skipped`` says so. ``gate=False`` reads every image.
     """
 
     def __init__(
@@ -203,6 +212,7 @@ class TesseractOCR:
         auto_rotate: bool = True,
         rotate_below: float = 60.0,
         timeout: float = 60.0,
+        gate: bool = True,
     ) -> None:
         self._tess = require("pytesseract", extra="ocr")
         require_binary("tesseract", apt="tesseract-ocr", brew="tesseract", purpose="OCR")
@@ -235,6 +245,7 @@ class TesseractOCR:
         self.auto_rotate = auto_rotate and "osd" in installed
         self.rotate_below = rotate_below
         self.timeout = timeout
+        self.gate = gate
 
     def recognize(self, image: Image.Image, *, source: str = "<image>") -> OcrResult | None:
         """OCR *image*; ``None`` when it is too small to read. Raises :class:`InvalidInputError`
@@ -246,6 +257,11 @@ class TesseractOCR:
         measure = measure_text(grey)
         if measure is None and min(w, h) < self.upscale_to:  # a small image holds a few glyphs at most
             measure = measure_text(grey, min_glyphs=3, min_share=0.3)
+        if measure is None and self.gate:
+            # one line of big letters (a label, a banner): glyphs taller than a quarter of the image
+            measure = measure_text(grey, min_glyphs=3, min_share=0.5, max_height=0.9)
+            if measure is None:
+                return OcrResult("", None, skipped=NO_TEXT)
         scale = self.choose_scale(grey.size, measure)
         local = measure is not None and measure.uneven
         result = self._read(grey, scale, local, source, measure)
