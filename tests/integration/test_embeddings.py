@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import random
@@ -56,8 +57,10 @@ def test_vectors_are_unit_float32_and_shaped(embedder: OpenCLIPEmbedder) -> None
 
 
 def test_output_order_equals_input_order_and_batching_does_not_change_results(tiny_clip_dir: Path) -> None:
-    e1 = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", batch_size=1, text_batch_size=1, cache_size=0)
-    e7 = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", batch_size=7, text_batch_size=5, cache_size=0)
+    # fp32: bf16 results depend on the batch shape (other kernels) within bf16's rounding
+    kw = {"device": "cpu", "cache_size": 0, "precision": "fp32"}
+    e1 = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", batch_size=1, text_batch_size=1, **kw)
+    e7 = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", batch_size=7, text_batch_size=5, **kw)
     rng = random.Random(3)
     images = [draw_shape(*rng.choice(CLASSES), rng=rng) for _ in range(17)]
     texts = [f"text number {i} " + "word " * i for i in range(23)]
@@ -255,16 +258,18 @@ def test_prebuilt_model_objects_can_be_passed(tiny_clip_dir: Path) -> None:
     name = f"local-dir:{tiny_clip_dir}"
     model, _, preprocess = open_clip.create_model_and_transforms(name)
     e = OpenCLIPEmbedder(model=model, preprocess=preprocess, tokenizer=open_clip.get_tokenizer(name), device="cpu")
-    ref = OpenCLIPEmbedder(name, device="cpu")
+    ref = OpenCLIPEmbedder(name, device="cpu", precision="fp32")  # open_clip builds it in fp32
+    assert e.precision == "fp32"
     np.testing.assert_allclose(e.embed_texts(["hi"]), ref.embed_texts(["hi"]), atol=1e-6)
     buf = io.BytesIO()
     draw_shape("red", "circle").save(buf, format="PNG")
     np.testing.assert_allclose(e.embed_images([buf.getvalue()]), ref.embed_images([buf.getvalue()]), atol=1e-6)
 
 
-def test_padding_trim_gives_exactly_what_open_clip_encode_text_gives(embedder: OpenCLIPEmbedder) -> None:
+def test_padding_trim_gives_exactly_what_open_clip_encode_text_gives(tiny_clip_dir: Path) -> None:
     import torch
 
+    embedder = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", precision="fp32")
     assert embedder._trim_padding, "the tiny CLIP has a causal text tower with EOT pooling"
     rng = random.Random(5)
     words = ["red", "blue", "green", "circle", "square", "triangle", "a", "the", "of", "photo"]
@@ -295,3 +300,68 @@ async def test_one_text_or_one_image_gives_one_vector(embedder: OpenCLIPEmbedder
         embedder.embed_image([str(path)])  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match=r"use embed_texts"):
         embedder.embed_text(["a"])  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- precision
+def test_precision_auto_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mm_rag_plugin.embeddings import open_clip as oc
+
+    monkeypatch.delenv("MM_RAG_PRECISION", raising=False)
+    monkeypatch.setattr(oc, "native_bf16", lambda device: True)
+    assert oc.resolve_precision("auto", "cpu") == "bf16"
+    assert oc.resolve_precision(None, "cpu") == "bf16"
+    assert oc.resolve_precision("auto", "cuda") == "fp32"  # GPUs: fp32 unless asked
+    assert oc.resolve_precision("fp32", "cpu") == "fp32"
+    monkeypatch.setenv("MM_RAG_PRECISION", "fp32")
+    assert oc.resolve_precision("auto", "cpu") == "fp32"  # the environment overrides auto ...
+    assert oc.resolve_precision("bf16", "cpu") == "bf16"  # ... not an explicit choice
+    monkeypatch.setenv("MM_RAG_PRECISION", "half")
+    with pytest.raises(ConfigurationError, match="MM_RAG_PRECISION"):
+        oc.resolve_precision("auto", "cpu")
+    monkeypatch.delenv("MM_RAG_PRECISION")
+    monkeypatch.setattr(oc, "native_bf16", lambda device: False)
+    assert oc.resolve_precision("auto", "cpu") == "fp32"  # emulated bf16 is slower than fp32
+    with pytest.raises(ConfigurationError, match="needs a GPU"):
+        oc.resolve_precision("fp16", "cpu")
+    with pytest.raises(ConfigurationError, match="precision must be one of"):
+        oc.resolve_precision("int4", "cpu")
+
+
+def test_bf16_agrees_with_fp32_and_still_ranks_right(tiny_clip_dir: Path) -> None:
+    """bf16 runs every weight in bfloat16 (open_clip's mixed "bf16" fails on ViT image towers)."""
+    import torch
+
+    fp32 = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", precision="fp32")
+    bf16 = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", precision="bf16")
+    assert bf16.precision == "bf16" and all(p.dtype == torch.bfloat16 for p in bf16.model.parameters())
+    rng = random.Random(11)
+    classes = [rng.choice(CLASSES) for _ in range(24)]
+    images = [draw_shape(c, k, rng=rng) for c, k in classes]
+    texts = [f"a {c} {k}" for c, k in classes]
+    for a, b in ((fp32.embed_images(images), bf16.embed_images(images)), (fp32.embed_texts(texts), bf16.embed_texts(texts))):
+        assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+        cos = (a * b).sum(axis=1)
+        assert cos.min() >= 0.99, cos.min()
+    query = bf16.embed_text("a red circle")
+    gallery = bf16.embed_images([draw_shape(c, k) for c, k in CLASSES])
+    assert CLASSES[int(np.argmax(gallery @ query))] == ("red", "circle")
+
+
+def test_a_vit_image_tower_runs_in_bf16() -> None:
+    vit = OpenCLIPEmbedder("ViT-B-32", load_weights=False, device="cpu", precision="bf16", batch_size=2)
+    vecs = vit.embed_images([draw_shape("red", "circle"), draw_shape("blue", "square")])
+    assert vecs.shape == (2, 512) and np.isfinite(vecs).all()
+
+
+def test_a_callers_model_keeps_its_precision_and_the_index_records_it(tiny_clip_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    from mm_rag_plugin import MultiModalIndex
+
+    base = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", precision="fp32")
+    theirs = OpenCLIPEmbedder(
+        model=copy.deepcopy(base.model).to(torch.bfloat16), preprocess=base.preprocess, tokenizer=base.tokenizer, precision="fp32"
+    )
+    assert theirs.precision == "bf16"  # what the given model computes in, not what was asked
+    with MultiModalIndex(tmp_path / "ix", embedder=base) as index:
+        assert index.model is not None and index.model["precision"] == "fp32"

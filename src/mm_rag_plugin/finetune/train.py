@@ -44,6 +44,7 @@ import numpy as np
 from .._images import load_image
 from .._optional import require
 from .._version import __version__
+from ..embeddings.open_clip import native_bf16
 from ..errors import ConfigurationError, InvalidInputError, MMRagError, ModelLoadError
 from ..evaluation import ranking_metrics
 from ..ids import file_sha256
@@ -173,22 +174,6 @@ def evaluate(embedder: Any, pairs: Sequence[Pair], ks: Sequence[int] = KS) -> di
 
 
 # ---------------------------------------------------------------------------------------------- devices
-def native_bf16(device: str) -> bool:
-    """Whether *device* computes in bfloat16 natively: a CUDA GPU that supports it, or a CPU with
-    AVX512-BF16 or AMX (elsewhere bf16 is emulated, and slower than fp32)."""
-    torch = require("torch", extra="clip")
-    if device.startswith("cuda"):
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device != "cpu":
-        return False
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), "").split()
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def autocast_dtype(precision: str, device: str, train: str) -> Any:
     """``torch.bfloat16`` when training should run under bf16 autocast, else ``None`` (fp32).
 
@@ -563,7 +548,9 @@ def _save_model(trained: OpenCLIPEmbedder, base: OpenCLIPEmbedder, out: Path, ve
         (out / stale).unlink(missing_ok=True)
     weights = _save_weights(trained.model, out)
     _write_json(out / "open_clip_config.json", {"model_cfg": cfg, "preprocess_cfg": preprocess})
-    loaded = OpenCLIPEmbedder(f"local-dir:{out}", device=trained.device, cache_size=0, batch_size=trained.batch_size)
+    loaded = OpenCLIPEmbedder(
+        f"local-dir:{out}", device=trained.device, cache_size=0, batch_size=trained.batch_size, precision="fp32"
+    )
     texts, images = [p.text for p in verify[:8]], [p.image for p in verify[:8]]
     same_tokens = bool((loaded._tokenize(texts) == trained._tokenize(texts)).all())
     close = np.allclose(loaded.embed_texts(texts), trained.embed_texts(texts), atol=1e-4) and np.allclose(
@@ -588,7 +575,8 @@ def _load_base(model: Any, pretrained: str | None, checkpoint: Any, device: str 
         return model
     if model is not None and not isinstance(model, str):
         raise ConfigurationError(f"model must be an open_clip model name or an OpenCLIPEmbedder, got {type(model).__name__}")
-    return OpenCLIPEmbedder(model, pretrained, checkpoint=checkpoint, device=device, cache_size=0)
+    # fp32 weights: a model loaded in bf16 would train from rounded weights
+    return OpenCLIPEmbedder(model, pretrained, checkpoint=checkpoint, device=device, cache_size=0, precision="fp32")
 
 
 def _check_settings(settings: dict[str, Any]) -> None:

@@ -70,6 +70,9 @@ def model_identity(embedder: Any, known: Mapping[str, Any] | None = None) -> dic
     ident: dict[str, Any] = {"name": name, "pretrained": pretrained, "dim": int(embedder.dim)}
     weights = _weights_file(name, pretrained if isinstance(pretrained, str) else None)
     ident["weights"] = weights_record(weights, (known or {}).get("weights")) if weights else None
+    precision = getattr(embedder, "precision", None)
+    if isinstance(precision, str):  # recorded, not enforced: bf16 and fp32 vectors agree (cosine 0.9999)
+        ident["precision"] = precision
     return ident
 
 
@@ -119,7 +122,7 @@ def check_manifest(data: Any, where: str) -> dict[str, Any]:
     return data
 
 
-def load_model(identity: Mapping[str, Any], *, device: str | None = None) -> Any:
+def load_model(identity: Mapping[str, Any], *, device: str | None = None, precision: str | None = None) -> Any:
     """Load the model an index was built with (an :class:`~mm_rag_plugin.OpenCLIPEmbedder`).
 
     Raises :class:`~mm_rag_plugin.errors.ModelLoadError` saying how to fix it when the weights are
@@ -130,13 +133,14 @@ def load_model(identity: Mapping[str, Any], *, device: str | None = None) -> Any
     name = str(identity.get("name"))
     pretrained = identity.get("pretrained")
     weights = identity.get("weights") or None
+    prec: Any = precision or "auto"  # the machine's best, not the one recorded: the vectors agree
     try:
         if name.startswith("local-dir:"):
-            emb = OpenCLIPEmbedder(name, device=device)
+            emb = OpenCLIPEmbedder(name, device=device, precision=prec)
         elif weights and pretrained == weights.get("path"):
-            emb = OpenCLIPEmbedder(name, checkpoint=pretrained, device=device)
+            emb = OpenCLIPEmbedder(name, checkpoint=pretrained, device=device, precision=prec)
         else:
-            emb = OpenCLIPEmbedder(name, pretrained, device=device)
+            emb = OpenCLIPEmbedder(name, pretrained, device=device, precision=prec)
     except ModelLoadError as exc:
         raise ModelLoadError(
             f"the index was built with {describe_model(identity)}, which cannot be loaded here ({exc.reason}). "
