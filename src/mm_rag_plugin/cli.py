@@ -55,6 +55,7 @@ environment:
   MM_RAG_PRETRAINED      open_clip pretrained tag (--pretrained)
   MM_RAG_CHECKPOINT      local weights file (--checkpoint)
   MM_RAG_DEVICE          cuda, mps or cpu (--device)
+  MM_RAG_PRECISION       auto, fp32, bf16 or fp16 (--precision)
   MM_RAG_QUANTIZATION    int8 or binary, for a new index (--quantization)
   GOOGLE_API_KEY         Gemini API key for `ask` (or GEMINI_API_KEY); without one answers are extractive
   GEMINI_API_KEY         the same, when GOOGLE_API_KEY is not set
@@ -133,6 +134,12 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     common.add_argument("--checkpoint", help="local weights file for --model ($MM_RAG_CHECKPOINT)")
     common.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     common.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16", "fp16"),
+        help="model numerics ($MM_RAG_PRECISION; default auto: bf16 on CPUs that compute it natively, else fp32); "
+        "finetune: training autocast (auto: bf16 where it is faster: GPUs with bf16, CPUs with AVX512-BF16/AMX "
+        "for --train all)",
+    )
+    common.add_argument(
         "--keyword-only", action="store_true",
         help="no model: build a keyword-only index, or search an index by keywords (BM25) only",
     )
@@ -170,6 +177,8 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     s.add_argument("--workers", type=int, help="reader processes (default: up to 2)")
     s.add_argument("--timeout", type=_positive_float, default=300.0, help="seconds per file (default: %(default)s)")
     s.add_argument("--no-ocr", action="store_true", help="skip OCR of images and scanned pages")
+    s.add_argument("--ocr-all", action="store_true",
+                   help="OCR every image (default: only images where lines of glyphs are found)")
     s.add_argument("--prune", action="store_true", help="remove indexed files under the given folders that no longer exist")
     s.add_argument("--follow-symlinks", action="store_true", help="also read links in the folders that point outside them")
 
@@ -226,8 +235,6 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     s.add_argument("--batch-size", type=_batch, default=32, help="pairs per step (default: %(default)s)")
     s.add_argument("--seed", type=int, default=0, help="seed of the held-out split and the batches (default: %(default)s)")
     s.add_argument("--holdout", type=_fraction, default=0.2, help="share of the pairs held out to score the model (default: %(default)s)")
-    s.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="auto: bf16 autocast where it is faster (GPUs with bf16; CPUs with AVX512-BF16/AMX for --train all), else fp32")
     s.add_argument("--save-every", type=_positive_int, default=100, metavar="N", help="checkpoint every N steps (default: %(default)s)")
     s.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     s.add_argument("--force", action="store_true", help="save the model even if it scores worse on the held-out pairs")
@@ -249,6 +256,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         command.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "query" and not args.text and not args.image:
         command.error("give a text query, --image FILE, or both")
+    if args.command == "ingest" and args.no_ocr and args.ocr_all:
+        command.error("--no-ocr and --ocr-all contradict each other; give one")
     if args.command in ("finetune", "reindex"):
         if args.url:
             command.error(f"{args.command} works on an index folder (--index), not on a Qdrant server (--url)")
@@ -259,6 +268,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
             command.error("give --out DIR for the fine-tuned model (or --dump-pairs FILE to only write the pairs)")
         if args.pairs and (args.ocr_text or args.no_context):
             command.error("--ocr-text and --no-context apply to --from-index")
+        if args.precision == "fp16":
+            command.error("finetune trains in fp32 or under bf16 autocast: --precision auto, fp32 or bf16")
     if args.command == "reindex" and not args.model:
         command.error("give the model to re-embed the index with: --model NAME (hf-hub:org/repo, local-dir:DIR)")
     return args
@@ -274,6 +285,7 @@ def _open(args: argparse.Namespace, err: TextIO, *, create: bool = False):
         pretrained=args.pretrained,
         checkpoint=args.checkpoint,
         device=args.device,
+        precision=args.precision,
         url=args.url,
         api_key=args.qdrant_api_key,
         collection=args.collection,
@@ -321,7 +333,9 @@ def _print_hits(hits: list[Hit], out: TextIO) -> None:
 
 def _cmd_ingest(args, out, err) -> int:
     with _open(args, err, create=True) as rag:
-        options = {"ocr": False} if args.no_ocr else {}
+        options: dict[str, bool] = {"ocr": False} if args.no_ocr else {}
+        if args.ocr_all:
+            options["ocr_gate"] = False
         summary = rag.ingest(
             args.paths, workers=args.workers, timeout=args.timeout, prune=args.prune,
             follow_symlinks=args.follow_symlinks, **options,
@@ -332,6 +346,8 @@ def _cmd_ingest(args, out, err) -> int:
             ("text chunks", summary.texts),
             ("images", summary.images),
             ("duplicate images", summary.duplicate_images),
+            *([("images OCR'd", summary.ocr_read), ("no text, no OCR", summary.ocr_skipped)]
+              if summary.ocr_read or summary.ocr_skipped else []),
             ("added to index", summary.added),
             ("already indexed", summary.unchanged),
             ("replaced (stale)", summary.deleted),
@@ -537,8 +553,10 @@ def _finetune_base(args: argparse.Namespace) -> Any:
         with MultiModalIndex(args.index, keyword_only=True, create=False) as index:
             identity = index.model
         if identity:
-            return load_model(identity, device=args.device)
-    return OpenCLIPEmbedder(args.model, args.pretrained, checkpoint=args.checkpoint, device=args.device)
+            return load_model(identity, device=args.device, precision=args.precision)
+    return OpenCLIPEmbedder(
+        args.model, args.pretrained, checkpoint=args.checkpoint, device=args.device, precision=args.precision or "auto"
+    )
 
 
 def _cmd_finetune(args, out, err) -> int:
@@ -575,7 +593,7 @@ def _cmd_finetune(args, out, err) -> int:
         report = finetune(
             base, pairs, args.out, loss=args.loss, train=args.train, blocks=args.blocks, freeze=args.freeze, lr=args.lr,
             epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
-            holdout=args.holdout, precision=args.precision, save_every=args.save_every, resume=args.resume,
+            holdout=args.holdout, precision=args.precision or "auto", save_every=args.save_every, resume=args.resume,
             force=args.force, show_progress=not args.quiet,
         )
     except WorseModelError as exc:
@@ -622,7 +640,9 @@ def _cmd_reindex(args, out, err) -> int:
     from .finetune.reindexing import check_reindex_target, reindex, reindex_folders
 
     check_reindex_target(args.index)  # before the model loads
-    embedder: Any = OpenCLIPEmbedder(args.model, args.pretrained, checkpoint=args.checkpoint, device=args.device)
+    embedder: Any = OpenCLIPEmbedder(
+        args.model, args.pretrained, checkpoint=args.checkpoint, device=args.device, precision=args.precision or "auto"
+    )
     try:
         rep = reindex(
             args.index, embedder, batch_size=args.batch_size, keep_old=args.keep_old,

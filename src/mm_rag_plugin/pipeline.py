@@ -19,9 +19,11 @@ again; ``prune=True`` removes files that disappeared from the ingested folders.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +55,8 @@ class IngestSummary:
     texts: int = 0  # text chunks read
     images: int = 0  # image chunks read
     duplicate_images: int = 0  # images whose bytes were already seen (indexed once)
+    ocr_read: int = 0  # images (and vector figures) Tesseract read (OCR on; not skipped for a reason)
+    ocr_skipped: int = 0  # images the text gate found no text in (photos, plain charts): not OCR'd
     added: int = 0  # new points written to the index
     unchanged: int = 0  # chunks already indexed with the same content
     deleted: int = 0  # stale points of changed files removed
@@ -76,6 +80,29 @@ class DeleteSummary:
     not_found: tuple[str, ...] = ()  # sources the index did not hold
 
 
+@contextlib.contextmanager
+def _share_cores(embedder: Any, readers: int) -> Iterator[None]:
+    """While *readers* reader processes run beside it, a CPU model computes with the cores they
+    leave (at least one thread): PyTorch's threads and the readers (and their Tesseract runs)
+    fighting over the same cores measured slower (``benchmarks/bench_ingest``). The thread count
+    is restored after."""
+    torch = sys.modules.get("torch")
+    cores = os.cpu_count() or 1
+    if torch is None or readers < 1 or getattr(embedder, "device", None) != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    wanted = max(1, min(before, cores - readers))
+    if wanted == before:
+        yield
+        return
+    torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class MultiModalRAG:
     """Ingest documents, search them by text or image, and answer questions with citations.
 
@@ -85,7 +112,9 @@ class MultiModalRAG:
 
     Model: *embedder* (an embedder object), or ``"auto"``: the index's own model when it exists
     (or *model_name* / *pretrained* / *checkpoint* / *device*, which must be that model), else those
-    arguments, ``$MM_RAG_MODEL`` ..., or the default ViT-B-32. *keyword_only*: no model at all:
+    arguments, ``$MM_RAG_MODEL`` ..., or the default ViT-B-32. *precision*: the model's numerics
+    (``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``; default ``$MM_RAG_PRECISION`` or auto: bf16 on
+    a CPU that computes it natively, else fp32). *keyword_only*: no model at all:
     creates a keyword-only index, or searches an existing dense index by keywords only.
     *create*: ``False`` opens an existing index only (``query``, ``info``, ``eval``), creating nothing.
     *generator*: an answer generator, or ``"auto"`` (Gemini when ``GOOGLE_API_KEY`` /
@@ -112,6 +141,7 @@ class MultiModalRAG:
         pretrained: str | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         device: str | None = None,
+        precision: str | None = None,
         url: str | None = None,
         api_key: str | None = None,
         collection: str = "mm_rag",
@@ -172,10 +202,11 @@ class MultiModalRAG:
             else:
                 try:
                     if index is not None and not (explicit or from_env):
-                        model = load_model(index.model or {}, device=device)
+                        model = load_model(index.model or {}, device=device, precision=precision)
                     elif isinstance(embedder, str):
                         model = self._build_model(
-                            model_name, pretrained, checkpoint, device, None if index is None else index.model
+                            model_name, pretrained, checkpoint, device, None if index is None else index.model,
+                            precision=precision,
                         )
                     else:
                         assert embedder is not None  # None means keyword_only=True (above)
@@ -203,7 +234,7 @@ class MultiModalRAG:
 
     # ------------------------------------------------------------------ setup
     @staticmethod
-    def _build_model(model_name, pretrained, checkpoint, device, index_model=None) -> Embedder:
+    def _build_model(model_name, pretrained, checkpoint, device, index_model=None, *, precision=None) -> Embedder:
         """The model asked for by arguments or ``$MM_RAG_MODEL`` ... (for an existing index it must
         be the index's model, *index_model*: checked by the caller)."""
         from .embeddings.open_clip import OpenCLIPEmbedder
@@ -211,7 +242,9 @@ class MultiModalRAG:
         from .retrievers.manifest import describe_model
 
         try:
-            emb: Any = OpenCLIPEmbedder(model_name, pretrained, checkpoint=checkpoint, device=device)
+            emb: Any = OpenCLIPEmbedder(
+                model_name, pretrained, checkpoint=checkpoint, device=device, precision=precision or "auto"
+            )
             return emb
         except ModelLoadError as exc:
             if index_model is not None:
@@ -279,6 +312,7 @@ class MultiModalRAG:
         symbolic links in the folders that point outside them, which are not read unless
         ``follow_symlinks``."""
         from .readers import DocumentLoader
+        from .readers.ocr import NO_TEXT
 
         options = {**self.reader_options, **reader_options}
         roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
@@ -301,7 +335,8 @@ class MultiModalRAG:
                 signatures[source] = sig["record"]
             todo.append(f)
 
-        counts = {"texts": 0, "images": 0, "dups": 0}
+        counts = {"texts": 0, "images": 0, "dups": 0, "ocr_read": 0, "ocr_skipped": 0}
+        ocr_on = bool(options.get("ocr", True))
         read_errors: list[FileError] = list(loader.skipped)
         read_ok: set[str] = set()
         with_chunks: set[str] = set()
@@ -328,11 +363,15 @@ class MultiModalRAG:
                     if c.kind == "image":
                         counts["images"] += 1
                         counts["dups"] += bool(c.metadata.get("duplicate_of"))
+                        counts["ocr_read"] += ocr_on and "ocr_skipped" not in c.metadata
+                        counts["ocr_skipped"] += c.metadata.get("ocr_skipped") == NO_TEXT
                     else:
                         counts["texts"] += 1
                     yield c
 
-        report = self.index.add(stream(), show_progress=self.show_progress)
+        readers = min(loader.workers, len(todo))
+        with _share_cores(self.embedder, readers):
+            report = self.index.add(stream(), show_progress=self.show_progress)
         failed = {e.source for e in report.errors}
         deleted = report.deleted
         for source in sorted(read_ok - with_chunks):  # read fine but holds nothing now
@@ -350,6 +389,8 @@ class MultiModalRAG:
             texts=counts["texts"],
             images=counts["images"],
             duplicate_images=counts["dups"],
+            ocr_read=counts["ocr_read"],
+            ocr_skipped=counts["ocr_skipped"],
             added=report.added,
             unchanged=report.unchanged,
             deleted=deleted,

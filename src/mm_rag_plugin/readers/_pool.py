@@ -64,6 +64,9 @@ class _Guard(threading.Thread):
 def _worker_main(
     conn: Connection, config: ReaderConfig, memory_limit_mb: int | None, timeout: float | None = None, parent_pid: int = 0
 ) -> None:
+    # one thread per Tesseract run (it inherits this): the workers already use the cores in
+    # parallel, and Tesseract's OpenMP threads would only fight them and the embedding
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     guard = None
     if hasattr(os, "setpgrp"):  # POSIX: the worker and its children form one group, killed together
         os.setpgrp()
@@ -202,13 +205,20 @@ class WorkerPool:
         self._workers[self._workers.index(w)] = self._spawn()
 
     def map_ordered(
-        self, paths: list[str], on_done: Callable[[], Any] | None = None
+        self,
+        paths: list[str],
+        on_done: Callable[[], Any] | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[tuple[int, ReadResult | FileError]]:
-        """Read *paths*; yield ``(index, result)`` in input order."""
+        """Read *paths*; yield ``(index, result)`` in input order. Setting *stop* ends it within
+        half a second (the tasks in flight are abandoned with their workers when the pool exits)."""
         todo = deque(enumerate(paths))
         done: dict[int, ReadResult | FileError] = {}
         next_out = 0
+        slice_s = 0.5 if stop is not None else 3600.0
         while next_out < len(paths):
+            if stop is not None and stop.is_set():
+                return
             for w in list(self._workers):
                 if w.task is None and todo:
                     w.task = todo.popleft()
@@ -217,7 +227,7 @@ class WorkerPool:
             busy = [w for w in self._workers if w.task is not None]
             wait_for = min(w.deadline for w in busy) - time.monotonic() if busy else 0
             handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
-            ready = set(wait(handles, timeout=max(0.0, min(wait_for, 3600.0))))
+            ready = set(wait(handles, timeout=max(0.0, min(wait_for, slice_s))))
             now = time.monotonic()
             for w in busy:
                 assert w.task is not None

@@ -16,15 +16,18 @@ file is read; a glob pattern that matches nothing reads nothing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import itertools
 import logging
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import (
     ConfigurationError,
@@ -67,6 +70,49 @@ class PathNotFoundError(InvalidInputError, FileNotFoundError):
 
     def __str__(self) -> str:
         return f"{self.source}: {self.reason}" if self.source else self.reason
+
+
+T = TypeVar("T")
+
+
+def prefetch(produce: Callable[[threading.Event], Iterator[T]], depth: int) -> Iterator[T]:
+    """The items of ``produce(stop)``, made by a background thread up to *depth* items ahead of
+    the consumer; its exceptions are raised here. When the consumer stops early (or fails),
+    *stop* is set and the producer is left to finish its cleanup on its own thread."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in produce(stop):
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as exc:  # handed to the consumer
+            q.put(("error", exc))
+
+    thread = threading.Thread(target=run, name="mm-rag-reader-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue, let it clean up
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.1)
+        thread.join()
 
 
 def in_daemon_process() -> bool:
@@ -262,17 +308,17 @@ class DocumentLoader:
                     bar.update(1)
                     yield f, res
                 return
-            pool = WorkerPool(
-                min(self.workers, len(files)),
-                self.config,
-                timeout=self.timeout,
-                memory_limit_mb=self.memory_limit_mb,
-            )
-            with pool:
-                for i, res in pool.map_ordered(
-                    [os.path.abspath(f) for f in files], on_done=lambda: bar.update(1)
-                ):
-                    yield files[i], res
+            size = min(self.workers, len(files))
+            pool = WorkerPool(size, self.config, timeout=self.timeout, memory_limit_mb=self.memory_limit_mb)
+            paths = [os.path.abspath(f) for f in files]
+
+            def read(stop: threading.Event) -> Iterator[tuple[int, ReadResult | FileError]]:
+                with pool:
+                    yield from pool.map_ordered(paths, on_done=lambda: bar.update(1), stop=stop)
+
+            # the workers go on reading while the caller embeds and writes what came before
+            for i, res in prefetch(read, depth=2 * size):
+                yield files[i], res
         finally:
             bar.close()
 
