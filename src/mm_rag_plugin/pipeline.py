@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -81,26 +81,34 @@ class DeleteSummary:
 
 
 @contextlib.contextmanager
-def _share_cores(embedder: Any, readers: int) -> Iterator[None]:
+def _share_cores(embedder: Any, readers: int) -> Iterator[Callable[[], None]]:
     """While *readers* reader processes run beside it, a CPU model computes with the cores they
     leave (at least one thread): PyTorch's threads and the readers (and their Tesseract runs)
-    fighting over the same cores measured slower (``benchmarks/bench_ingest``). The thread count
-    is restored after."""
+    fighting over the same cores measured slower (``benchmarks/bench_ingest``). Yields a function
+    that gives the threads back early (the readers are done); they are given back at the end."""
     torch = sys.modules.get("torch")
     cores = os.cpu_count() or 1
     if torch is None or readers < 1 or getattr(embedder, "device", None) != "cpu":
-        yield
+        yield lambda: None
         return
     before = torch.get_num_threads()
     wanted = max(1, min(before, cores - readers))
     if wanted == before:
-        yield
+        yield lambda: None
         return
+    restored = False
+
+    def restore() -> None:
+        nonlocal restored
+        if not restored:
+            torch.set_num_threads(before)
+            restored = True
+
     torch.set_num_threads(wanted)
     try:
-        yield
+        yield restore
     finally:
-        torch.set_num_threads(before)
+        restore()
 
 
 class MultiModalRAG:
@@ -351,6 +359,8 @@ class MultiModalRAG:
             from .readers.loader import mark_duplicates
 
             for path, res in files_loader.lazy_load():
+                if files_loader.done_reading.is_set():  # the reader processes are gone
+                    cores[0]()
                 source = os.path.abspath(path)
                 if isinstance(res, FileError):
                     read_errors.append(res)
@@ -370,7 +380,9 @@ class MultiModalRAG:
                     yield c
 
         readers = min(loader.workers, len(todo))
-        with _share_cores(self.embedder, readers):
+        cores: list[Callable[[], None]] = [lambda: None]
+        with _share_cores(self.embedder, readers) as restore_threads:
+            cores[0] = restore_threads
             report = self.index.add(stream(), show_progress=self.show_progress)
         failed = {e.source for e in report.errors}
         deleted = report.deleted

@@ -73,6 +73,12 @@ def test_a_cpu_model_leaves_the_readers_their_cores(monkeypatch: pytest.MonkeyPa
         torch.set_num_threads(2)
         monkeypatch.setattr("os.cpu_count", lambda: 2)
         cpu, gpu = SimpleNamespace(device="cpu"), SimpleNamespace(device="cuda")
+        with _share_cores(cpu, readers=1) as give_back:
+            assert torch.get_num_threads() == 1
+            give_back()  # the readers are done: the model gets every core again
+            assert torch.get_num_threads() == 2
+            give_back()
+        assert torch.get_num_threads() == 2
         with _share_cores(cpu, readers=1):
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2

@@ -215,6 +215,9 @@ class DocumentLoader:
         self.glob = glob
         self.include_hidden = include_hidden
         self.workers = min(2, os.cpu_count() or 1) if workers is None else workers
+        #: set once the reader processes have read every file and stopped (while the caller may
+        #: still be handling the files read ahead)
+        self.done_reading = threading.Event()
         if self.workers < 0:
             raise ConfigurationError(f"workers must be >= 0, got {workers}")
         if timeout is not None and timeout <= 0:
@@ -315,6 +318,7 @@ class DocumentLoader:
             def read(stop: threading.Event) -> Iterator[tuple[int, ReadResult | FileError]]:
                 with pool:
                     yield from pool.map_ordered(paths, on_done=lambda: bar.update(1), stop=stop)
+                self.done_reading.set()  # every file read, the workers stopped
 
             # the workers go on reading while the caller embeds and writes what came before
             for i, res in prefetch(read, depth=2 * size):
