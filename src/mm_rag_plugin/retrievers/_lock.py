@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from ..errors import StoreError
@@ -16,6 +17,17 @@ from ..errors import StoreError
 __all__ = ["FolderLock"]
 
 LOCK_FILE = "lock"
+
+
+def _holder(fd: int, wait: float = 0.5) -> str:
+    """The holder's name from the lock file; the holder writes it just after taking the lock, so
+    an empty file is read again for up to *wait* seconds before "another process" is said."""
+    deadline = time.monotonic() + wait
+    while True:
+        text = os.pread(fd, 400, 0).decode("utf-8", "replace").strip()
+        if text or time.monotonic() >= deadline:
+            return text or "another process"
+        time.sleep(0.02)
 
 
 class FolderLock:
@@ -33,7 +45,7 @@ class FolderLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             try:
-                holder = os.pread(fd, 400, 0).decode("utf-8", "replace").strip() or "another process"
+                holder = _holder(fd)
             finally:
                 os.close(fd)
             raise StoreError(
