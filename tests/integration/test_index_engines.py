@@ -125,7 +125,7 @@ def test_server_and_client_fusion_agree(tmp_path):
         for _ in range(8):
             text = " ".join(rng.choice(WORDS, size=2))
             client = FusedRetriever(ix, k=15, dedupe=False).retrieve(text)
-            server = FusedRetriever(ix, k=15, dedupe=False, fusion="server").retrieve(text)
+            server = FusedRetriever(ix, k=15, dedupe=False, fusion="server", explain=True).retrieve(text)
             assert client
             assert [h.id for h in client] == [h.id for h in server]
             assert [h.score for h in client] == pytest.approx([h.score for h in server])
@@ -278,3 +278,29 @@ def test_misspelled_filter_fields_and_kinds_are_errors(store) -> None:
             r.retrieve("w1", filters={"knd": "image"})
         with pytest.raises(InvalidInputError, match="'text' or 'image'"):
             r.retrieve("w1", filters={"kind": "video"})
+
+
+def test_server_fusion_searches_once_unless_asked_to_explain(tmp_path):
+    chunks, vecs = corpus(200, seed=5, unique_lengths=True)
+    with MultiModalIndex(tmp_path, embedder=VectorTable(), show_progress=False) as ix:
+        ix.add_embedded(chunks, vecs)
+        calls: list[str] = []
+        for name in ("search_lists", "search_fused"):
+            real = getattr(ix, name)
+
+            def counted(*a, _real=real, _name=name, **kw):
+                calls.append(_name)
+                return _real(*a, **kw)
+
+            setattr(ix, name, counted)
+        text = " ".join(WORDS[:2])
+        hits = FusedRetriever(ix, k=5, fusion="server").retrieve(text)
+        assert hits and calls == ["search_fused"]
+        assert all(h.ranks == {} for h in hits)
+        calls.clear()
+        explained = FusedRetriever(ix, k=5, fusion="server", explain=True).retrieve(text)
+        assert calls == ["search_fused", "search_lists"]
+        assert [h.id for h in explained] == [h.id for h in hits] and all(h.ranks for h in explained)
+        calls.clear()
+        FusedRetriever(ix, k=5).retrieve(text)
+        assert calls == ["search_lists"]

@@ -456,7 +456,7 @@ def test_threaded_searches_match_sequential_ones(tmp_path, embedder):
             def embed_query(self, text=None, *, image=None):
                 return vectors[text]
 
-        retrievers = [FusedRetriever(ix, Cached(), k=5), FusedRetriever(ix, Cached(), k=5, fusion="server")]
+        retrievers = [FusedRetriever(ix, Cached(), k=5), FusedRetriever(ix, Cached(), k=5, fusion="server", explain=True)]
         want = {(n, q): [(h.id, h.score, h.ranks) for h in r.retrieve(q)] for n, r in enumerate(retrievers) for q in QUERIES}
         assert all(want.values())
         errors: list[BaseException] = []

@@ -20,6 +20,7 @@ import math
 import numbers
 from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Protocol
 
 import numpy as np
@@ -115,9 +116,13 @@ def tie_margin(limit: int) -> int:
 
 def ranked(pairs: Iterable[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
     """``(id, score)`` pairs best first, equal scores by id, cut to *limit*."""
-    from .fusion import rrf_sort_key
+    from .fusion import _SCORE_DECIMALS, rrf_sort_key
 
-    return sorted(pairs, key=lambda t: rrf_sort_key(t[1], t[0]))[:limit]
+    items = list(pairs)
+    keys = [round(s, _SCORE_DECIMALS) for _, s in items]
+    if all(a > b for a, b in pairwise(keys)):  # stores answer best first: only ties need sorting
+        return items[:limit]
+    return sorted(items, key=lambda t: rrf_sort_key(t[1], t[0]))[:limit]
 
 
 def record_to_point(pid: str, vector: Any, payload: Any) -> Point:

@@ -9,7 +9,8 @@ Lists (each searched ``prefetch_k`` deep, deeper than the final ``k``):
 The query vector is the text embedding, the image embedding (``image=``), or both fused
 (the embedder's ``embed_query``). Fusion is client-side by default (one batched request for the
 three lists; every hit explains its ranks), or ``fusion="server"``: Qdrant's Query API (prefetch +
-weighted RRF) in one request. With equal weights both give the same ranking (test); with unequal
+weighted RRF) in one request, whose hits carry no per-list ranks unless ``explain=True`` asks for
+them (that searches the three lists a second time, in a second request). With equal weights both give the same ranking (test); with unequal
 weights Qdrant scores ``1 / (rank / w + k)``, ours ``w / (k + rank)``.
 After fusion: score threshold, exact and near-duplicate removal, per-kind quotas, top ``k``.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -29,7 +30,7 @@ from ..errors import ConfigurationError, InvalidInputError
 from ..ids import content_hash
 from ..types import Embedder, Hit, ImageInput
 from ._filters import matches_nothing, parse_filters
-from .engine import ListQuery
+from .engine import ListQuery, ranked
 from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, rrf, rrf_sort_key
 from .index import MultiModalIndex
 
@@ -48,6 +49,9 @@ class FusedRetriever:
     fused score, ``min_similarity`` a minimum cosine for dense candidates, ``dedupe`` removes
     repeated content (same image bytes, same normalised text) and, with
     ``near_duplicate_threshold``, hits whose vectors are that similar to a better hit of the same kind.
+    ``fusion`` is ``"client"`` (one batched request for the three lists, fused here) or ``"server"``
+    (Qdrant fuses; one request). ``explain`` fills ``Hit.ranks`` / ``list_scores``: free with client
+    fusion (the default there), a second search of the lists with server fusion (off by default).
     """
 
     def __init__(
@@ -65,7 +69,7 @@ class FusedRetriever:
         dedupe: bool = True,
         near_duplicate_threshold: float | None = 0.98,
         fusion: Literal["client", "server"] = "client",
-        explain: bool = True,
+        explain: bool | None = None,
     ) -> None:
         self.index = index
         self.embedder = embedder or index.embedder
@@ -94,7 +98,8 @@ class FusedRetriever:
             raise ConfigurationError(f"quotas must be >= 0, got {self.quotas}")
         self.score_threshold, self.min_similarity = score_threshold, min_similarity
         self.dedupe, self.near_duplicate_threshold = dedupe, near_duplicate_threshold
-        self.fusion, self.explain = fusion, explain
+        self.fusion = fusion
+        self.explain = fusion == "client" if explain is None else bool(explain)
 
     # ------------------------------------------------------------------ query
     def _lists(self, query: str | None, image: ImageInput | None, depth: int, kind_filter: Any) -> list[ListQuery]:
@@ -152,7 +157,7 @@ class FusedRetriever:
     def _fuse(self, lists: list[ListQuery], conditions: tuple, depth: int) -> list[Fused]:
         if self.fusion == "client":
             results = self.index.search_lists(lists, conditions)
-            named = {q.name: sorted(r, key=lambda t: rrf_sort_key(t[1], t[0])) for q, r in zip(lists, results, strict=True)}
+            named = {q.name: ranked(r, len(r)) for q, r in zip(lists, results, strict=True)}
             return rrf(named, k=self.rrf_k, weights=self.weights)
         pairs = self.index.search_fused(
             lists, conditions, rrf_k=self.rrf_k, limit=depth * len(lists), weights=[self.weights[q.name] for q in lists]
@@ -164,18 +169,16 @@ class FusedRetriever:
         ranks: dict[str, dict[str, int]] = {}
         raw: dict[str, dict[str, float]] = {}
         for q, r in zip(lists, results, strict=True):
-            for rank, (pid, score) in enumerate(sorted(r, key=lambda t: rrf_sort_key(t[1], t[0])), start=1):
+            for rank, (pid, score) in enumerate(ranked(r, len(r)), start=1):
                 ranks.setdefault(pid, {})[q.name] = rank
                 raw.setdefault(pid, {})[q.name] = score
         return [Fused(i, s, ranks.get(i, {}), raw.get(i, {})) for i, s in pairs]
 
     def _finish(self, fused: list[Fused], k: int) -> list[Hit]:
-        # work on raw payloads; chunks are built only for the hits returned
-        payloads = self.index.payloads([f.id for f in fused])
-        items = [(f, payloads[f.id]) for f in fused if f.id in payloads]
+        # work on raw payloads, read only as deep as the result needs; chunks are built only for the
+        # hits returned
         want = k + sum(self.quotas.values())
-        if self.dedupe:
-            items = self._dedupe_exact(items, want)
+        items = self._head(self._with_payloads(fused, 3 * want), want)
         if self.dedupe and self.near_duplicate_threshold is not None and len(items) > 1:
             items = self._dedupe_near(items, want)
         if self.quotas:
@@ -184,11 +187,24 @@ class FusedRetriever:
             Hit(payload_to_chunk(payload), f.score, dict(f.ranks), dict(f.list_scores)) for f, payload in items[:k]
         ]
 
-    def _dedupe_exact(self, items: list, want: int) -> list:
-        """Exact-duplicate removal, computing keys only as deep as the result (and quotas) need."""
+    def _with_payloads(self, fused: list[Fused], page: int) -> Iterator[tuple[Fused, dict[str, Any]]]:
+        """``(fused, payload)`` best first, reading payloads a page at a time (pages double)."""
+        start = 0
+        while start < len(fused):
+            part = fused[start : start + page]
+            payloads = self.index.payloads([f.id for f in part])
+            for f in part:
+                if f.id in payloads:  # deleted since the search
+                    yield f, payloads[f.id]
+            start += len(part)
+            page *= 2
+
+    def _head(self, items: Iterable[tuple[Fused, dict[str, Any]]], want: int) -> list:
+        """The best items, without exact duplicates when ``dedupe``, up to 3 x *want* of them (room for
+        near-duplicate removal and quotas) and until every quota can be met; nothing deeper is read."""
         out, seen, counts = [], set(), dict.fromkeys(self.quotas, 0)
         for it in items:
-            key = _content_key(it[1])
+            key = _content_key(it[1]) if self.dedupe else None
             if key is not None:
                 if key in seen:
                     continue
@@ -198,7 +214,7 @@ class FusedRetriever:
             if kind in counts:
                 counts[kind] += 1
             if len(out) >= 3 * want and all(counts[q] >= n for q, n in self.quotas.items()):
-                break  # enough unique items (with room for near-duplicate removal and quotas)
+                break
         return out
 
     def _dedupe_near(self, items: list, want: int) -> list:
