@@ -178,10 +178,9 @@ def autocast_dtype(precision: str, device: str, train: str) -> Any:
     """``torch.bfloat16`` when training should run under bf16 autocast, else ``None`` (fp32).
 
     ``"auto"``: bf16 on a GPU with native bf16; on a CPU with native bf16 only for ``train="all"``.
-    Measured on a 2-core AVX512-BF16/AMX CPU with ViT-B-32 (``benchmarks/bench_finetune.py``):
-    autocast makes full training 1.8x faster, but the cheap modes 0.75x as fast (their time goes
-    to the frozen forward pass; most likely casting every frozen weight on every step costs more
-    than bf16 saves there)."""
+    On the CPU, autocast speeds up full training but slows the cheap modes, whose time goes to the
+    frozen forward pass: casting every frozen weight on every step costs more than bf16 saves there
+    (``benchmarks/bench_finetune.py``; figures in ``benchmarks/results/finetune/``)."""
     torch = require("torch", extra="clip")
     if precision == "fp32":
         return None

@@ -8,10 +8,10 @@ calls it at the end of each ``add``.
 
 Tuned for small machines (two cores): points go to plain segments, searched exactly, until a
 segment holds ``indexing_threshold_kb`` of vectors (about 8k 512-d points by default), then
-``optimize()`` builds an HNSW graph (``m=16``, ``ef_construct=64``), which answers a 50k-point
-fused query in a few ms instead of about 16 ms for the exact scan. Searches ask for
-``hnsw_ef`` 256, or 512 from 500k points (:func:`search_ef`): recall@10 stays at 0.98 or more
-(``benchmarks/bench_engines.py``, ``benchmarks/results/engines/``).
+``optimize()`` builds an HNSW graph (``m=16``, ``ef_construct=64``), whose search visits a small
+part of the points where the exact scan reads them all. Searches ask for ``hnsw_ef`` 256, or 512
+from 500k points (:func:`search_ef`), chosen by the recall sweeps of ``benchmarks/bench_engines.py``
+(figures in ``benchmarks/results/engines/``).
 
 In memory (``path=None``): the shard lives in a temporary folder removed on close.
 """
@@ -90,9 +90,9 @@ def _engine_error(exc: BaseException) -> bool:
 
 
 def search_ef(points: int) -> int:
-    """``hnsw_ef`` for an index of *points*: 256 keeps recall@10 >= 0.98 up to 200k points at
-    1.15x the exact numpy scan's latency at 50k (128: 0.97 on the image list); 512 keeps it at 1M
-    (0.99; 21 ms against 172 ms for the exact scan)."""
+    """``hnsw_ef`` for an index of *points*: a larger graph needs a wider search to keep its
+    recall@10 at the target of ``benchmarks/bench_engines.py`` (0.98), so the width steps up with
+    the size (the sweep's figures are in ``benchmarks/results/engines/``)."""
     if SEARCH_EF is not None:
         return SEARCH_EF
     return next(ef for start, ef in SEARCH_EF_BY_SIZE if points >= start)

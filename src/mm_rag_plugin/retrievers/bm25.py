@@ -57,9 +57,9 @@ documents that share only a part (the query ``number3`` lists every document hol
 after the one holding ``number3``): a ranked list, like any BM25 query of several terms.
 
 Cost. An encoder remembers the terms of the last distinct tokens it met (up to 32768), so on real
-text, which repeats its words, analysis costs about a dictionary lookup per token: 10 MB of PDF
-text or of receipts are encoded faster than with version 1 of the analysis (which stemmed every
-token); text made only of distinct codes and amounts is about 2.5 times slower.
+text, which repeats its words, analysis costs about a dictionary lookup per token, less than
+version 1 of the analysis (which stemmed every token); text made only of distinct codes and
+amounts misses that memory and pays for the full analysis of every token.
 
 Stop words are NLTK's English list without the clitic fragments NLTK keeps for its own tokenizer
 (``don``, ``isn``, ``s``, ``t``, ``ll`` ...; this analysis never produces them), plus ``could`` and
