@@ -92,7 +92,13 @@ def peak_rss_bytes() -> int:
 
 
 def dir_size(path: Path) -> int:
+    """Apparent size of the files under *path* (sparse files count their full length)."""
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def disk_allocated(path: Path) -> int:
+    """Bytes actually allocated on disk under *path* (sparse, preallocated files count what they use)."""
+    return sum(f.stat().st_blocks * 512 for f in Path(path).rglob("*") if f.is_file())
 
 
 def page_count(files: list[Path]) -> int:

@@ -1,48 +1,75 @@
-"""Fused retrieval latency as the index grows: mm-rag-plugin vs LangChain, LlamaIndex and Qdrant.
+"""Fused retrieval latency as the index grows: mm-rag-plugin vs LangChain, LlamaIndex and Qdrant,
+each peer in the strongest setup that runs offline, plus the frameworks' default stores.
 
 Same synthetic data for everyone: N chunks (80 % text of 20-120 Zipf-distributed words, 20 %
 "images" with 3-20 OCR words), each with a precomputed random unit vector; queries are 3 words
 plus a random unit vector. Embedding is a table lookup for every system, so latency excludes model
-time. Each system returns the top 10 of an RRF fusion of a dense list and a BM25 list, each list
-50 deep:
+time. Every system returns the top 10 of a reciprocal-rank fusion of dense and keyword lists, each
+list 50 deep:
 
 * ``ours``: ``FusedRetriever`` over ``MultiModalIndex(folder)`` (Qdrant Edge in this process, HNSW
-  built by ``optimize()``, reopened before querying), also created with ``quantization="int8"`` and
-  ``"binary"`` (a creation-time setting: each is its own folder).
-* ``qdrant-local``: ``MultiModalIndex(client=QdrantClient(location=":memory:"))``, the qdrant-client
-  engine on qdrant-client's local mode (a stand-in for a server), fused by Qdrant itself
-  (``query_points`` with prefetches and ``FusionQuery(RRF)``).
-* ``llamaindex``: ``QueryFusionRetriever(mode="reciprocal_rerank")`` over a ``VectorStoreIndex``
-  retriever and ``llama_index.retrievers.bm25.BM25Retriever`` (no LLM query generation).
-* ``langchain``: ``EnsembleRetriever`` (weights 0.5/0.5) over an ``InMemoryVectorStore`` retriever
-  and ``langchain_community`` ``BM25Retriever``.
+  built by ``optimize()``, reopened before querying): three lists (dense over texts, dense over
+  images, BM25), fused here. ``ours-int8``: the same index created with ``quantization="int8"``.
+* ``ours-qdrant-client``: the same retriever over the qdrant-client engine
+  (``MultiModalIndex(client=...)``) with ``fusion="server"``: Qdrant's Query API fuses (one
+  request), then one request fetches the payloads of the hits.
+* ``qdrant-client``: what a user writes with qdrant-client alone: one collection with a dense
+  vector and a sparse vector with Qdrant's IDF modifier, documents encoded as hashed term counts
+  (the offline stand-in for fastembed's BM25 model, which needs a download), one ``query_points``
+  call per query (two prefetches, RRF, payloads returned). The benchmark counts the calls.
+* ``langchain-faiss``: ``EnsembleRetriever`` (weights 0.5/0.5) over a ``FAISS`` store
+  (inner product over the unit vectors, exact) and ``BM25Retriever`` (rank_bm25).
+* ``langchain-qdrant``: ``QdrantVectorStore`` in ``RetrievalMode.HYBRID`` with the same hashed
+  sparse encoder (``similarity_search(k=50)``, first 10: its prefetch depth is ``k``).
+* ``llamaindex-faiss``: ``QueryFusionRetriever(mode="reciprocal_rerank")`` over a
+  ``VectorStoreIndex`` on ``FaissVectorStore`` (exact inner product) and ``BM25Retriever`` (bm25s);
+  no LLM query generation.
+* ``llamaindex-qdrant``: ``QdrantVectorStore(enable_hybrid=True)`` with the hashed sparse encoder,
+  queried in hybrid mode (its own relative-score fusion of the two lists).
+* ``langchain-inmemory`` / ``llamaindex-simple``: the frameworks' default in-memory stores in the
+  same two retrievers, labelled as defaults (a user who has not picked a vector store).
 
-The slow systems get fewer queries at large N (see ``QUERIES``); p95 of few queries is rough.
+The Qdrant-based systems run on qdrant-client's local mode (``location=":memory:"``), a Python
+implementation of Qdrant's API: their latency says what local mode costs, not what a Qdrant
+server would. They are run up to ``qdrant_max`` items; the default stores up to ``default_max``.
+
+Timing: all systems are built for a size, then measured in interleaved rounds; in each round
+every system answers a block of queries (about one second's worth) quiet, and again under the
+background load of ``benchmarks/_load.py``. A figure is the median over rounds of the block p50,
+with the rounds' min and max. p95 pools the quiet samples.
 
     .venv/bin/python -m benchmarks.bench_retrieval --sizes 1000,10000,50000,200000
     .venv/bin/python -m benchmarks.run --only retrieval [--quick]
 
-Needs (benchmark only): llama-index-retrievers-bm25, langchain-community, langchain-classic, rank-bm25.
+Needs (benchmark only): the ``bench`` dependency group (FAISS, langchain-qdrant, LlamaIndex's
+FAISS and Qdrant stores, BM25 retrievers).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import re
+import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks._common import RESULTS, latencies_ms, percentiles, save
+from benchmarks._common import RESULTS, save
+from benchmarks._load import BackgroundLoad
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
 from mm_rag_plugin.types import ImageChunk, TextChunk
 
 K = 10
 TOP = 50  # per-list depth for every system (mm-rag's default prefetch for k=10)
+BLOCK_SECONDS = 1.0  # each system answers about this long per round and mode
 
 
 # ---------------------------------------------------------------------- data
@@ -58,10 +85,20 @@ def make_data(n: int, dim: int, n_queries: int, seed: int = 0):
     for i in range(n):
         text = " ".join(words[bounds[i] : bounds[i + 1]])
         if i % 5 == 4:
-            chunks.append(ImageChunk(id=f"img{i}", source=f"doc{i // 50}.pdf", image_path=f"/images/{i}.png",
-                                     content_hash=f"h{i}", ocr_text=text, page=i % 20 + 1))
+            chunks.append(
+                ImageChunk(
+                    id=f"img{i}",
+                    source=f"doc{i // 50}.pdf",
+                    image_path=f"/images/{i}.png",
+                    content_hash=f"h{i}",
+                    ocr_text=text,
+                    page=i % 20 + 1,
+                )
+            )
         else:
-            chunks.append(TextChunk(id=f"txt{i}", text=text, source=f"doc{i // 50}.pdf", page=i % 20 + 1, position=i))
+            chunks.append(
+                TextChunk(id=f"txt{i}", text=text, source=f"doc{i // 50}.pdf", page=i % 20 + 1, position=i)
+            )
         texts.append(text)
     vecs = rng.normal(size=(n, dim)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -69,6 +106,15 @@ def make_data(n: int, dim: int, n_queries: int, seed: int = 0):
     qvecs = rng.normal(size=(n_queries, dim)).astype(np.float32)
     qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
     return chunks, texts, vecs, queries, qvecs
+
+
+class Data:
+    def __init__(self, n: int, dim: int, n_queries: int = 200) -> None:
+        self.n, self.dim = n, dim
+        self.chunks, self.texts, self.vecs, self.queries, self.qvecs = make_data(n, dim, n_queries)
+        self.table = {q: self.qvecs[i] for i, q in enumerate(self.queries)}
+        self.by_text = {t: self.vecs[i] for i, t in enumerate(self.texts)}
+        self.metas = [{"source": c.source, "kind": c.kind} for c in self.chunks]
 
 
 class LookupEmbedder:
@@ -87,177 +133,647 @@ class LookupEmbedder:
         return self.table[text if image is None else str(image)]
 
 
-# ---------------------------------------------------------------------- systems
-def build_mm(folder: Path | None, chunks, vecs, dim: int, **options: Any) -> tuple[MultiModalIndex, float]:
-    """A Qdrant Edge index in *folder* (or, with ``client=``, a qdrant-client collection), loaded in
-    batches and optimized (HNSW built); returns it open and the build time."""
-    t0 = time.perf_counter()
-    index = MultiModalIndex(folder, dim=dim, show_progress=False, **options)
-    for s in range(0, len(chunks), 1024):
-        index.add_embedded(chunks[s : s + 1024], vecs[s : s + 1024])
-    index.optimize()
-    return index, time.perf_counter() - t0
+def _lc_lookup(d: Data) -> Any:
+    from langchain_core.embeddings import Embeddings
+
+    class Lookup(Embeddings):
+        def embed_documents(self, docs):
+            return [
+                d.by_text.get(t, d.vecs[0]).tolist() for t in docs
+            ]  # langchain-qdrant probes "dummy_text"
+
+        def embed_query(self, text):
+            return d.table[text].tolist()
+
+    return Lookup()
+
+
+def _li_lookup(d: Data) -> Any:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    class Lookup(BaseEmbedding):
+        def _get_query_embedding(self, query: str):
+            return d.table[query].tolist()
+
+        async def _aget_query_embedding(self, query: str):
+            return d.table[query].tolist()
+
+        def _get_text_embedding(self, text: str):
+            return d.by_text[text].tolist()
+
+    return Lookup(model_name="lookup")
+
+
+_WORD = re.compile(r"\w+")
+
+
+def hashed_tf(text: str) -> tuple[list[int], list[float]]:
+    """A user's offline sparse encoder for Qdrant: term counts under 31-bit hashes of the lowercased
+    words (Qdrant's IDF modifier supplies the inverse document frequency)."""
+    counts: Counter[int] = Counter(zlib.crc32(w.encode()) & 0x7FFFFFFF for w in _WORD.findall(text.lower()))
+    return list(counts), [float(c) for c in counts.values()]
+
+
+def hashed_query(text: str) -> tuple[list[int], list[float]]:
+    ids = sorted({zlib.crc32(w.encode()) & 0x7FFFFFFF for w in _WORD.findall(text.lower())})
+    return ids, [1.0] * len(ids)
+
+
+class CountingClient:
+    """A qdrant-client proxy that counts the calls made through it (requests to the engine)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client, self.calls = client, Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+
+        def counted(*a: Any, **kw: Any) -> Any:
+            self.calls[name] += 1
+            return attr(*a, **kw)
+
+        return counted
 
 
 def local_client() -> Any:
-    """qdrant-client's local mode in memory (the qdrant-client engine's stand-in for a server)."""
+    """qdrant-client's local mode in memory (the stand-in for a server)."""
     from qdrant_client import QdrantClient
 
     return QdrantClient(location=":memory:")
 
 
-def query_mm(index: MultiModalIndex, table, dim: int, queries, fusion: str = "client") -> list[float]:
-    r = FusedRetriever(index, LookupEmbedder(table, dim), k=K, prefetch_k=TOP, fusion=fusion,
-                       near_duplicate_threshold=None)
-    return latencies_ms(lambda q: r.retrieve(q), queries)
+# ---------------------------------------------------------------------- systems
+class System:
+    """One contestant: ``build`` (timed by the caller), ``query(i)`` answers query *i*, ``close``."""
+
+    name = ""
+    group = ""
+
+    def build(self, d: Data, tmp: Path) -> None:
+        raise NotImplementedError
+
+    def query(self, i: int) -> list:
+        raise NotImplementedError
+
+    def calls_per_query(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
-def bench_llamaindex(texts, vecs, queries, table, top=TOP):
-    from llama_index.core import VectorStoreIndex
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-    from llama_index.core.llms import MockLLM
-    from llama_index.core.retrievers import QueryFusionRetriever
-    from llama_index.core.schema import TextNode
-    from llama_index.retrievers.bm25 import BM25Retriever
-
-    class Lookup(BaseEmbedding):
-        def _get_query_embedding(self, query: str):
-            return table[query].tolist()
-
-        async def _aget_query_embedding(self, query: str):
-            return table[query].tolist()
-
-        def _get_text_embedding(self, text: str):
-            return table[text].tolist()
-
-    t0 = time.perf_counter()
-    nodes = [TextNode(id_=f"n{i}", text=t, embedding=vecs[i].tolist()) for i, t in enumerate(texts)]
-    vindex = VectorStoreIndex(nodes, embed_model=Lookup(model_name="lookup"), show_progress=False)
-    bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=top)
-    retriever = QueryFusionRetriever(
-        [vindex.as_retriever(similarity_top_k=top), bm25],
-        mode="reciprocal_rerank", similarity_top_k=K, num_queries=1, use_async=False, llm=MockLLM(),
-    )  # num_queries=1: no LLM query generation, the LLM is never called
-    ingest_s = time.perf_counter() - t0
-    return ingest_s, latencies_ms(lambda q: retriever.retrieve(q), queries)
+def build_mm(folder: Path | None, chunks, vecs, dim: int, **options: Any) -> MultiModalIndex:
+    """A Qdrant Edge index in *folder* (or, with ``client=``, a qdrant-client collection), loaded in
+    batches of 1024 and optimized (HNSW built)."""
+    index = MultiModalIndex(folder, dim=dim, show_progress=False, **options)
+    for s in range(0, len(chunks), 1024):
+        index.add_embedded(chunks[s : s + 1024], vecs[s : s + 1024])
+    index.optimize()
+    return index
 
 
-def bench_langchain(texts, vecs, queries, table, top=TOP):
-    from langchain_community.retrievers import BM25Retriever
-    from langchain_core.documents import Document
-    from langchain_core.embeddings import Embeddings
-    from langchain_core.vectorstores import InMemoryVectorStore
+class Ours(System):
+    group = "ours"
 
-    try:
-        from langchain_classic.retrievers import EnsembleRetriever
-    except ImportError:  # older layout
-        from langchain.retrievers import EnsembleRetriever
+    def __init__(self, quantization: str | None = None) -> None:
+        self.options = {"quantization": quantization} if quantization else {}
+        self.name = "ours" if quantization is None else f"ours-{quantization}"
 
-    by_text = {t: vecs[i] for i, t in enumerate(texts)}
+    def build(self, d: Data, tmp: Path) -> None:
+        folder = tmp / self.name
+        build_mm(folder, d.chunks, d.vecs, d.dim, **self.options).close()
+        t = time.perf_counter()
+        self.index = MultiModalIndex(folder, show_progress=False, **self.options)
+        self.reopen_s = time.perf_counter() - t
+        self.d = d
+        self.r = FusedRetriever(
+            self.index, LookupEmbedder(d.table, d.dim), k=K, prefetch_k=TOP, near_duplicate_threshold=None
+        )
 
-    class Lookup(Embeddings):
-        def embed_documents(self, docs):
-            return [by_text[d].tolist() for d in docs]
+    def query(self, i: int) -> list:
+        return self.r.retrieve(self.d.queries[i])
 
-        def embed_query(self, text):
-            return table[text].tolist()
-
-    t0 = time.perf_counter()
-    docs = [Document(id=f"d{i}", page_content=t) for i, t in enumerate(texts)]
-    store = InMemoryVectorStore(Lookup())
-    store.add_documents(docs)
-    bm25 = BM25Retriever.from_documents(docs, k=top)
-    ens = EnsembleRetriever(retrievers=[store.as_retriever(search_kwargs={"k": top}), bm25], weights=[0.5, 0.5])
-    ingest_s = time.perf_counter() - t0
-    return ingest_s, latencies_ms(lambda q: ens.invoke(q)[:K], queries)
+    def close(self) -> None:
+        self.index.close()
 
 
-# ---------------------------------------------------------------------- main
-SYSTEMS = ("ours", "ours-int8", "ours-binary", "qdrant-local", "llamaindex", "langchain")
-# queries per system at each size (the slow systems get fewer at large N)
-QUERIES = {
-    "ours": lambda n: 200,
-    "qdrant-local": lambda n: 20 if n <= 10_000 else 8 if n <= 50_000 else 4,
-    "llamaindex": lambda n: 30 if n <= 10_000 else 15 if n <= 50_000 else 8,
-    "langchain": lambda n: 30 if n <= 10_000 else 15 if n <= 50_000 else 8,
+class OursServer(System):
+    name, group = "ours-qdrant-client", "qdrant (local mode)"
+
+    def build(self, d: Data, tmp: Path) -> None:
+        self.client = CountingClient(local_client())
+        self.index = build_mm(None, d.chunks, d.vecs, d.dim, client=self.client)
+        self.d = d
+        self.r = FusedRetriever(
+            self.index,
+            LookupEmbedder(d.table, d.dim),
+            k=K,
+            prefetch_k=TOP,
+            near_duplicate_threshold=None,
+            fusion="server",
+        )
+        self.client.calls.clear()
+        self.queries = 0
+
+    def query(self, i: int) -> list:
+        self.queries += 1
+        return self.r.retrieve(self.d.queries[i])
+
+    def calls_per_query(self) -> float | None:
+        return sum(self.client.calls.values()) / self.queries if self.queries else None
+
+    def close(self) -> None:
+        self.index.close()
+
+
+class QdrantPlain(System):
+    """qdrant-client alone, the way its docs build hybrid search: one Query API call per query."""
+
+    name, group = "qdrant-client", "qdrant (local mode)"
+    collection = "docs"
+
+    def build(self, d: Data, tmp: Path) -> None:
+        from qdrant_client import models
+
+        client = local_client()
+        client.create_collection(
+            self.collection,
+            vectors_config={"dense": models.VectorParams(size=d.dim, distance=models.Distance.COSINE)},
+            sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        for s in range(0, d.n, 256):
+            points = []
+            for i in range(s, min(d.n, s + 256)):
+                idx, val = hashed_tf(d.texts[i])
+                points.append(
+                    models.PointStruct(
+                        id=i,
+                        vector={
+                            "dense": d.vecs[i].tolist(),
+                            "bm25": models.SparseVector(indices=idx, values=val),
+                        },
+                        payload={"text": d.texts[i], **d.metas[i]},
+                    )
+                )
+            client.upsert(self.collection, points=points, wait=True)
+        self.client = CountingClient(client)
+        self.models, self.d, self.queries = models, d, 0
+
+    def query(self, i: int) -> list:
+        m, d = self.models, self.d
+        self.queries += 1
+        idx, val = hashed_query(d.queries[i])
+        return self.client.query_points(
+            self.collection,
+            prefetch=[
+                m.Prefetch(query=d.qvecs[i].tolist(), using="dense", limit=TOP),
+                m.Prefetch(query=m.SparseVector(indices=idx, values=val), using="bm25", limit=TOP),
+            ],
+            query=m.FusionQuery(fusion=m.Fusion.RRF),
+            limit=K,
+            with_payload=True,
+        ).points
+
+    def calls_per_query(self) -> float | None:
+        return sum(self.client.calls.values()) / self.queries if self.queries else None
+
+
+class _Ensemble(System):
+    group = "langchain"
+
+    def _ensemble(self, d: Data, dense: Any) -> None:
+        from langchain_community.retrievers import BM25Retriever
+
+        try:
+            from langchain_classic.retrievers import EnsembleRetriever
+        except ImportError:  # older layout
+            from langchain.retrievers import EnsembleRetriever
+        bm25 = BM25Retriever.from_documents(self.docs, k=TOP)
+        self.ens = EnsembleRetriever(
+            retrievers=[dense.as_retriever(search_kwargs={"k": TOP}), bm25], weights=[0.5, 0.5]
+        )
+        self.d = d
+
+    def _docs(self, d: Data) -> None:
+        from langchain_core.documents import Document
+
+        self.docs = [Document(id=f"d{i}", page_content=t, metadata=d.metas[i]) for i, t in enumerate(d.texts)]
+
+    def query(self, i: int) -> list:
+        return self.ens.invoke(self.d.queries[i])[:K]
+
+
+class LangchainFaiss(_Ensemble):
+    name = "langchain-faiss"
+
+    def build(self, d: Data, tmp: Path) -> None:
+        from langchain_community.vectorstores import FAISS
+        from langchain_community.vectorstores.utils import DistanceStrategy
+
+        self._docs(d)
+        store = FAISS.from_embeddings(
+            list(zip(d.texts, d.vecs.tolist(), strict=True)),
+            _lc_lookup(d),
+            metadatas=d.metas,
+            ids=[f"d{i}" for i in range(d.n)],
+            distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
+        )
+        self._ensemble(d, store)
+
+
+class LangchainInMemory(_Ensemble):
+    name, group = "langchain-inmemory", "defaults"
+
+    def build(self, d: Data, tmp: Path) -> None:
+        from langchain_core.vectorstores import InMemoryVectorStore
+
+        self._docs(d)
+        store = InMemoryVectorStore(_lc_lookup(d))
+        store.add_documents(self.docs)
+        self._ensemble(d, store)
+
+
+class LangchainQdrant(System):
+    name, group = "langchain-qdrant", "qdrant (local mode)"
+
+    def build(self, d: Data, tmp: Path) -> None:
+        from langchain_qdrant import QdrantVectorStore, RetrievalMode, SparseEmbeddings, SparseVector
+        from qdrant_client import models
+
+        class HashedSparse(SparseEmbeddings):
+            def embed_documents(self, texts):
+                return [SparseVector(indices=i, values=v) for i, v in map(hashed_tf, texts)]
+
+            def embed_query(self, text):
+                i, v = hashed_query(text)
+                return SparseVector(indices=i, values=v)
+
+        client = local_client()
+        client.create_collection(
+            "lc",
+            vectors_config={"dense": models.VectorParams(size=d.dim, distance=models.Distance.COSINE)},
+            sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        self.store = QdrantVectorStore(
+            client,
+            "lc",
+            embedding=_lc_lookup(d),
+            retrieval_mode=RetrievalMode.HYBRID,
+            sparse_embedding=HashedSparse(),
+            vector_name="dense",
+            sparse_vector_name="bm25",
+        )
+        self.store.add_texts(d.texts, metadatas=d.metas, batch_size=256)
+        self.d = d
+
+    def query(self, i: int) -> list:
+        return self.store.similarity_search(self.d.queries[i], k=TOP)[:K]
+
+
+class _Fusion(System):
+    group = "llamaindex"
+
+    def _nodes(self, d: Data) -> list:
+        from llama_index.core.schema import TextNode
+
+        return [
+            TextNode(id_=f"n{i}", text=t, embedding=d.vecs[i].tolist(), metadata=d.metas[i])
+            for i, t in enumerate(d.texts)
+        ]
+
+    def _fusion(self, d: Data, index: Any, nodes: list) -> None:
+        from llama_index.core.llms import MockLLM
+        from llama_index.core.retrievers import QueryFusionRetriever
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=TOP)
+        self.r = QueryFusionRetriever(
+            [index.as_retriever(similarity_top_k=TOP), bm25],
+            mode="reciprocal_rerank",
+            similarity_top_k=K,
+            num_queries=1,
+            use_async=False,
+            llm=MockLLM(),
+        )  # num_queries=1: no LLM query generation, the LLM is never called
+        self.d = d
+
+    def query(self, i: int) -> list:
+        return self.r.retrieve(self.d.queries[i])
+
+
+class LlamaFaiss(_Fusion):
+    name = "llamaindex-faiss"
+
+    def build(self, d: Data, tmp: Path) -> None:
+        import faiss
+        from llama_index.core import StorageContext, VectorStoreIndex
+        from llama_index.vector_stores.faiss import FaissVectorStore
+
+        nodes = self._nodes(d)
+        ctx = StorageContext.from_defaults(
+            vector_store=FaissVectorStore(faiss_index=faiss.IndexFlatIP(d.dim))
+        )
+        index = VectorStoreIndex(nodes, storage_context=ctx, embed_model=_li_lookup(d), show_progress=False)
+        self._fusion(d, index, nodes)
+
+
+class LlamaSimple(_Fusion):
+    name, group = "llamaindex-simple", "defaults"
+
+    def build(self, d: Data, tmp: Path) -> None:
+        from llama_index.core import VectorStoreIndex
+
+        nodes = self._nodes(d)
+        index = VectorStoreIndex(nodes, embed_model=_li_lookup(d), show_progress=False)
+        self._fusion(d, index, nodes)
+
+
+class LlamaQdrant(System):
+    name, group = "llamaindex-qdrant", "qdrant (local mode)"
+
+    def build(self, d: Data, tmp: Path) -> None:
+        from llama_index.core import StorageContext, VectorStoreIndex
+        from llama_index.core.schema import TextNode
+        from llama_index.vector_stores.qdrant import QdrantVectorStore
+        from qdrant_client import models
+
+        def docs(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
+            enc = [hashed_tf(t) for t in texts]
+            return [i for i, _ in enc], [v for _, v in enc]
+
+        def queries(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
+            enc = [hashed_query(t) for t in texts]
+            return [i for i, _ in enc], [v for _, v in enc]
+
+        store = QdrantVectorStore(
+            "li",
+            client=local_client(),
+            enable_hybrid=True,
+            sparse_doc_fn=docs,
+            sparse_query_fn=queries,
+            sparse_config=models.SparseVectorParams(modifier=models.Modifier.IDF),
+            batch_size=256,
+        )
+        nodes = [
+            TextNode(
+                id_=f"00000000-0000-0000-0000-{i:012d}",
+                text=t,
+                embedding=d.vecs[i].tolist(),
+                metadata=d.metas[i],
+            )
+            for i, t in enumerate(d.texts)
+        ]
+        index = VectorStoreIndex(
+            nodes,
+            storage_context=StorageContext.from_defaults(vector_store=store),
+            embed_model=_li_lookup(d),
+            show_progress=False,
+        )
+        self.r = index.as_retriever(
+            vector_store_query_mode="hybrid", similarity_top_k=TOP, sparse_top_k=TOP, hybrid_top_k=K
+        )
+        self.d = d
+
+    def query(self, i: int) -> list:
+        return self.r.retrieve(self.d.queries[i])[:K]
+
+
+SYSTEMS: dict[str, Callable[[], System]] = {
+    "ours": Ours,
+    "ours-int8": lambda: Ours("int8"),
+    "ours-qdrant-client": OursServer,
+    "qdrant-client": QdrantPlain,
+    "langchain-faiss": LangchainFaiss,
+    "langchain-qdrant": LangchainQdrant,
+    "llamaindex-faiss": LlamaFaiss,
+    "llamaindex-qdrant": LlamaQdrant,
+    "langchain-inmemory": LangchainInMemory,
+    "llamaindex-simple": LlamaSimple,
 }
+LOCAL_MODE = {"ours-qdrant-client", "qdrant-client", "langchain-qdrant", "llamaindex-qdrant"}
+DEFAULT_STORES = {"langchain-inmemory", "llamaindex-simple"}
 
 
-def run_size(n: int, dim: int = 512, systems: Sequence[str] = SYSTEMS, log: Callable[[str], None] = print,
-             ) -> dict[str, Any]:
-    """Every system at one index size: ingest rate and p50/p95 latency."""
-    n_q = QUERIES["ours"](n)
-    chunks, texts, vecs, queries, qvecs = make_data(n, dim, n_q)
-    table = {q: qvecs[i] for i, q in enumerate(queries)}
+# ---------------------------------------------------------------------- measurement
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    yield
+
+
+def _block(system: System, start: int, n_queries: int, size: int) -> tuple[list[float], int]:
+    out = []
+    i = start
+    for _ in range(size):
+        t = time.perf_counter()
+        got = system.query(i % n_queries)
+        out.append((time.perf_counter() - t) * 1000)
+        if not got:
+            raise AssertionError(f"{system.name}: query {i % n_queries} found nothing")
+        i += 1
+    return out, i
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def run_size(
+    n: int,
+    dim: int = 512,
+    systems: Sequence[str] = tuple(SYSTEMS),
+    rounds: int = 3,
+    load: BackgroundLoad | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Every system at one index size: build, then interleaved rounds of query blocks."""
+    d = Data(n, dim)
     out: dict[str, Any] = {}
-
-    def record(name: str, build_s: float, ms: list[float]) -> None:
-        out[name] = {**percentiles(ms), "ingest_items_per_s": round(n / build_s, 1)}
-        log(f"  N={n:>7} {name:14s} p50 {out[name]['p50_ms']:9.2f} ms  p95 {out[name]['p95_ms']:9.2f} ms")
-
+    built: dict[str, System] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for q in (None, "int8", "binary"):
-            name = "ours" if q is None else f"ours-{q}"
-            if name not in systems:
-                continue
-            options = {"quantization": q} if q else {}
-            ix, build_s = build_mm(Path(tmp) / name, chunks, vecs, dim, **options)
-            ix.close()
-            t = time.perf_counter()
-            with MultiModalIndex(Path(tmp) / name, show_progress=False, **options) as ix:
-                open_s = time.perf_counter() - t
-                record(name, build_s, query_mm(ix, table, dim, queries))
-                out[name]["reopen_s"] = round(open_s, 3)
-        if "qdrant-local" in systems:
-            ix, build_s = build_mm(None, chunks, vecs, dim, client=local_client())
-            try:
-                record("qdrant-local", build_s, query_mm(ix, table, dim, queries[: QUERIES["qdrant-local"](n)], "server"))
-            finally:
-                ix.close()
+        try:
+            for name in systems:
+                system = SYSTEMS[name]()
+                gc.collect()
+                t = time.perf_counter()
+                system.build(d, Path(tmp))
+                build_s = time.perf_counter() - t
+                built[name] = system
+                warm = [system.query(j) for j in range(2)]  # first queries: lazy loading, caches
+                assert all(warm), name
+                t = time.perf_counter()
+                system.query(2)
+                one = time.perf_counter() - t
+                block = int(min(100, max(3, BLOCK_SECONDS / max(one, 1e-4))))
+                out[name] = {
+                    "group": system.group,
+                    "build_items_per_s": round(n / build_s, 1),
+                    "block": block,
+                    "_next": 3,
+                    "_quiet": [],
+                    "_loaded": [],
+                    "_pooled": [],
+                }
+                if isinstance(system, Ours):
+                    out[name]["reopen_s"] = round(system.reopen_s, 3)
+                log(
+                    f"  N={n:>7} {name:19s} built {n / build_s:9.0f} items/s, {one * 1000:8.2f} ms/query, block {block}"
+                )
+            modes = ("quiet", "loaded") if load else ("quiet",)
+            for r in range(rounds):
+                for mode in modes:
+                    with load.on() if mode == "loaded" and load else _quiet():
+                        for name, system in built.items():
+                            o = out[name]
+                            ms, o["_next"] = _block(system, o["_next"], len(d.queries), o["block"])
+                            o[f"_{mode}"].append(statistics.median(ms))
+                            if mode == "quiet":
+                                o["_pooled"] += ms
+                log(
+                    f"  N={n:>7} round {r + 1}: "
+                    + ", ".join(f"{k} {v['_quiet'][-1]:.1f}" for k, v in out.items())
+                )
+            for name, system in built.items():
+                o = out[name]
+                pooled = sorted(o.pop("_pooled"))
+                o["quiet"] = _spread(o.pop("_quiet"))
+                loaded = o.pop("_loaded")
+                if loaded:
+                    o["loaded"] = _spread(loaded)
+                o.pop("_next")
+                o["p50_ms"] = o["quiet"]["median"]
+                o["p95_ms"] = round(pooled[min(len(pooled) - 1, round(0.95 * (len(pooled) - 1)))], 3)
+                o["queries"] = len(pooled)
+                calls = system.calls_per_query()
+                if calls is not None:
+                    o["calls_per_query"] = round(calls, 3)
+        finally:
+            for system in built.values():
+                system.close()
     gc.collect()
-    if "llamaindex" in systems:
-        build_s, ms = bench_llamaindex(texts, vecs, queries[: QUERIES["llamaindex"](n)], table)
-        record("llamaindex", build_s, ms)
-        gc.collect()
-    if "langchain" in systems:
-        build_s, ms = bench_langchain(texts, vecs, queries[: QUERIES["langchain"](n)], table)
-        record("langchain", build_s, ms)
-        gc.collect()
     return out
 
 
-def run(sizes: Sequence[int], dim: int = 512, systems: Sequence[str] = SYSTEMS, qdrant_max: int | None = None,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
+def chosen(n: int, systems: Sequence[str], qdrant_max: int | None, default_max: int | None) -> list[str]:
+    return [
+        s
+        for s in systems
+        if not (s in LOCAL_MODE and qdrant_max is not None and n > qdrant_max)
+        and not (s in DEFAULT_STORES and default_max is not None and n > default_max)
+    ]
+
+
+def run(
+    sizes: Sequence[int],
+    dim: int = 512,
+    systems: Sequence[str] = tuple(SYSTEMS),
+    qdrant_max: int | None = None,
+    default_max: int | None = None,
+    rounds: int = 3,
+    loaded: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     by_size: dict[str, Any] = {}
-    for n in sizes:
-        chosen = [s for s in systems if not (s == "qdrant-local" and qdrant_max is not None and n > qdrant_max)]
-        by_size[str(n)] = run_size(n, dim, chosen, log)
-    return {"dim": dim, "k": K, "per_list_depth": TOP, "sizes": list(sizes), "by_size": by_size}
+    load = BackgroundLoad() if loaded else None
+    try:
+        for n in sizes:
+            by_size[str(n)] = run_size(n, dim, chosen(n, systems, qdrant_max, default_max), rounds, load, log)
+    finally:
+        if load:
+            load.close()
+    return {
+        "dim": dim,
+        "k": K,
+        "per_list_depth": TOP,
+        "sizes": list(sizes),
+        "rounds": rounds,
+        "by_size": by_size,
+        "qdrant_max": qdrant_max,
+        "default_max": default_max,
+        "load": load.describe() if load else None,
+    }
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
     sizes = [str(n) for n in res["sizes"]]
     systems = [s for s in SYSTEMS if any(s in res["by_size"][n] for n in sizes)]
-    lines = [f"p50 / p95 ms of one fused query (top {res['k']}, lists {res['per_list_depth']} deep, "
-             f"{res['dim']}-d), and p50 relative to ours.", "",
-             "| system | " + " | ".join(f"N={int(n):,}" for n in sizes) + " |", "|---|" + "---:|" * len(sizes)]
-    for s in systems:
-        cells = []
-        for n in sizes:
-            r = res["by_size"][n].get(s)
-            base = res["by_size"][n].get("ours")
-            if r is None:
-                cells.append("not run")
-            else:
-                ratio = r["p50_ms"] / base["p50_ms"] if base else 0.0
-                rel = f" ({ratio:.1f}x)" if 0 < ratio < 10 else f" ({ratio:.0f}x)" if ratio else ""
-                rel = "" if s == "ours" else rel
-                cells.append(f"{r['p50_ms']:.1f} / {r['p95_ms']:.1f}{rel}")
-        lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    lines += ["", "Building the index (items/s, vectors precomputed, at each N): " + "; ".join(
-        f"{s} " + ", ".join(f"{res['by_size'][n][s]['ingest_items_per_s']:.0f}" for n in sizes if s in res["by_size"][n])
-        for s in systems) + ". Ours writes every batch to Qdrant Edge's WAL (durable) and includes the HNSW "
-        "build (optimize); LangChain's and LlamaIndex's stores are in memory."]
+    rounds = res.get("rounds", 1)
+    lines = [
+        f"p50 ms of one fused query (top {res['k']}, lists {res['per_list_depth']} deep, {res['dim']}-d, "
+        f"vectors looked up), median of {rounds} interleaved rounds (min-max), and relative to ours in the "
+        "same mode.",
+        "",
+    ]
+    modes = ["quiet"] + (["loaded"] if res.get("load") else [])
+    for mode in modes:
+        title = "Quiet machine" if mode == "quiet" else f"Under load: {res['load']}"
+        lines += [
+            f"**{title}**",
+            "",
+            "| system | " + " | ".join(f"N={int(n):,}" for n in sizes) + " |",
+            "|---|" + "---:|" * len(sizes),
+        ]
+        for s in systems:
+            cells = []
+            for n in sizes:
+                r = res["by_size"][n].get(s)
+                base = res["by_size"][n].get("ours")
+                if r is None or mode not in r:
+                    cells.append("not run")
+                    continue
+                m = r[mode]
+                rel = ""
+                if s != "ours" and base and mode in base:
+                    ratio = m["median"] / base[mode]["median"]
+                    rel = f" **{ratio:.1f}x**" if ratio < 100 else f" **{ratio:.0f}x**"
+                cells.append(f"{m['median']:.1f} ({m['min']:.1f}-{m['max']:.1f}){rel}")
+            lines.append(f"| {s} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "p95 ms (quiet, pooled): "
+        + "; ".join(
+            f"{s} "
+            + ", ".join(f"{res['by_size'][n][s]['p95_ms']:.1f}" for n in sizes if s in res["by_size"][n])
+            for s in systems
+        )
+        + "."
+    ]
+    calls = {
+        s: res["by_size"][n][s]["calls_per_query"]
+        for n in sizes
+        for s in systems
+        if "calls_per_query" in res["by_size"][n].get(s, {})
+    }
+    if calls:
+        lines += [
+            "",
+            "Requests to Qdrant per query: " + ", ".join(f"{s} {c:g}" for s, c in calls.items()) + ".",
+        ]
+    lines += [
+        "",
+        "Building the index (items/s, vectors precomputed, at each N): "
+        + "; ".join(
+            f"{s} "
+            + ", ".join(
+                f"{res['by_size'][n][s]['build_items_per_s']:.0f}" for n in sizes if s in res["by_size"][n]
+            )
+            for s in systems
+        )
+        + ". Ours writes every batch to Qdrant Edge's WAL and builds the HNSW graph (optimize); "
+        "FAISS and the default stores are in memory; the Qdrant rows run on qdrant-client's local mode.",
+    ]
+    caps = []
+    if res.get("qdrant_max"):
+        caps.append(f"the qdrant-client local-mode rows up to {res['qdrant_max']:,} items")
+    if res.get("default_max"):
+        caps.append(f"the default in-memory stores up to {res['default_max']:,}")
+    if caps:
+        lines += ["", "Run: " + "; ".join(caps) + " (their cost grows linearly; see the module docstring)."]
     return lines
 
 
@@ -266,9 +782,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quiet-only", action="store_true", help="no rounds under the background load")
+    ap.add_argument("--qdrant-max", type=int, default=10_000)
+    ap.add_argument("--default-max", type=int, default=50_000)
     ap.add_argument("--out", default=str(RESULTS / "retrieval.json"))
     args = ap.parse_args(argv)
-    res = run([int(x) for x in args.sizes.split(",")], args.dim, args.systems.split(","))
+    res = run(
+        [int(x) for x in args.sizes.split(",")],
+        args.dim,
+        args.systems.split(","),
+        args.qdrant_max,
+        args.default_max,
+        args.rounds,
+        not args.quiet_only,
+    )
     save(res, args.out, markdown)
 
 
