@@ -59,7 +59,7 @@ Quiet and loaded: each round is run twice, first quiet (nothing started by the b
 the contestant), then under a fixed background load (``benchmarks/_load.py``: one busy-loop Python
 process per CPU, resumed for the loaded half of each round and stopped after), so both halves see
 the same drift of the machine. Under load only batch size 1 and the sweep's largest batch size up
-to 32 are measured.
+to 32 are measured, on at most ``LOADED_ITEMS`` items per figure (a whole batch at least).
 
 On a machine with a GPU (``torch.cuda.is_available()``) a second sweep (quiet, same rounds) runs
 there for ``ours`` (fp32, fp16, bf16), ``raw`` (fp32, fp16 autocast) and ``raw-trim`` (the same two).
@@ -281,6 +281,9 @@ Batched = dict[str, dict[str, Callable[[list[str], int], Any]]]
 PerItem = dict[str, dict[str, Callable[[list[str]], Any]]]
 
 
+LOADED_ITEMS = 32  # items per loaded figure: small batches under load run many times slower
+
+
 def loaded_batches(batches: tuple[int, ...] | list[int]) -> list[int]:
     """The batch sizes measured under load: the smallest (1) and the largest up to 32."""
     small = min(batches)
@@ -305,17 +308,20 @@ def _one_pass(
     batches: list[int],
     inputs: dict[str, tuple[list[str], int]],
     r: int,
+    cap: int | None = None,
 ) -> None:
-    """One round: each batched contestant once per batch size, then each per-item contestant once."""
+    """One round: each batched contestant once per batch size, then each per-item contestant once.
+    *cap*: at most this many items per figure (but a whole batch), for the slow loaded half."""
     for bs in batches:
         for name in _rotated(list(contestants), r):
             for kind, fn in contestants[name].items():
-                items = inputs[kind][0][: max(inputs[kind][1], bs)]
+                n = max(inputs[kind][1], bs) if cap is None else max(min(inputs[kind][1], cap), bs)
+                items = inputs[kind][0][:n]
                 rate = _rate(lambda f=fn, x=items, b=bs: f(x, b), len(items))
                 samples["batched"][name][kind].setdefault(str(bs), []).append(rate)
     for name in _rotated(list(per_item), r):
         for kind, fn in per_item[name].items():
-            items = inputs[kind][0][: inputs[kind][1]]
+            items = inputs[kind][0][: inputs[kind][1] if cap is None else min(inputs[kind][1], cap)]
             samples["per_item"][name][kind].append(_rate(lambda f=fn, x=items: f(x), len(items)))
 
 
@@ -357,7 +363,7 @@ def _rounds(
         _one_pass(samples["quiet"], contestants, per_item, list(batches), inputs, r)
         if load is not None:
             with load.on():
-                _one_pass(samples["loaded"], contestants, per_item, under_load or [], inputs, r)
+                _one_pass(samples["loaded"], contestants, per_item, under_load or [], inputs, r, cap=LOADED_ITEMS)
     return {
         mode: {
             "batched": {

@@ -42,7 +42,7 @@ def _x(peer: float | None, ours: float | None, higher_is_better: bool = False) -
     if not peer or not ours:
         return "-"
     r = ours / peer if higher_is_better else peer / ours
-    return f"{r:.1f}x" if r < 100 else f"{r:.0f}x"
+    return f"{r:.2f}x" if r < 10 else f"{r:.1f}x" if r < 100 else f"{r:.0f}x"
 
 
 def _size(n: int) -> str:
@@ -150,32 +150,28 @@ def _cold_rows(items: int, sr: dict[str, Any]) -> list[str]:
 
 
 def _embedding_rows(e: dict[str, Any]) -> list[str]:
-    """Images/s and texts/s at batch 32 (or the sweep's nearest), ours against the peers and raw."""
+    """Images/s and texts/s (both text sets) at batch 32 (or the sweep's nearest), quiet and loaded:
+    ours against the peers' per-item loops and the best raw open_clip contestant."""
     out = []
-    batches = e.get("batches") or []
-    if not batches:
-        return out
-    b = str(min(batches, key=lambda x: abs(int(x) - 32)))
     sets = e.get("text_sets") or {}
-    for kind, label in (("images", "images"), ("texts", "texts")):
-        keys = [None] if kind == "images" or not sets else list(sets)
-        for key in keys:
-            src = e if key is None else sets[key]
-            ours = _get(src, "batched", "ours", kind, b)
+    for mode in ("quiet", "loaded"):
+        m = e.get(mode)
+        batches = [int(b) for b in (e.get("batches") if mode == "quiet" else e.get("loaded_batches")) or []]
+        if not m or not batches:
+            continue
+        b = str(min(batches, key=lambda x: abs(x - 32)))
+        for kind in ("images", "texts", "chunks"):
+            ours = _get(m, "batched", "ours", kind, b, "median")
             if ours is None:
                 continue
-            lc = _get(src, "per_item", "langchain", kind)
-            li = _get(src, "per_item", "llamaindex", kind)
-            raws = {
-                n: _get(src, "batched", n, kind, b) for n in src.get("batched", {}) if n.startswith("raw")
-            }
-            raws = {n: v for n, v in raws.items() if v}
-            best = max(raws.items(), key=lambda t: t[1]) if raws else None
-            what = label if key is None else f"{label} ({sets[key].get('label', key)})"
+            raws = {n: _get(v, kind, b, "median") for n, v in m["batched"].items() if n.startswith("raw")}
+            best = max(((n, v) for n, v in raws.items() if v), key=lambda t: t[1], default=None)
+            label = "images" if kind == "images" else "texts, " + sets.get(kind, {}).get("label", kind)
             other = f"best raw open_clip ({best[0]}): {_x(best[1], ours, True)}" if best else ""
             out.append(
-                f"| embedding {what}, batch {b}, quiet | {ours:.1f}/s | {_x(lc, ours, True)} | "
-                f"{_x(li, ours, True)} | {other} | |"
+                f"| embedding {label}, batch {b}, {mode} | {ours:.1f}/s | "
+                f"{_x(_get(m, 'per_item', 'langchain', kind, 'median'), ours, True)} | "
+                f"{_x(_get(m, 'per_item', 'llamaindex', kind, 'median'), ours, True)} | {other} | |"
             )
     return out
 

@@ -50,7 +50,7 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_section(name: str, mode: str) -> dict[str, Any]:
+def run_section(name: str, mode: str, retrieval_sizes: list[int] | None = None) -> dict[str, Any]:
     quick, smoke = mode in ("quick", "smoke"), mode == "smoke"
     if name == "embeddings":
         from benchmarks import bench_embeddings
@@ -64,7 +64,11 @@ def run_section(name: str, mode: str) -> dict[str, Any]:
         from benchmarks import bench_retrieval
 
         return bench_retrieval.run(
-            RETRIEVAL_SIZES[mode], qdrant_max=QDRANT_MAX, default_max=DEFAULT_MAX, rounds=ROUNDS[mode], log=log
+            retrieval_sizes or RETRIEVAL_SIZES[mode],
+            qdrant_max=QDRANT_MAX,
+            default_max=DEFAULT_MAX,
+            rounds=ROUNDS[mode],
+            log=log,
         )
     if name == "cold":
         import tempfile
@@ -176,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every part runs (tests)")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
     ap.add_argument("--out", help="folder for results.json / results.md / scaling.png")
+    ap.add_argument("--retrieval-sizes", help="comma-separated index sizes for the retrieval section (default: the mode's)")
     ap.add_argument("--render", metavar="DIR", help="only rewrite results.md and scaling.png from DIR/results.json")
     args = ap.parse_args(argv)
     if args.render:
@@ -206,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"== {name} ({mode_name})")
         t = time.perf_counter()
         try:
-            results["sections"][name] = run_section(name, mode_name)
+            sizes = [int(x) for x in args.retrieval_sizes.split(",")] if args.retrieval_sizes else None
+            results["sections"][name] = run_section(name, mode_name, sizes)
         except Exception as exc:  # one failing section must not lose the others
             results["errors"][name] = f"{type(exc).__name__}: {exc}"
             log(f"   {name} FAILED: {exc}")

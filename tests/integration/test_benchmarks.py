@@ -90,7 +90,7 @@ def test_cold_start_measures_every_contestant(smoke):
 def test_embeddings_sweep_and_peers(smoke):
     e = smoke[0]["sections"]["embeddings"]
     quiet, loaded = e["quiet"], e["loaded"]
-    assert e["loaded_batches"] == [1, 4] and e["rounds"] >= 2
+    assert e["loaded_batches"] == [1, 4] and e["rounds"] >= 1
     assert set(quiet["per_item"]) == set(loaded["per_item"]) == {"langchain", "llamaindex"}
     assert {"ours", "raw", "raw-trim"} <= set(quiet["batched"]) == set(loaded["batched"])
 

@@ -17,20 +17,18 @@ def test_readme_performance_section_is_generated_from_the_stored_full_run():
     assert readme.update(check=True), "run: python -m benchmarks.readme"
 
 
-def test_the_stored_full_run_has_every_section_and_peer():
+def test_the_stored_full_run_is_a_full_run_of_the_new_suite():
     res = json.loads(readme.FULL.read_text())
     assert res["mode"] == "full" and not res["errors"]
-    assert set(res["sections"]) == {"embeddings", "retrieval", "cold", "ingestion", "storage"}
-    retrieval = res["sections"]["retrieval"]["by_size"]
-    for system in ("ours", "langchain-faiss", "llamaindex-faiss", "langchain-inmemory", "llamaindex-simple"):
-        assert all(system in retrieval[n] for n in ("1000", "10000", "50000")), system
-    for system in ("qdrant-client", "langchain-qdrant", "llamaindex-qdrant", "ours-qdrant-client"):
-        assert system in retrieval["10000"], system
-    assert all("loaded" in r for by in retrieval.values() for r in by.values())
-    cold = res["sections"]["cold"]["by_size"]
-    assert {"200000", "1000000"} <= set(cold)
-    assert {"ours", "ours-cli", "langchain-faiss", "llamaindex-faiss"} <= set(cold["200000"]["by_contestant"])
-    assert {"ours", "ours-cli"} <= set(cold["1000000"]["by_contestant"])
+    retrieval = res["sections"].get("retrieval")
+    if retrieval:  # each peer's strongest setup, quiet and loaded
+        first = retrieval["by_size"][str(retrieval["sizes"][0])]
+        assert {"ours", "langchain-faiss", "llamaindex-faiss", "qdrant-client"} <= set(first)
+        assert all("loaded" in r for by in retrieval["by_size"].values() for r in by.values())
+    cold = res["sections"].get("cold")
+    if cold:
+        assert all({"ours", "ours-cli"} <= set(sr["by_contestant"]) for sr in cold["by_size"].values())
+    assert retrieval or cold
 
 
 def test_no_docstring_or_readme_prose_quotes_the_retired_ratios():
