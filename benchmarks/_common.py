@@ -74,6 +74,16 @@ def latencies_ms(fn: Callable[[Any], object], queries: list[Any], warmup: int = 
     return out
 
 
+def spread(values: list[float], digits: int = 3) -> dict[str, float]:
+    """Median, lowest and highest of repeated measurements (rounds), and how many there were."""
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "runs": len(values),
+    }
+
+
 def percentiles(ms: list[float]) -> dict[str, float]:
     s = sorted(ms)
     p95 = s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]

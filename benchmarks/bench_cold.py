@@ -30,6 +30,7 @@ the run that built it (its time stamp and commit are in the JSON).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pickle
@@ -45,8 +46,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks import bench_engines as be
-from benchmarks._common import RESULTS, dir_size, mib, rss_bytes, save
+from benchmarks._common import RESULTS, dir_size, disk_allocated, mib, rss_bytes, run_child, save, spread
 from benchmarks._load import BackgroundLoad
+from benchmarks._peers import langchain_ensemble, langchain_lookup, llamaindex_fusion, llamaindex_lookup
 
 K, DEPTH, DIM = be.K, be.DEPTH, be.DIM
 WORK = Path(os.environ.get("MM_RAG_BENCH_WORK", "/tmp/mmrag-bench-cold"))
@@ -66,14 +68,20 @@ def _stamp() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------- data as texts
-def corpus(data: Path) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
-    """The meta arrays, the chunk texts (``t<i>`` / ``i<i>`` ids as in ``bench_engines``) and query texts."""
+def corpus(data: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The meta arrays and the chunk texts (rows in the order of ``bench_engines``' ids)."""
     meta = dict(np.load(data / "meta.npz"))
     vocab = be._words()
     words, offsets = meta["words"], meta["offsets"]
-    texts = [" ".join(vocab[w] for w in words[offsets[i] : offsets[i + 1]]) for i in range(len(meta["kind"]))]
-    queries = [" ".join(vocab[w] for w in row) for row in meta["qwords"]]
-    return meta, texts, queries
+    return meta, [
+        " ".join(vocab[w] for w in words[offsets[i] : offsets[i + 1]]) for i in range(len(meta["kind"]))
+    ]
+
+
+def query_texts(meta: Any) -> list[str]:
+    """The held-out queries' words, as text."""
+    vocab = be._words()
+    return [" ".join(vocab[w] for w in row) for row in meta["qwords"]]
 
 
 def _vectors(data: Path) -> np.ndarray:
@@ -87,7 +95,7 @@ def build_langchain(folder: Path, data: Path) -> dict[str, Any]:
     from langchain_community.vectorstores.utils import DistanceStrategy
     from langchain_core.documents import Document
 
-    meta, texts, _ = corpus(data)
+    meta, texts = corpus(data)
     vecs = _vectors(data)
     t0 = time.perf_counter()
     metas = [
@@ -96,7 +104,7 @@ def build_langchain(folder: Path, data: Path) -> dict[str, Any]:
     ]
     store = FAISS.from_embeddings(
         ((t, v) for t, v in zip(texts, np.asarray(vecs).tolist(), strict=True)),
-        _lc_lookup({}),
+        langchain_lookup({}),
         metadatas=metas,
         distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
     )
@@ -116,7 +124,7 @@ def build_llamaindex(folder: Path, data: Path) -> dict[str, Any]:
     from llama_index.retrievers.bm25 import BM25Retriever
     from llama_index.vector_stores.faiss import FaissVectorStore
 
-    meta, texts, _ = corpus(data)
+    meta, texts = corpus(data)
     vecs = _vectors(data)
     t0 = time.perf_counter()
     nodes = [
@@ -130,53 +138,18 @@ def build_llamaindex(folder: Path, data: Path) -> dict[str, Any]:
     ]
     store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(DIM))
     ctx = StorageContext.from_defaults(vector_store=store)
-    VectorStoreIndex(nodes, storage_context=ctx, embed_model=_li_lookup({}), show_progress=False)
+    VectorStoreIndex(nodes, storage_context=ctx, embed_model=llamaindex_lookup({}), show_progress=False)
     ctx.persist(persist_dir=str(folder / "storage"))
     BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=DEPTH).persist(str(folder / "bm25"))
     return {"build_s": round(time.perf_counter() - t0, 2)}
 
 
-def _lc_lookup(table: dict[str, list[float]]) -> Any:
-    """LangChain ``Embeddings`` answering queries from a table (vectors are precomputed)."""
-    from langchain_core.embeddings import Embeddings
-
-    class Lookup(Embeddings):
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            raise AssertionError("documents come embedded")
-
-        def embed_query(self, text: str) -> list[float]:
-            return table[text]
-
-    return Lookup()
-
-
-def _li_lookup(table: dict[str, list[float]]) -> Any:
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-
-    class Lookup(BaseEmbedding):
-        def _get_query_embedding(self, query: str) -> list[float]:
-            return table[query]
-
-        async def _aget_query_embedding(self, query: str) -> list[float]:
-            return table[query]
-
-        def _get_text_embedding(self, text: str) -> list[float]:
-            raise AssertionError("nodes come embedded")
-
-    return Lookup(model_name="lookup")
-
-
 # ---------------------------------------------------------------------- cold open + queries (child)
-def _vm_hwm() -> int:
-    return be.peak_rss_bytes()
-
-
 def child_cold(contestant: str, folder: Path, data: Path) -> dict[str, Any]:
     """In a fresh process: import + open + first query + STEADY_QUERIES more. ``open_s`` counts the
     imports too; RSS figures after ``imports`` are the index's own (growth after the imports)."""
     meta = np.load(data / "meta.npz")
-    vocab = be._words()
-    queries = [" ".join(vocab[w] for w in row) for row in meta["qwords"]]
+    queries = query_texts(meta)
     qvecs = meta["queries"]
     base = rss_bytes()
     t0 = time.perf_counter()
@@ -196,26 +169,21 @@ def child_cold(contestant: str, folder: Path, data: Path) -> dict[str, Any]:
         r = FusedRetriever(ix, Lookup(), k=K, prefetch_k=DEPTH, near_duplicate_threshold=None)
         run = r.retrieve
     elif contestant == "langchain-faiss":
-        from langchain_classic.retrievers import EnsembleRetriever
         from langchain_community.vectorstores import FAISS
 
         table = {q: qvecs[i].tolist() for i, q in enumerate(queries)}
         mark = _mark()
         store = FAISS.load_local(
-            str(folder / "faiss"), _lc_lookup(table), allow_dangerous_deserialization=True
+            str(folder / "faiss"), langchain_lookup(table), allow_dangerous_deserialization=True
         )
         with open(folder / "bm25.pkl", "rb") as fh:
             bm25 = pickle.load(fh)  # the benchmark's own file
-        ens = EnsembleRetriever(
-            retrievers=[store.as_retriever(search_kwargs={"k": DEPTH}), bm25], weights=[0.5, 0.5]
-        )
+        ens = langchain_ensemble(store, bm25, DEPTH)
 
         def run(q: str) -> list:
             return ens.invoke(q)[:K]
     elif contestant == "llamaindex-faiss":
         from llama_index.core import StorageContext, load_index_from_storage
-        from llama_index.core.llms import MockLLM
-        from llama_index.core.retrievers import QueryFusionRetriever
         from llama_index.retrievers.bm25 import BM25Retriever
         from llama_index.vector_stores.faiss import FaissVectorStore
 
@@ -223,17 +191,10 @@ def child_cold(contestant: str, folder: Path, data: Path) -> dict[str, Any]:
         mark = _mark()
         store = FaissVectorStore.from_persist_dir(str(folder / "storage"))
         ctx = StorageContext.from_defaults(vector_store=store, persist_dir=str(folder / "storage"))
-        index = load_index_from_storage(ctx, embed_model=_li_lookup(table))
-        bm25 = BM25Retriever.from_persist_dir(str(folder / "bm25"))
-        fusion = QueryFusionRetriever(
-            [index.as_retriever(similarity_top_k=DEPTH), bm25],
-            mode="reciprocal_rerank",
-            similarity_top_k=K,
-            num_queries=1,
-            use_async=False,
-            llm=MockLLM(),
-        )
-        run = fusion.retrieve
+        index = load_index_from_storage(ctx, embed_model=llamaindex_lookup(table))
+        run = llamaindex_fusion(
+            index, BM25Retriever.from_persist_dir(str(folder / "bm25")), DEPTH, K
+        ).retrieve
     else:
         raise SystemExit(f"unknown contestant {contestant}")
     open_s = time.perf_counter() - t0
@@ -256,7 +217,7 @@ def child_cold(contestant: str, folder: Path, data: Path) -> dict[str, Any]:
         "rss_imports_bytes": rss_imports,
         "rss_open_bytes": rss_open,
         "rss_steady_bytes": rss_bytes() - mark[1],
-        "peak_rss_bytes": _vm_hwm(),
+        "peak_rss_bytes": be.peak_rss_bytes(),
         **{f"{k}_steady_bytes": v - mark[2][k] for k, v in _rss_kinds().items()},
     }
 
@@ -280,24 +241,13 @@ def _mark() -> tuple[float, int, dict[str, int]]:
 def child_build(contestant: str, folder: Path, data: Path) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     res = build_langchain(folder, data) if contestant == "langchain-faiss" else build_llamaindex(folder, data)
-    res["peak_rss_build_bytes"] = _vm_hwm()
+    res["peak_rss_build_bytes"] = be.peak_rss_bytes()
     return res
 
 
 # ---------------------------------------------------------------------- parent
-def _child(args: list[str], timeout: float = 4 * 3600) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_cold", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=None,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"child {' '.join(args)} failed ({proc.returncode})")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def _where(folder: Path, data: Path) -> list[str]:
+    return ["--folder", str(folder), "--data", str(data)]
 
 
 def ensure_built(n: int, name: str, work: Path, log=print) -> tuple[Path, dict[str, Any]]:
@@ -316,9 +266,11 @@ def ensure_built(n: int, name: str, work: Path, log=print) -> tuple[Path, dict[s
             ["--child", "build", "--contestant", "edge", "--folder", str(folder), "--data", str(data)], None
         )
     else:
-        b = _child(["--child", "build", "--contestant", name, "--folder", str(folder), "--data", str(data)])
+        b = run_child(
+            "benchmarks.bench_cold", ["--child", "build", "--contestant", name, *_where(folder, data)]
+        )
     b["disk_bytes"] = dir_size(folder)
-    b["disk_allocated_bytes"] = be.disk_allocated(folder)
+    b["disk_allocated_bytes"] = disk_allocated(folder)
     b.update(_stamp())
     record.write_text(json.dumps(b))
     log(
@@ -365,20 +317,11 @@ def cli_query(folder: Path, text: str) -> dict[str, Any]:
     return {"wall_s": round(res["wall_s"], 3), "peak_rss_bytes": res["peak_rss_bytes"]}
 
 
-def _spread(values: list[float]) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-        "runs": len(values),
-    }
-
-
 def run_size(
     n: int, rounds: int, work: Path, contestants: tuple[str, ...], load: BackgroundLoad | None, log=print
 ) -> dict[str, Any]:
     data = be.make_data(n, work / f"data-{n}")
-    _, _, queries = corpus_queries(data)
+    queries = query_texts(np.load(data / "meta.npz"))
     builds: dict[str, Any] = {}
     folders: dict[str, Path] = {}
     for c in contestants:
@@ -391,22 +334,14 @@ def run_size(
     modes = ("quiet", "loaded") if load else ("quiet",)
     for r in range(rounds):
         for mode in modes:
-            with load.on() if (load and mode == "loaded") else _nothing():
+            with load.on() if (load and mode == "loaded") else contextlib.nullcontext():
                 for c in contestants:
                     if c == "ours-cli":
                         m = cli_query(folders["ours"], queries[r % len(queries)])
                     elif c in folders:
-                        m = _child(
-                            [
-                                "--child",
-                                "cold",
-                                "--contestant",
-                                c,
-                                "--folder",
-                                str(folders[c]),
-                                "--data",
-                                str(data),
-                            ]
+                        m = run_child(
+                            "benchmarks.bench_cold",
+                            ["--child", "cold", "--contestant", c, *_where(folders[c], data)],
                         )
                     else:
                         continue
@@ -418,23 +353,9 @@ def run_size(
     out: dict[str, Any] = {"builds": builds, "by_contestant": {}}
     for c, by_mode in samples.items():
         out["by_contestant"][c] = {
-            mode: {k: _spread([s[k] for s in ss]) for k in ss[0]} for mode, ss in by_mode.items()
+            mode: {k: spread([s[k] for s in ss]) for k in ss[0]} for mode, ss in by_mode.items()
         }
     return out
-
-
-def corpus_queries(data: Path) -> tuple[None, None, list[str]]:
-    meta = np.load(data / "meta.npz")
-    vocab = be._words()
-    return None, None, [" ".join(vocab[w] for w in row) for row in meta["qwords"]]
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def run(

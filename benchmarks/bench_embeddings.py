@@ -87,7 +87,7 @@ import open_clip
 import torch
 from PIL import Image
 
-from benchmarks._common import RESULTS, SHARED, save
+from benchmarks._common import RESULTS, SHARED, save, spread
 from benchmarks._load import BackgroundLoad
 from mm_rag_plugin import OpenCLIPEmbedder
 from mm_rag_plugin.embeddings.open_clip import resolve_precision
@@ -326,12 +326,7 @@ def _one_pass(
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
-    return {
-        "median": round(statistics.median(values), 2),
-        "min": round(min(values), 2),
-        "max": round(max(values), 2),
-        "rounds": [round(v, 2) for v in values],
-    }
+    return {**spread(values, digits=2), "rounds": [round(v, 2) for v in values]}
 
 
 def _rounds(

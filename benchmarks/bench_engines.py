@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import RESULTS, dir_size, machine, mib, percentiles, rss_bytes
+from benchmarks._common import RESULTS, dir_size, disk_allocated, machine, mib, percentiles, rss_bytes
 
 DIM = 512
 K = 10
@@ -156,11 +156,6 @@ def peak_rss_bytes() -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-def disk_allocated(path: Path) -> int:
-    """Bytes actually allocated on disk (sparse / preallocated files count what they use)."""
-    return sum(f.stat().st_blocks * 512 for f in Path(path).rglob("*") if f.is_file())
 
 
 def _chunks(meta, vocab: list[str], s: int, e: int):

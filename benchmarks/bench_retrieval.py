@@ -56,14 +56,15 @@ import tempfile
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks._common import RESULTS, save
+from benchmarks._common import RESULTS, save, spread
 from benchmarks._load import BackgroundLoad
+from benchmarks._peers import langchain_ensemble, langchain_lookup, llamaindex_fusion, llamaindex_lookup
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
 from mm_rag_plugin.types import ImageChunk, TextChunk
 
@@ -131,37 +132,6 @@ class LookupEmbedder:
 
     def embed_query(self, text=None, *, image=None):
         return self.table[text if image is None else str(image)]
-
-
-def _lc_lookup(d: Data) -> Any:
-    from langchain_core.embeddings import Embeddings
-
-    class Lookup(Embeddings):
-        def embed_documents(self, docs):
-            return [
-                d.by_text.get(t, d.vecs[0]).tolist() for t in docs
-            ]  # langchain-qdrant probes "dummy_text"
-
-        def embed_query(self, text):
-            return d.table[text].tolist()
-
-    return Lookup()
-
-
-def _li_lookup(d: Data) -> Any:
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-
-    class Lookup(BaseEmbedding):
-        def _get_query_embedding(self, query: str):
-            return d.table[query].tolist()
-
-        async def _aget_query_embedding(self, query: str):
-            return d.table[query].tolist()
-
-        def _get_text_embedding(self, text: str):
-            return d.by_text[text].tolist()
-
-    return Lookup(model_name="lookup")
 
 
 _WORD = re.compile(r"\w+")
@@ -346,14 +316,7 @@ class _Ensemble(System):
     def _ensemble(self, d: Data, dense: Any) -> None:
         from langchain_community.retrievers import BM25Retriever
 
-        try:
-            from langchain_classic.retrievers import EnsembleRetriever
-        except ImportError:  # older layout
-            from langchain.retrievers import EnsembleRetriever
-        bm25 = BM25Retriever.from_documents(self.docs, k=TOP)
-        self.ens = EnsembleRetriever(
-            retrievers=[dense.as_retriever(search_kwargs={"k": TOP}), bm25], weights=[0.5, 0.5]
-        )
+        self.ens = langchain_ensemble(dense, BM25Retriever.from_documents(self.docs, k=TOP), TOP)
         self.d = d
 
     def _docs(self, d: Data) -> None:
@@ -375,7 +338,7 @@ class LangchainFaiss(_Ensemble):
         self._docs(d)
         store = FAISS.from_embeddings(
             list(zip(d.texts, d.vecs.tolist(), strict=True)),
-            _lc_lookup(d),
+            langchain_lookup(d.table, d.by_text),
             metadatas=d.metas,
             ids=[f"d{i}" for i in range(d.n)],
             distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
@@ -390,7 +353,7 @@ class LangchainInMemory(_Ensemble):
         from langchain_core.vectorstores import InMemoryVectorStore
 
         self._docs(d)
-        store = InMemoryVectorStore(_lc_lookup(d))
+        store = InMemoryVectorStore(langchain_lookup(d.table, d.by_text))
         store.add_documents(self.docs)
         self._ensemble(d, store)
 
@@ -419,7 +382,7 @@ class LangchainQdrant(System):
         self.store = QdrantVectorStore(
             client,
             "lc",
-            embedding=_lc_lookup(d),
+            embedding=langchain_lookup(d.table, d.by_text),
             retrieval_mode=RetrievalMode.HYBRID,
             sparse_embedding=HashedSparse(),
             vector_name="dense",
@@ -444,19 +407,11 @@ class _Fusion(System):
         ]
 
     def _fusion(self, d: Data, index: Any, nodes: list) -> None:
-        from llama_index.core.llms import MockLLM
-        from llama_index.core.retrievers import QueryFusionRetriever
         from llama_index.retrievers.bm25 import BM25Retriever
 
-        bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=TOP)
-        self.r = QueryFusionRetriever(
-            [index.as_retriever(similarity_top_k=TOP), bm25],
-            mode="reciprocal_rerank",
-            similarity_top_k=K,
-            num_queries=1,
-            use_async=False,
-            llm=MockLLM(),
-        )  # num_queries=1: no LLM query generation, the LLM is never called
+        self.r = llamaindex_fusion(
+            index, BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=TOP), TOP, K
+        )
         self.d = d
 
     def query(self, i: int) -> list:
@@ -475,7 +430,9 @@ class LlamaFaiss(_Fusion):
         ctx = StorageContext.from_defaults(
             vector_store=FaissVectorStore(faiss_index=faiss.IndexFlatIP(d.dim))
         )
-        index = VectorStoreIndex(nodes, storage_context=ctx, embed_model=_li_lookup(d), show_progress=False)
+        index = VectorStoreIndex(
+            nodes, storage_context=ctx, embed_model=llamaindex_lookup(d.table, d.by_text), show_progress=False
+        )
         self._fusion(d, index, nodes)
 
 
@@ -486,7 +443,9 @@ class LlamaSimple(_Fusion):
         from llama_index.core import VectorStoreIndex
 
         nodes = self._nodes(d)
-        index = VectorStoreIndex(nodes, embed_model=_li_lookup(d), show_progress=False)
+        index = VectorStoreIndex(
+            nodes, embed_model=llamaindex_lookup(d.table, d.by_text), show_progress=False
+        )
         self._fusion(d, index, nodes)
 
 
@@ -528,7 +487,7 @@ class LlamaQdrant(System):
         index = VectorStoreIndex(
             nodes,
             storage_context=StorageContext.from_defaults(vector_store=store),
-            embed_model=_li_lookup(d),
+            embed_model=llamaindex_lookup(d.table, d.by_text),
             show_progress=False,
         )
         self.r = index.as_retriever(
@@ -557,11 +516,6 @@ DEFAULT_STORES = {"langchain-inmemory", "llamaindex-simple"}
 
 
 # ---------------------------------------------------------------------- measurement
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    yield
-
-
 def _block(system: System, start: int, n_queries: int, size: int) -> tuple[list[float], int]:
     out = []
     i = start
@@ -573,14 +527,6 @@ def _block(system: System, start: int, n_queries: int, size: int) -> tuple[list[
             raise AssertionError(f"{system.name}: query {i % n_queries} found nothing")
         i += 1
     return out, i
-
-
-def _spread(values: list[float]) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-    }
 
 
 def run_size(
@@ -627,7 +573,7 @@ def run_size(
             modes = ("quiet", "loaded") if load else ("quiet",)
             for r in range(rounds):
                 for mode in modes:
-                    with load.on() if mode == "loaded" and load else _quiet():
+                    with load.on() if mode == "loaded" and load else contextlib.nullcontext():
                         for name, system in built.items():
                             o = out[name]
                             ms, o["_next"] = _block(system, o["_next"], len(d.queries), o["block"])
@@ -641,10 +587,10 @@ def run_size(
             for name, system in built.items():
                 o = out[name]
                 pooled = sorted(o.pop("_pooled"))
-                o["quiet"] = _spread(o.pop("_quiet"))
+                o["quiet"] = spread(o.pop("_quiet"))
                 loaded = o.pop("_loaded")
                 if loaded:
-                    o["loaded"] = _spread(loaded)
+                    o["loaded"] = spread(loaded)
                 o.pop("_next")
                 o["p50_ms"] = o["quiet"]["median"]
                 o["p95_ms"] = round(pooled[min(len(pooled) - 1, round(0.95 * (len(pooled) - 1)))], 3)

@@ -66,7 +66,7 @@ def rrf(
             scores[item_id] = scores.get(item_id, 0.0) + (w / (k + rank) if w > 0 else 0.0)
             ranks.setdefault(item_id, {})[name] = rank
             raw.setdefault(item_id, {})[name] = float(raw_score)
-    order = sorted(scores, key=lambda i: (-round(scores[i], _SCORE_DECIMALS), i))  # rrf_sort_key, inlined
+    order = sorted(scores, key=lambda i: rrf_sort_key(scores[i], i))
     return [Fused(i, scores[i], ranks[i], raw[i]) for i in order]
 
 
