@@ -29,6 +29,7 @@ Tesseract runs, sampled every 20 ms), and of it the worker processes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -46,7 +47,9 @@ from benchmarks._common import (
     page_count,
     run_child,
     save,
+    spread,
 )
+from benchmarks._load import BackgroundLoad
 
 PDFS = SHARED / "pdfs" / "text_figures"
 CONTESTANTS = ("ours", "ours-no-ocr", "ours-text", "llamaindex", "langchain")
@@ -152,28 +155,70 @@ def child(name: str, quick: bool, smoke: bool = False) -> dict[str, Any]:
     return out
 
 
-def run(quick: bool = False, contestants: tuple[str, ...] = CONTESTANTS, smoke: bool = False) -> dict[str, Any]:
+RATES = ("seconds", "pages_per_s", "images_per_s", "texts_per_s")
+
+
+def _rates(r: dict[str, Any]) -> dict[str, Any]:
+    return {**r, "pages_per_s": r["pages"] / r["seconds"], "images_per_s": r["images"] / r["seconds"],
+            "texts_per_s": r["texts"] / r["seconds"]}
+
+
+def run(quick: bool = False, contestants: tuple[str, ...] = CONTESTANTS, smoke: bool = False, rounds: int = 1,
+        loaded: bool = False) -> dict[str, Any]:
+    """Each contestant in a fresh process per sample; *rounds* interleaved rounds (every contestant
+    once quiet, then once under ``_load``'s background load when *loaded*). ``by_system[name]``
+    holds the quiet median of each rate (and the counts and memory of the median-time sample);
+    ``by_mode[mode][name][rate]`` the median and spread of every mode."""
+    flags = [*(["--quick"] if quick else []), *(["--smoke"] if smoke else [])]
+    samples: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    load = BackgroundLoad() if loaded else None
+    modes = ("quiet", "loaded") if load else ("quiet",)
+    try:
+        for rnd in range(rounds):
+            for mode in modes:
+                with load.on() if (load and mode == "loaded") else contextlib.nullcontext():
+                    for name in contestants:
+                        r = _rates(run_child("benchmarks.bench_ingest", ["--child", name, *flags]))
+                        samples.setdefault(mode, {}).setdefault(name, []).append(r)
+                        print(f"  ingest round {rnd + 1} {mode:6s} {name:12s} {r['pages_per_s']:7.2f} pages/s "
+                              f"{r['images_per_s']:6.2f} images/s peak {mib(r['peak_tree_rss_bytes'])} MiB",
+                              file=sys.stderr)
+    finally:
+        if load:
+            load.close()
+    by_mode = {mode: {name: {k: spread([x[k] for x in ss]) for k in RATES} for name, ss in per.items()}
+               for mode, per in samples.items()}
     res: dict[str, Any] = {}
-    for name in contestants:
-        flags = [*(["--quick"] if quick else []), *(["--smoke"] if smoke else [])]
-        r = run_child("benchmarks.bench_ingest", ["--child", name, *flags])
-        r["pages_per_s"] = round(r["pages"] / r["seconds"], 2)
-        r["images_per_s"] = round(r["images"] / r["seconds"], 2)
-        r["seconds"] = round(r["seconds"], 2)
-        res[name] = r
-        print(f"  ingest {name:12s} {r['pages_per_s']:7.2f} pages/s {r['images_per_s']:6.2f} images/s "
-              f"peak {mib(r['peak_tree_rss_bytes'])} MiB", file=sys.stderr)
-    return {"files": next(iter(res.values()))["files"], "pages": next(iter(res.values()))["pages"], "by_system": res}
+    for name, ss in samples["quiet"].items():
+        middle = sorted(ss, key=lambda x: x["seconds"])[len(ss) // 2]
+        res[name] = {**middle, **{k: round(by_mode["quiet"][name][k]["median"], 2) for k in RATES}}
+    first = next(iter(res.values()))
+    out = {"files": first["files"], "pages": first["pages"], "rounds": rounds, "by_system": res, "by_mode": by_mode}
+    if load:
+        out["load"] = load.describe()
+    return out
+
+
+def _cell(d: dict[str, float] | None) -> str:
+    if not d:
+        return "-"
+    return f"{d['median']:.2f} ({d['min']:.2f}-{d['max']:.2f})" if d.get("runs", 1) > 1 else f"{d['median']:.2f}"
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
     rows = res["by_system"]
+    by_mode = res.get("by_mode", {})
     base = rows.get("ours-text")
-    lines = [f"{res['files']} PDFs, {res['pages']} pages, one process each, ViT-B-32 on the CPU.", "",
-             "| pipeline | pages/s | images/s | text chunks/s | text chunks | images | seconds | peak RSS MiB (of it workers) "
-             "| on disk MiB (allocated) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rounds = res.get("rounds", 1)
+    lines = [f"{res['files']} PDFs, {res['pages']} pages, a fresh process per contestant and sample, ViT-B-32 on the "
+             f"CPU; {rounds} interleaved round{'s' if rounds > 1 else ''}, median (min-max).", "",
+             "| pipeline | pages/s | pages/s under load | images/s | text chunks/s | text chunks | images | seconds "
+             "| peak RSS MiB (of it workers) | on disk MiB (allocated) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['pages_per_s']:.2f} | {r['images_per_s']:.2f} | {r['texts'] / r['seconds']:.2f} | {r['texts']} | {r['images']} | "
+        q, ld = _get_mode(by_mode, "quiet", name), _get_mode(by_mode, "loaded", name)
+        pages = _cell(q["pages_per_s"]) if q else f"{r['pages_per_s']:.2f}"
+        lines.append(f"| {name} | {pages} | {_cell(ld['pages_per_s']) if ld else '-'} | {r['images_per_s']:.2f} | "
+                     f"{r['texts'] / r['seconds']:.2f} | {r['texts']} | {r['images']} | "
                      f"{r['seconds']:.1f} | {mib(r['peak_tree_rss_bytes'])} ({mib(r['peak_workers_rss_bytes'])}) | "
                      f"{mib(r['disk_bytes'])} |")
     if base:
@@ -181,12 +226,20 @@ def markdown(res: dict[str, Any]) -> list[str]:
             if peer in rows:
                 lines.append(f"\nours-text / {peer}: {base['pages_per_s'] / rows[peer]['pages_per_s']:.2f}x pages/s "
                              "(same work: text only)")
+    if "load" in res:
+        lines.append(f"\nunder load: {res['load']}")
     return lines
+
+
+def _get_mode(by_mode: dict[str, Any], mode: str, name: str) -> dict[str, Any] | None:
+    return by_mode.get(mode, {}).get(name)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--loaded", action="store_true", help="each round also under the background load")
     ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS / "ingestion.json"))
@@ -194,7 +247,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.quick, args.smoke)))
         return
-    res = run(args.quick, smoke=args.smoke)
+    res = run(args.quick, smoke=args.smoke, rounds=args.rounds, loaded=args.loaded)
     save(res, args.out, markdown)
 
 

@@ -13,11 +13,13 @@ Sections (each module also runs on its own; its docstring says exactly what is c
 * ``cold`` (``bench_cold``): a fresh process opening a built index and answering its first query,
   in-process and through the CLI; memory and disk per item.
 * ``ingestion`` (``bench_ingest``): read + OCR + embed + upsert of the real PDFs, pages/s, images/s,
-  peak memory.
+  peak memory, quiet and under load.
 * ``storage`` (``bench_storage``): on-disk size and RSS per 10k items, with and without quantization.
 
 Timed figures are medians of interleaved rounds, quiet and under the background load of
-``benchmarks/_load.py`` (one busy process per CPU), except ingestion and storage (quiet, one run).
+``benchmarks/_load.py`` (one busy process per CPU); ingestion runs two rounds in ``--full`` (one
+round of its five pipelines takes minutes). Storage measures sizes (disk, RSS, recall), not time:
+one run.
 
 Needs the ``bench`` dependency group: ``.venv/bin/pip install --group bench -e .``.
 Writes ``results.json``, ``results.md`` and ``scaling.png`` to ``benchmarks/results/<quick|full>/``.
@@ -43,6 +45,7 @@ QDRANT_MAX = 10_000  # qdrant-client local mode: a few hundred items/s ingest, P
 DEFAULT_MAX = 50_000  # the frameworks' default in-memory stores: linear scans in Python
 ROUNDS = {"smoke": 1, "quick": 2, "full": 3}
 COLD_SIZES = {"smoke": [1_000], "quick": [50_000], "full": [200_000, 1_000_000]}
+INGEST_ROUNDS = {"smoke": 1, "quick": 1, "full": 2}  # a round of all five pipelines: ~3 min quiet, ~6 loaded
 STORAGE_N = {"smoke": 300, "quick": 10_000, "full": 50_000}
 
 
@@ -82,7 +85,7 @@ def run_section(name: str, mode: str, retrieval_sizes: list[int] | None = None) 
     if name == "ingestion":
         from benchmarks import bench_ingest
 
-        return bench_ingest.run(quick=quick, smoke=smoke)
+        return bench_ingest.run(quick=quick, smoke=smoke, rounds=INGEST_ROUNDS[mode], loaded=not smoke)
     if name == "storage":
         from benchmarks import bench_storage
 

@@ -17,18 +17,32 @@ def test_readme_performance_section_is_generated_from_the_stored_full_run():
     assert readme.update(check=True), "run: python -m benchmarks.readme"
 
 
-def test_the_stored_full_run_is_a_full_run_of_the_new_suite():
+def test_the_stored_full_run_is_one_complete_full_run_of_the_new_suite():
     res = json.loads(readme.FULL.read_text())
-    assert res["mode"] == "full" and not res["errors"]
-    retrieval = res["sections"].get("retrieval")
-    if retrieval:  # each peer's strongest setup, quiet and loaded
-        first = retrieval["by_size"][str(retrieval["sizes"][0])]
-        assert {"ours", "langchain-faiss", "llamaindex-faiss", "qdrant-client"} <= set(first)
-        assert all("loaded" in r for by in retrieval["by_size"].values() for r in by.values())
-    cold = res["sections"].get("cold")
-    if cold:
-        assert all({"ours", "ours-cli"} <= set(sr["by_contestant"]) for sr in cold["by_size"].values())
-    assert retrieval or cold
+    assert res["mode"] == "full" and not res["errors"] and res["command"] == "python -m benchmarks.run --full"
+    assert set(res["sections"]) == {"embeddings", "retrieval", "cold", "ingestion", "storage"}
+    retrieval = res["sections"]["retrieval"]  # each peer's strongest setup, quiet and loaded, up to 200k
+    assert max(retrieval["sizes"]) >= 200_000
+    first = retrieval["by_size"][str(retrieval["sizes"][0])]
+    assert {"ours", "langchain-faiss", "llamaindex-faiss", "qdrant-client", "langchain-qdrant",
+            "llamaindex-qdrant", "langchain-inmemory", "llamaindex-simple"} <= set(first)
+    assert all("loaded" in r for by in retrieval["by_size"].values() for r in by.values())
+    cold = res["sections"]["cold"]  # cold start at 200k and 1M, the peers beside ours, quiet and loaded
+    assert {200_000, 1_000_000} <= {int(n) for n in cold["by_size"]}
+    for sr in cold["by_size"].values():
+        assert set(sr["by_contestant"]) == {"ours", "ours-cli", "langchain-faiss", "llamaindex-faiss"}
+        assert all(set(m) == {"quiet", "loaded"} for m in sr["by_contestant"].values())
+    assert set(res["sections"]["ingestion"]["by_mode"]) == {"quiet", "loaded"}
+    emb = res["sections"]["embeddings"]
+    assert emb.get("quiet") and emb.get("loaded") and "chunks" in emb["text_sets"]
+
+
+def test_the_fine_tuning_table_is_generated_from_its_results():
+    res = json.loads(readme.FINETUNE.read_text())
+    block = readme.render_finetune(res)
+    assert block in readme.README.read_text()
+    for row in res["rows"]:
+        assert f"{row['pairs_per_s']:.1f} pairs/s ({row['s_per_step']:.1f} s/step)" in block
 
 
 def test_no_docstring_or_readme_prose_quotes_the_retired_ratios():
