@@ -56,6 +56,8 @@ ROOT = be.ROOT
 CONTESTANTS = ("ours", "ours-cli", "langchain-faiss", "llamaindex-faiss")
 PEERS_MAX = 1_000_000
 BUILD_BATCH = 20_000  # the peers' builds add vectors in batches, as a user with a large corpus would
+# a cached build is reused only when it came from the same build code (2: the peers' batched builds)
+BUILDER = {"langchain-faiss": 2, "llamaindex-faiss": 2}
 STEADY_QUERIES = 100
 
 
@@ -271,7 +273,8 @@ def ensure_built(n: int, name: str, work: Path, log=print) -> tuple[Path, dict[s
     data = be.make_data(n, work / f"data-{n}")
     folder = work / f"index-{n}-{name}"
     record = work / f"build-{n}-{name}.json"
-    if record.exists() and folder.exists():
+    stale = record.exists() and json.loads(record.read_text()).get("builder", 1) != BUILDER.get(name, 1)
+    if record.exists() and folder.exists() and not stale:
         b = json.loads(record.read_text())
         log(f"  N={n:,} {name}: reusing the build of {b['built']} ({b['commit']})")
         return folder, {**b, "reused": True}
@@ -287,7 +290,7 @@ def ensure_built(n: int, name: str, work: Path, log=print) -> tuple[Path, dict[s
         )
     b["disk_bytes"] = dir_size(folder)
     b["disk_allocated_bytes"] = disk_allocated(folder)
-    b.update(_stamp())
+    b.update(_stamp(), builder=BUILDER.get(name, 1))
     record.write_text(json.dumps(b))
     log(
         f"  N={n:,} {name}: built in {b['build_s']} s, peak RSS {mib(b['peak_rss_build_bytes'])} MiB, "
