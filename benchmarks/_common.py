@@ -84,6 +84,16 @@ def spread(values: list[float], digits: int = 3) -> dict[str, float]:
     }
 
 
+def spread_cell(d: dict[str, float] | None, scale: float = 1.0, fmt: str = "{:.2f}") -> str:
+    """A ``spread`` as "median (min-max)", scaled; just the median when it was measured once."""
+    if not d:
+        return "-"
+    med = fmt.format(d["median"] * scale)
+    if d.get("runs", 2) < 2:
+        return med
+    return f"{med} ({fmt.format(d['min'] * scale)}-{fmt.format(d['max'] * scale)})"
+
+
 def percentiles(ms: list[float]) -> dict[str, float]:
     s = sorted(ms)
     p95 = s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]

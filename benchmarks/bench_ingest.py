@@ -48,6 +48,7 @@ from benchmarks._common import (
     run_child,
     save,
     spread,
+    spread_cell,
 )
 from benchmarks._load import BackgroundLoad
 
@@ -199,12 +200,6 @@ def run(quick: bool = False, contestants: tuple[str, ...] = CONTESTANTS, smoke: 
     return out
 
 
-def _cell(d: dict[str, float] | None) -> str:
-    if not d:
-        return "-"
-    return f"{d['median']:.2f} ({d['min']:.2f}-{d['max']:.2f})" if d.get("runs", 1) > 1 else f"{d['median']:.2f}"
-
-
 def markdown(res: dict[str, Any]) -> list[str]:
     rows = res["by_system"]
     by_mode = res.get("by_mode", {})
@@ -216,8 +211,8 @@ def markdown(res: dict[str, Any]) -> list[str]:
              "| peak RSS MiB (of it workers) | on disk MiB (allocated) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         q, ld = _get_mode(by_mode, "quiet", name), _get_mode(by_mode, "loaded", name)
-        pages = _cell(q["pages_per_s"]) if q else f"{r['pages_per_s']:.2f}"
-        lines.append(f"| {name} | {pages} | {_cell(ld['pages_per_s']) if ld else '-'} | {r['images_per_s']:.2f} | "
+        pages = spread_cell(q["pages_per_s"]) if q else f"{r['pages_per_s']:.2f}"
+        lines.append(f"| {name} | {pages} | {spread_cell(ld['pages_per_s']) if ld else '-'} | {r['images_per_s']:.2f} | "
                      f"{r['texts'] / r['seconds']:.2f} | {r['texts']} | {r['images']} | "
                      f"{r['seconds']:.1f} | {mib(r['peak_tree_rss_bytes'])} ({mib(r['peak_workers_rss_bytes'])}) | "
                      f"{mib(r['disk_bytes'])} |")
