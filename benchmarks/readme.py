@@ -100,7 +100,36 @@ def summary(res: dict[str, Any]) -> list[str]:
     g = secs.get("ingestion")
     if g:
         lines += _ingestion_rows(g)
+    s = secs.get("storage")
+    if s:
+        lines += _storage_rows(s)
     return lines
+
+
+def _storage_rows(s: dict[str, Any]) -> list[str]:
+    """Disk and serving RSS per item of a fresh process, with and without quantization (and the
+    dense recall@10 it keeps); the FAISS setups' memory is in the cold-start rows."""
+    rows, n = s["by_system"], s["n"]
+
+    def per_item(name: str) -> str:
+        r = rows.get(name)
+        if not r:
+            return "not run"
+        rec = r.get("dense_recall_at_10")
+        return (
+            f"{_bytes_per_item(r['disk_bytes'], n)} disk, {_bytes_per_item(r['rss_bytes'], n)} RSS"
+            + ("" if rec is None else f", recall@10 {rec:.2f}")
+        )
+
+    ours = "; ".join(f"{q}: {per_item(name)}" for q, name in
+                     (("float32", "ours"), ("int8", "ours-int8"), ("binary", "ours-binary")) if name in rows)
+    qdrant = "; ".join(f"{q}: {per_item(name)}" for q, name in
+                       (("float32", "qdrant-local"), ("int8 config", "qdrant-local-int8")) if name in rows)
+    return [
+        f"| index per item, {n:,} items, fresh process serving fused queries | {ours} | in the cold-start rows | "
+        f"in the cold-start rows | {qdrant or '-'} | LangChain {per_item('langchain')}; "
+        f"LlamaIndex {per_item('llamaindex')} |"
+    ]
 
 
 def _ingestion_rows(g: dict[str, Any]) -> list[str]:
