@@ -20,7 +20,7 @@ def test_readme_performance_section_is_generated_from_the_stored_full_run():
 def test_the_stored_full_run_is_one_complete_full_run_of_the_new_suite():
     res = json.loads(readme.FULL.read_text())
     assert res["mode"] == "full" and not res["errors"] and res["command"] == "python -m benchmarks.run --full"
-    assert {"embeddings", "retrieval", "cold", "ingestion"} <= set(res["sections"])  # storage: not in the stored run
+    assert set(res["sections"]) == {"embeddings", "retrieval", "cold", "ingestion", "storage"}
     retrieval = res["sections"]["retrieval"]  # each peer's strongest setup, quiet and loaded, up to 200k
     assert max(retrieval["sizes"]) >= 200_000
     first = retrieval["by_size"][str(retrieval["sizes"][0])]
@@ -35,6 +35,9 @@ def test_the_stored_full_run_is_one_complete_full_run_of_the_new_suite():
     assert set(res["sections"]["ingestion"]["by_mode"]) == {"quiet", "loaded"}
     emb = res["sections"]["embeddings"]
     assert emb.get("quiet") and emb.get("loaded") and "chunks" in emb["text_sets"]
+    storage = res["sections"]["storage"]["by_system"]  # quantization: what it saves and the recall it keeps
+    assert all(storage[q]["dense_recall_at_10"] > 0 for q in ("ours", "ours-int8", "ours-binary"))
+    assert {"qdrant-local", "langchain", "llamaindex"} <= set(storage)
 
 
 def test_the_fine_tuning_table_is_generated_from_its_results():
