@@ -280,9 +280,9 @@ def ensure_built(n: int, name: str, work: Path, log=print) -> tuple[Path, dict[s
     data = be.make_data(n, work / f"data-{n}")
     folder = work / f"index-{n}-{name}"
     record = work / f"build-{n}-{name}.json"
-    stale = record.exists() and json.loads(record.read_text()).get("builder", 1) != BUILDER.get(name, 1)
-    if record.exists() and folder.exists() and not stale:
-        b = json.loads(record.read_text())
+    cached = json.loads(record.read_text()) if record.exists() and folder.exists() else None
+    if cached is not None and cached.get("builder", 1) == BUILDER.get(name, 1):
+        b = cached
         log(f"  N={n:,} {name}: reusing the build of {b['built']} ({b['commit']})")
         return folder, {**b, "reused": True}
     shutil.rmtree(folder, ignore_errors=True)

@@ -121,10 +121,11 @@ def _storage_rows(s: dict[str, Any]) -> list[str]:
             + ("" if rec is None else f", recall@10 {rec:.2f}")
         )
 
-    ours = "; ".join(f"{q}: {per_item(name)}" for q, name in
-                     (("float32", "ours"), ("int8", "ours-int8"), ("binary", "ours-binary")) if name in rows)
-    qdrant = "; ".join(f"{q}: {per_item(name)}" for q, name in
-                       (("float32", "qdrant-local"), ("int8 config", "qdrant-local-int8")) if name in rows)
+    def variants(*pairs: tuple[str, str]) -> str:
+        return "; ".join(f"{label}: {per_item(name)}" for label, name in pairs if name in rows)
+
+    ours = variants(("float32", "ours"), ("int8", "ours-int8"), ("binary", "ours-binary"))
+    qdrant = variants(("float32", "qdrant-local"), ("int8 config", "qdrant-local-int8"))
     return [
         f"| index per item, {n:,} items, fresh process serving fused queries | {ours} | in the cold-start rows | "
         f"in the cold-start rows | {qdrant or '-'} | LangChain {per_item('langchain')}; "
