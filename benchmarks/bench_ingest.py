@@ -213,7 +213,7 @@ def markdown(res: dict[str, Any]) -> list[str]:
         q, ld = _get_mode(by_mode, "quiet", name), _get_mode(by_mode, "loaded", name)
         pages = spread_cell(q["pages_per_s"]) if q else f"{r['pages_per_s']:.2f}"
         lines.append(f"| {name} | {pages} | {spread_cell(ld['pages_per_s']) if ld else '-'} | {r['images_per_s']:.2f} | "
-                     f"{r['texts'] / r['seconds']:.2f} | {r['texts']} | {r['images']} | "
+                     f"{r.get('texts_per_s', r['texts'] / r['seconds']):.2f} | {r['texts']} | {r['images']} | "
                      f"{r['seconds']:.1f} | {mib(r['peak_tree_rss_bytes'])} ({mib(r['peak_workers_rss_bytes'])}) | "
                      f"{mib(r['disk_bytes'])} |")
     if base:

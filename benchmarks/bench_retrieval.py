@@ -2,10 +2,11 @@
 each peer in the strongest setup that runs offline, plus the frameworks' default stores.
 
 Same synthetic data for everyone: N chunks (80 % text of 20-120 Zipf-distributed words, 20 %
-"images" with 3-20 OCR words), each with a precomputed random unit vector; queries are 3 words
-plus a random unit vector. Embedding is a table lookup for every system, so latency excludes model
-time. Every system returns the top 10 of a reciprocal-rank fusion of dense and keyword lists, each
-list 50 deep:
+"images" with 3-20 OCR words), each with a precomputed unit vector drawn around gaussian cluster
+centres like embeddings are (``clustered_vectors``; ``--vectors isotropic`` draws them uniformly
+instead, the worst case for a graph index); queries are 3 words plus a held-out vector near a
+centre. Embedding is a table lookup for every system, so latency excludes model time. Every system
+returns the top 10 of a reciprocal-rank fusion of dense and keyword lists, each list 50 deep:
 
 * ``ours``: ``FusedRetriever`` over ``MultiModalIndex(folder)`` (Qdrant Edge in this process, HNSW
   built by ``optimize()``, reopened before querying): three lists (dense over texts, dense over
@@ -38,7 +39,14 @@ every system answers a block of queries (about one second's worth) quiet, and ag
 background load of ``benchmarks/_load.py``. A figure is the median over rounds of the block p50,
 with the rounds' min and max. p95 pools the quiet samples.
 
+Ours searches an approximate HNSW graph, the FAISS and Qdrant-local rows scan every vector: so
+every system with a dense search of its own also reports dense recall@10 against exact search on
+the same queries, and ``--ef-sweep`` measures ours' fused p50 and recall at each search width
+(``hnsw_ef``), for comparing at matched recall.
+
     .venv/bin/python -m benchmarks.bench_retrieval --sizes 1000,10000,50000,200000
+    .venv/bin/python -m benchmarks.bench_retrieval --sizes 50000 --systems ours --quiet-only \
+        --ef-sweep 64,128,256,512,1024 [--vectors isotropic]
     .venv/bin/python -m benchmarks.run --only retrieval [--quick]
 
 Needs (benchmark only): the ``bench`` dependency group (FAISS, langchain-qdrant, LlamaIndex's
@@ -66,6 +74,7 @@ from benchmarks._common import RESULTS, save, spread
 from benchmarks._load import BackgroundLoad
 from benchmarks._peers import langchain_ensemble, langchain_lookup, llamaindex_fusion, llamaindex_lookup
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
+from mm_rag_plugin.retrievers.engine import ListQuery
 from mm_rag_plugin.types import ImageChunk, TextChunk
 
 K = 10
@@ -74,7 +83,7 @@ BLOCK_SECONDS = 1.0  # each system answers about this long per round and mode
 
 
 # ---------------------------------------------------------------------- data
-def make_data(n: int, dim: int, n_queries: int, seed: int = 0):
+def make_data(n: int, dim: int, n_queries: int, seed: int = 0, vectors: str = "clustered"):
     rng = np.random.default_rng(seed)
     vocab = np.array([f"term{i}" for i in range(20000)])
     p = 1.0 / np.arange(1, len(vocab) + 1) ** 1.1
@@ -101,18 +110,52 @@ def make_data(n: int, dim: int, n_queries: int, seed: int = 0):
                 TextChunk(id=f"txt{i}", text=text, source=f"doc{i // 50}.pdf", page=i % 20 + 1, position=i)
             )
         texts.append(text)
-    vecs = rng.normal(size=(n, dim)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    if vectors == "clustered":
+        vecs, qvecs = clustered_vectors(rng, n, dim, n_queries)
+    else:  # "isotropic": no near neighbours, the worst case for a graph index
+        vecs, qvecs = (unit(rng.normal(size=(m, dim)).astype(np.float32)) for m in (n, n_queries))
     queries = [" ".join(rng.choice(vocab[:3000], size=3)) + f" q{j}" for j in range(n_queries)]
-    qvecs = rng.normal(size=(n_queries, dim)).astype(np.float32)
-    qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
     return chunks, texts, vecs, queries, qvecs
 
 
+def clustered_vectors(rng: np.random.Generator, n: int, dim: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around gaussian centres, the model of ``bench_engines`` (CLIP-like: a vector's
+    neighbours are much closer than a random pair): uneven cluster sizes, per cluster a spread
+    that puts its vectors at cosine ~0.74-0.89 to the centre; held-out queries near the centres
+    of clusters drawn by size. Isotropic random vectors would have no near neighbours at all,
+    the one case an approximate (graph) index handles worst and no embedding model produces."""
+    c = min(5_000, max(1_000, n // 200))  # bench_engines' count
+    centres = rng.normal(size=(c, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    size = rng.zipf(1.6, c).clip(1, 50).astype(np.float64)
+    spread = rng.uniform(0.5, 0.9, c).astype(np.float32)
+
+    def around(cl: np.ndarray) -> np.ndarray:
+        return unit(centres[cl] + rng.normal(size=(len(cl), dim)).astype(np.float32) * (spread[cl, None] / np.sqrt(dim)))
+
+    vecs = around(rng.choice(c, size=n, p=size / size.sum()))
+    return vecs, around(rng.choice(c, size=n_queries, p=size / size.sum()))
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def exact_top(vecs: np.ndarray, qvecs: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the k nearest vectors (inner product over unit vectors) of each query, exactly."""
+    out = np.empty((len(qvecs), k), dtype=np.int64)
+    for s in range(0, len(qvecs), 50):
+        scores = qvecs[s : s + 50] @ vecs.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1)
+        out[s : s + 50] = np.take_along_axis(top, order, 1)
+    return out
+
+
 class Data:
-    def __init__(self, n: int, dim: int, n_queries: int = 200) -> None:
+    def __init__(self, n: int, dim: int, n_queries: int = 200, vectors: str = "clustered") -> None:
         self.n, self.dim = n, dim
-        self.chunks, self.texts, self.vecs, self.queries, self.qvecs = make_data(n, dim, n_queries)
+        self.chunks, self.texts, self.vecs, self.queries, self.qvecs = make_data(n, dim, n_queries, vectors=vectors)
         self.table = {q: self.qvecs[i] for i, q in enumerate(self.queries)}
         self.by_text = {t: self.vecs[i] for i, t in enumerate(self.texts)}
         self.metas = [{"source": c.source, "kind": c.kind} for c in self.chunks]
@@ -190,8 +233,19 @@ class System:
     def calls_per_query(self) -> float | None:
         return None
 
+    def dense_rows(self, i: int) -> list[int] | None:
+        """Rows of the dense top K of query *i* as this system's vector search finds them (for
+        recall against exact search); None where the system exposes no dense search apart."""
+        return None
+
     def close(self) -> None:
         return None
+
+
+def index_dense_rows(index: MultiModalIndex, qvec: np.ndarray) -> list[int]:
+    """Rows of the dense top K of *qvec* in a ``MultiModalIndex`` built from ``make_data``."""
+    got = index.search_lists([ListQuery("dense", K, dense=qvec)], ())[0]
+    return [int(c.id[3:]) for c in index.chunks([pid for pid, _ in got]).values()]
 
 
 def build_mm(folder: Path | None, chunks, vecs, dim: int, **options: Any) -> MultiModalIndex:
@@ -225,6 +279,9 @@ class Ours(System):
     def query(self, i: int) -> list:
         return self.r.retrieve(self.d.queries[i])
 
+    def dense_rows(self, i: int) -> list[int] | None:
+        return index_dense_rows(self.index, self.d.qvecs[i])
+
     def close(self) -> None:
         self.index.close()
 
@@ -253,6 +310,9 @@ class OursServer(System):
 
     def calls_per_query(self) -> float | None:
         return sum(self.client.calls.values()) / self.queries if self.queries else None
+
+    def dense_rows(self, i: int) -> list[int] | None:
+        return index_dense_rows(self.index, self.d.qvecs[i])
 
     def close(self) -> None:
         self.index.close()
@@ -309,6 +369,10 @@ class QdrantPlain(System):
     def calls_per_query(self) -> float | None:
         return sum(self.client.calls.values()) / self.queries if self.queries else None
 
+    def dense_rows(self, i: int) -> list[int] | None:
+        got = self.client.query_points(self.collection, query=self.d.qvecs[i].tolist(), using="dense", limit=K)
+        return [int(p.id) for p in got.points]
+
 
 class _Ensemble(System):
     group = "langchain"
@@ -343,7 +407,12 @@ class LangchainFaiss(_Ensemble):
             ids=[f"d{i}" for i in range(d.n)],
             distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
         )
+        self.store = store
         self._ensemble(d, store)
+
+    def dense_rows(self, i: int) -> list[int] | None:
+        _, pos = self.store.index.search(self.d.qvecs[i][None, :], K)
+        return [int(self.store.index_to_docstore_id[int(p)][1:]) for p in pos[0]]
 
 
 class LangchainInMemory(_Ensemble):
@@ -427,13 +496,16 @@ class LlamaFaiss(_Fusion):
         from llama_index.vector_stores.faiss import FaissVectorStore
 
         nodes = self._nodes(d)
-        ctx = StorageContext.from_defaults(
-            vector_store=FaissVectorStore(faiss_index=faiss.IndexFlatIP(d.dim))
-        )
+        self.faiss = faiss.IndexFlatIP(d.dim)
+        ctx = StorageContext.from_defaults(vector_store=FaissVectorStore(faiss_index=self.faiss))
         index = VectorStoreIndex(
             nodes, storage_context=ctx, embed_model=llamaindex_lookup(d.table, d.by_text), show_progress=False
         )
         self._fusion(d, index, nodes)
+
+    def dense_rows(self, i: int) -> list[int] | None:
+        _, pos = self.faiss.search(self.d.qvecs[i][None, :], K)  # nodes were added in row order
+        return [int(p) for p in pos[0]]
 
 
 class LlamaSimple(_Fusion):
@@ -529,6 +601,34 @@ def _block(system: System, start: int, n_queries: int, size: int) -> tuple[list[
     return out, i
 
 
+def dense_recall(system: System, truth: np.ndarray) -> float | None:
+    """Share of the exact dense top K that *system*'s vector search finds, over the queries."""
+    if system.dense_rows(0) is None:
+        return None
+    hits = sum(len(set(system.dense_rows(i)) & set(truth[i].tolist())) for i in range(len(truth)))
+    return round(hits / truth.size, 4)
+
+
+def sweep_ef(system: Ours, d: Data, truth: np.ndarray, efs: Sequence[int]) -> dict[str, Any]:
+    """Ours at each search width ``hnsw_ef``: fused p50 over every query (quiet) and dense recall@10."""
+    from mm_rag_plugin.retrievers import _edge
+
+    engine = system.index.engine_impl
+    before = _edge.SEARCH_EF
+    out: dict[str, Any] = {}
+    try:
+        for ef in efs:
+            _edge.SEARCH_EF = ef
+            engine._set_params()
+            system.query(0)
+            ms, _ = _block(system, 0, len(d.queries), len(d.queries))
+            out[str(ef)] = {"p50_ms": round(statistics.median(ms), 3), "dense_recall_at_10": dense_recall(system, truth)}
+    finally:
+        _edge.SEARCH_EF = before
+        engine._set_params()
+    return out
+
+
 def run_size(
     n: int,
     dim: int = 512,
@@ -536,9 +636,15 @@ def run_size(
     rounds: int = 3,
     load: BackgroundLoad | None = None,
     log: Callable[[str], None] = print,
+    ef_sweep: Sequence[int] = (),
+    vectors: str = "clustered",
 ) -> dict[str, Any]:
-    """Every system at one index size: build, then interleaved rounds of query blocks."""
-    d = Data(n, dim)
+    """Every system at one index size: build, then interleaved rounds of query blocks; then each
+    system's dense recall@10 against exact search and, with *ef_sweep*, ours at each ``hnsw_ef``."""
+    from mm_rag_plugin.retrievers import _edge
+
+    d = Data(n, dim, vectors=vectors)
+    truth = exact_top(d.vecs, d.qvecs, K)
     out: dict[str, Any] = {}
     built: dict[str, System] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -567,6 +673,7 @@ def run_size(
                 }
                 if isinstance(system, Ours):
                     out[name]["reopen_s"] = round(system.reopen_s, 3)
+                    out[name]["hnsw_ef"] = _edge.search_ef(n)
                 log(
                     f"  N={n:>7} {name:19s} built {n / build_s:9.0f} items/s, {one * 1000:8.2f} ms/query, block {block}"
                 )
@@ -598,6 +705,12 @@ def run_size(
                 calls = system.calls_per_query()
                 if calls is not None:
                     o["calls_per_query"] = round(calls, 3)
+                recall = dense_recall(system, truth)  # after counting calls: its searches are not queries
+                if recall is not None:
+                    o["dense_recall_at_10"] = recall
+            if ef_sweep and "ours" in built:
+                out["ours"]["ef_sweep"] = sweep_ef(built["ours"], d, truth, ef_sweep)
+                log(f"  N={n:>7} ours hnsw_ef sweep: {out['ours']['ef_sweep']}")
         finally:
             for system in built.values():
                 system.close()
@@ -623,12 +736,16 @@ def run(
     rounds: int = 3,
     loaded: bool = True,
     log: Callable[[str], None] = print,
+    ef_sweep: Sequence[int] = (),
+    vectors: str = "clustered",
 ) -> dict[str, Any]:
     by_size: dict[str, Any] = {}
     load = BackgroundLoad() if loaded else None
     try:
         for n in sizes:
-            by_size[str(n)] = run_size(n, dim, chosen(n, systems, qdrant_max, default_max), rounds, load, log)
+            by_size[str(n)] = run_size(
+                n, dim, chosen(n, systems, qdrant_max, default_max), rounds, load, log, ef_sweep, vectors
+            )
     finally:
         if load:
             load.close()
@@ -637,6 +754,7 @@ def run(
         "k": K,
         "per_list_depth": TOP,
         "sizes": list(sizes),
+        "vectors": vectors,
         "rounds": rounds,
         "by_size": by_size,
         "qdrant_max": qdrant_max,
@@ -650,8 +768,8 @@ def markdown(res: dict[str, Any]) -> list[str]:
     systems = [s for s in SYSTEMS if any(s in res["by_size"][n] for n in sizes)]
     rounds = res.get("rounds", 1)
     lines = [
-        f"p50 ms of one fused query (top {res['k']}, lists {res['per_list_depth']} deep, {res['dim']}-d, "
-        f"vectors looked up), median of {rounds} interleaved rounds (min-max), and relative to ours in the "
+        f"p50 ms of one fused query (top {res['k']}, lists {res['per_list_depth']} deep, {res['dim']}-d "
+        f"{res.get('vectors', 'isotropic')} vectors looked up), median of {rounds} interleaved rounds (min-max), and relative to ours in the "
         "same mode.",
         "",
     ]
@@ -713,6 +831,40 @@ def markdown(res: dict[str, Any]) -> list[str]:
         + ". Ours writes every batch to Qdrant Edge's WAL and builds the HNSW graph (optimize); "
         "FAISS and the default stores are in memory; the Qdrant rows run on qdrant-client's local mode.",
     ]
+    recalls = {
+        s: [res["by_size"][n][s].get("dense_recall_at_10") for n in sizes if s in res["by_size"][n]]
+        for s in systems
+    }
+    recalls = {s: v for s, v in recalls.items() if v and None not in v}
+    if recalls:
+        lines += [
+            "",
+            "Dense recall@10 against exact search, the benchmark's own queries, at each N: "
+            + "; ".join(f"{s} " + ", ".join(f"{v:.3f}" for v in vals) for s, vals in recalls.items())
+            + ". Ours searches an HNSW graph (approximate) with hnsw_ef "
+            + ", ".join(str(res["by_size"][n]["ours"].get("hnsw_ef", "?")) for n in sizes if "ours" in res["by_size"][n])
+            + "; FAISS IndexFlat and qdrant-client's local mode scan every vector (exact); the default "
+            "stores scan too.",
+        ]
+    sweeps = {n: res["by_size"][n]["ours"]["ef_sweep"] for n in sizes if "ef_sweep" in res["by_size"][n].get("ours", {})}
+    if sweeps:
+        efs = list(next(iter(sweeps.values())))
+        lines += [
+            "",
+            "Ours at each search width (hnsw_ef; quiet, one pass over the queries): fused p50 ms / dense recall@10.",
+            "",
+            "| hnsw_ef | " + " | ".join(f"N={int(n):,}" for n in sweeps) + " |",
+            "|---|" + "---:|" * len(sweeps),
+        ]
+        for ef in efs:
+            lines.append(
+                f"| {ef} | "
+                + " | ".join(
+                    f"{sw[ef]['p50_ms']:.1f} / {sw[ef]['dense_recall_at_10']:.3f}" if ef in sw else "-"
+                    for sw in sweeps.values()
+                )
+                + " |"
+            )
     caps = []
     if res.get("qdrant_max"):
         caps.append(f"the qdrant-client local-mode rows up to {res['qdrant_max']:,} items")
@@ -732,6 +884,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quiet-only", action="store_true", help="no rounds under the background load")
     ap.add_argument("--qdrant-max", type=int, default=10_000)
     ap.add_argument("--default-max", type=int, default=50_000)
+    ap.add_argument(
+        "--ef-sweep",
+        default="",
+        help="comma-separated hnsw_ef values: ours' fused p50 and dense recall@10 at each (e.g. 64,128,256,512,1024)",
+    )
+    ap.add_argument(
+        "--vectors",
+        choices=("clustered", "isotropic"),
+        default="clustered",
+        help="vector model: clustered like embeddings (default) or isotropic random, a graph index's worst case",
+    )
     ap.add_argument("--out", default=str(RESULTS / "retrieval.json"))
     args = ap.parse_args(argv)
     res = run(
@@ -742,6 +905,8 @@ def main(argv: list[str] | None = None) -> None:
         args.default_max,
         args.rounds,
         not args.quiet_only,
+        ef_sweep=[int(x) for x in args.ef_sweep.split(",") if x],
+        vectors=args.vectors,
     )
     save(res, args.out, markdown)
 

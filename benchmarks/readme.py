@@ -90,6 +90,7 @@ def summary(res: dict[str, Any]) -> list[str]:
                 + f" | {ratios('langchain-faiss')} | {ratios('llamaindex-faiss')} | {ratios('qdrant-client')} | "
                 f"LangChain {ratios('langchain-inmemory')}; LlamaIndex {ratios('llamaindex-simple')} |"
             )
+        lines += _recall_row(r)
     c = secs.get("cold")
     if c:
         for n, sr in c["by_size"].items():
@@ -104,6 +105,26 @@ def summary(res: dict[str, Any]) -> list[str]:
     if s:
         lines += _storage_rows(s)
     return lines
+
+
+def _recall_row(r: dict[str, Any]) -> list[str]:
+    """Dense recall@10 against exact search at the retrieval sizes: the latency rows compare
+    approximate search (ours) with exact search (FAISS, local mode) only as far as it is 1."""
+    sizes = [n for n in r["sizes"] if _get(r, "by_size", str(n), "ours", "dense_recall_at_10") is not None]
+    if not sizes:
+        return []
+
+    def recalls(system: str) -> str:
+        got = [_get(r, "by_size", str(n), system, "dense_recall_at_10") for n in sizes]
+        return " / ".join("-" if v is None else f"{v:.3f}" for v in got)
+
+    ef = " / ".join(str(_get(r, "by_size", str(n), "ours", "hnsw_ef")) for n in sizes)
+    return [
+        f"| dense recall@10 vs exact search at {' / '.join(_size(n) for n in sizes)} items "
+        f"({r.get('vectors', 'isotropic')} vectors) | {recalls('ours')} (HNSW, hnsw_ef {ef}) | "
+        f"{recalls('langchain-faiss')} (exact) | {recalls('llamaindex-faiss')} (exact) | "
+        f"{recalls('qdrant-client')} (exact) | exact scans |"
+    ]
 
 
 def _storage_rows(s: dict[str, Any]) -> list[str]:

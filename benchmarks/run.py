@@ -9,7 +9,8 @@ Sections (each module also runs on its own; its docstring says exactly what is c
 * ``embeddings`` (``bench_embeddings``): images/s and texts/s for batch sizes 1..256, ours vs the
   LangChain and LlamaIndex per-item loops vs a raw open_clip batched forward; on a GPU also fp16/bf16.
 * ``retrieval`` (``bench_retrieval``): fused query latency as the index grows, against each peer's
-  strongest offline setup (FAISS + BM25, Qdrant hybrid) and the frameworks' default stores.
+  strongest offline setup (FAISS + BM25, Qdrant hybrid) and the frameworks' default stores; every
+  system's dense recall@10 against exact search, and ours' latency and recall at each hnsw_ef.
 * ``cold`` (``bench_cold``): a fresh process opening a built index and answering its first query,
   in-process and through the CLI; memory and disk per item.
 * ``ingestion`` (``bench_ingest``): read + OCR + embed + upsert of the real PDFs, pages/s, images/s,
@@ -47,6 +48,7 @@ ROUNDS = {"smoke": 1, "quick": 2, "full": 3}
 COLD_SIZES = {"smoke": [1_000], "quick": [50_000], "full": [200_000, 1_000_000]}
 INGEST_ROUNDS = {"smoke": 1, "quick": 1, "full": 2}  # a round of all five pipelines: ~3 min quiet, ~6 loaded
 STORAGE_N = {"smoke": 300, "quick": 10_000, "full": 50_000}
+EF_SWEEP = {"smoke": [256], "quick": [64, 256, 1024], "full": [64, 128, 256, 512, 1024]}  # ours' hnsw_ef
 
 
 def log(msg: str) -> None:
@@ -72,6 +74,7 @@ def run_section(name: str, mode: str, retrieval_sizes: list[int] | None = None) 
             default_max=DEFAULT_MAX,
             rounds=ROUNDS[mode],
             log=log,
+            ef_sweep=EF_SWEEP[mode],
         )
     if name == "cold":
         import tempfile

@@ -55,6 +55,30 @@ def test_retrieval_measures_every_system_quiet_and_loaded(smoke):
     # fused query plus one read of the hits' payloads
     assert by_size["qdrant-client"]["calls_per_query"] == 1
     assert by_size["ours-qdrant-client"]["calls_per_query"] == 2
+    # every system with a dense search of its own reports its recall against exact search (300
+    # points: exact for all), and ours its latency and recall at each hnsw_ef of the sweep
+    for name in ("langchain-faiss", "llamaindex-faiss", "qdrant-client", "ours-qdrant-client"):
+        assert by_size[name]["dense_recall_at_10"] == 1.0, name
+    assert by_size["ours"]["dense_recall_at_10"] >= 0.99 and by_size["ours-int8"]["dense_recall_at_10"] >= 0.99
+    sweep = by_size["ours"]["ef_sweep"]
+    assert list(sweep) == ["256"] and sweep["256"]["p50_ms"] > 0 and sweep["256"]["dense_recall_at_10"] >= 0.99
+
+
+def test_benchmark_vectors_have_near_neighbours_like_embeddings():
+    """The default vector model is clustered (a query's nearest stored vectors are close), unlike
+    isotropic random vectors; exact_top is the exact top k."""
+    import numpy as np
+    from benchmarks import bench_retrieval as br
+
+    nearest = {}
+    for model in ("clustered", "isotropic"):
+        _, _, vecs, _, qvecs = br.make_data(3000, 64, 40, vectors=model)
+        assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+        top = br.exact_top(vecs, qvecs, 10)
+        scores = qvecs @ vecs.T
+        assert (top == np.argsort(-scores, axis=1)[:, :10]).all()
+        nearest[model] = float(np.mean(scores[np.arange(len(qvecs)), top[:, 0]]))
+    assert nearest["clustered"] > 0.6 > 0.5 > nearest["isotropic"], nearest
 
 
 def test_qdrant_contestant_makes_one_call_per_query(tmp_path):
