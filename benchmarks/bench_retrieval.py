@@ -603,9 +603,10 @@ def _block(system: System, start: int, n_queries: int, size: int) -> tuple[list[
 
 def dense_recall(system: System, truth: np.ndarray) -> float | None:
     """Share of the exact dense top K that *system*'s vector search finds, over the queries."""
-    if system.dense_rows(0) is None:
+    found = [system.dense_rows(i) for i in range(len(truth))]
+    if found[0] is None:
         return None
-    hits = sum(len(set(system.dense_rows(i)) & set(truth[i].tolist())) for i in range(len(truth)))
+    hits = sum(len(set(rows) & set(truth[i].tolist())) for i, rows in enumerate(found))
     return round(hits / truth.size, 4)
 
 

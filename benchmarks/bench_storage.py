@@ -145,19 +145,17 @@ def child(system: str, folder: Path, n: int) -> dict[str, Any]:
 
 def _recall(ix: Any, n: int) -> float:
     """Dense top-10 of the (quantized) index vs exact search, for queries near stored vectors."""
-    from mm_rag_plugin.retrievers.engine import ListQuery
+    from benchmarks.bench_retrieval import K, exact_top, index_dense_rows
 
     _, _, vecs, _, _ = _data(n)
     rng = np.random.default_rng(7)
-    hits = 0
+    queries = []
     for _ in range(50):
         q = vecs[rng.integers(n)] + rng.normal(scale=0.03, size=DIM).astype(np.float32)
-        q /= np.linalg.norm(q)
-        exact = set(np.argsort(-(vecs @ q))[:10].tolist())
-        got = ix.search_lists([ListQuery("dense", 10, dense=q)], ())[0]
-        rows = {int(c.id.removeprefix("txt").removeprefix("img")) for c in ix.chunks([pid for pid, _ in got]).values()}
-        hits += len(exact & rows)
-    return round(hits / 500, 4)
+        queries.append(q / np.linalg.norm(q))
+    truth = exact_top(vecs, np.stack(queries), K)
+    hits = sum(len(set(index_dense_rows(ix, q)) & set(truth[i].tolist())) for i, q in enumerate(queries))
+    return round(hits / truth.size, 4)
 
 
 def run(n: int, systems: tuple[str, ...] = SYSTEMS) -> dict[str, Any]:
