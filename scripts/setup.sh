@@ -22,6 +22,14 @@ stamp=.venv/.mm-rag-setup
 want="$(cat pyproject.toml constraints/ci.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing mm-rag-plugin[all] and the dev group into .venv (first time: a few minutes)"
+  # PyTorch's Linux wheels bring several GB of NVIDIA libraries; pip's download cache would keep a
+  # second copy of them, so it is off, and a short disk is named before pip runs out of it.
+  free_mib=$(df -Pm . | awk 'NR==2 {print $4}')
+  if [ "${free_mib:-0}" -lt 8192 ]; then
+    echo "setup: warning: ${free_mib} MiB free on $(df -P . | awk 'NR==2 {print $6}');" \
+         "a first install needs about 8 GiB (PyTorch and its NVIDIA libraries)" >&2
+  fi
+  export PIP_NO_CACHE_DIR=1
   .venv/bin/python -m pip install -q --upgrade "pip>=25.1"
   .venv/bin/python -m pip install -q -c constraints/ci.txt -e ".[all]" --group dev
   echo "$want" > "$stamp"
