@@ -49,6 +49,7 @@ COLD_SIZES = {"smoke": [1_000], "quick": [50_000], "full": [200_000, 1_000_000]}
 INGEST_ROUNDS = {"smoke": 1, "quick": 1, "full": 2}  # a round of all five pipelines: ~3 min quiet, ~6 loaded
 STORAGE_N = {"smoke": 300, "quick": 10_000, "full": 50_000}
 EF_SWEEP = {"smoke": [256], "quick": [64, 256, 1024], "full": [64, 128, 256, 512, 1024]}  # ours' hnsw_ef
+SMOKE_MODEL = "ViT-S-32"  # the smoke run checks code paths: a smaller open_clip model than the reported ViT-B-32
 
 
 def log(msg: str) -> None:
@@ -61,7 +62,7 @@ def run_section(name: str, mode: str, retrieval_sizes: list[int] | None = None) 
         from benchmarks import bench_embeddings
 
         if smoke:
-            return bench_embeddings.run(quick=True, rounds=1, batches=(1, 4), n_items=(4, 8))
+            return bench_embeddings.run(quick=True, rounds=1, batches=(1, 4), n_items=(4, 8), model_name=SMOKE_MODEL)
         if quick:
             return bench_embeddings.run(quick=True)
         return bench_embeddings.run(rounds=ROUNDS[mode], batches=(1, 8, 32, 128), n_items=(32, 128))
