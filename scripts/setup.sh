@@ -25,9 +25,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # PyTorch's Linux wheels bring several GB of NVIDIA libraries; pip's download cache would keep a
   # second copy of them, so it is off, and a short disk is named before pip runs out of it.
   free_mib=$(df -Pm . | awk 'NR==2 {print $4}')
-  if [ "${free_mib:-0}" -lt 8192 ]; then
+  if [ "${free_mib:-0}" -lt 9216 ]; then
     echo "setup: warning: ${free_mib} MiB free on $(df -P . | awk 'NR==2 {print $6}');" \
-         "a first install needs about 8 GiB (PyTorch and its NVIDIA libraries)" >&2
+         "a first install needs about 9 GiB (PyTorch and its NVIDIA libraries: ~6 GiB installed, ~3 GiB of downloads)" >&2
   fi
   export PIP_NO_CACHE_DIR=1
   .venv/bin/python -m pip install -q --upgrade "pip>=25.1"
