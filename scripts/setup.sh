@@ -23,11 +23,14 @@ want="$(cat pyproject.toml constraints/ci.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing mm-rag-plugin[all] and the dev group into .venv (first time: a few minutes)"
   # PyTorch's Linux wheels bring several GB of NVIDIA libraries; pip's download cache would keep a
-  # second copy of them, so it is off, and a short disk is named before pip runs out of it.
-  free_mib=$(df -Pm . | awk 'NR==2 {print $4}')
-  if [ "${free_mib:-0}" -lt 9216 ]; then
-    echo "setup: warning: ${free_mib} MiB free on $(df -P . | awk 'NR==2 {print $6}');" \
-         "a first install needs about 9 GiB (PyTorch and its NVIDIA libraries: ~6 GiB installed, ~3 GiB of downloads)" >&2
+  # second copy of them, so it is off, and before PyTorch's first install a short disk is named
+  # before pip runs out of it.
+  if ! compgen -G ".venv/lib/python*/site-packages/torch" >/dev/null; then
+    read -r free_mib mount < <(df -Pm . | awk 'NR==2 {print $4, $6}')
+    if [ "${free_mib:-0}" -lt 9216 ]; then
+      echo "setup: warning: ${free_mib} MiB free on ${mount};" \
+           "a first install needs about 9 GiB (PyTorch and its NVIDIA libraries: ~6 GiB installed, ~3 GiB of downloads)" >&2
+    fi
   fi
   export PIP_NO_CACHE_DIR=1
   .venv/bin/python -m pip install -q --upgrade "pip>=25.1"
