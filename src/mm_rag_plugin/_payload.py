@@ -66,10 +66,12 @@ def payload_to_chunk(payload: Mapping[str, Any], *, id: str | None = None, text:
         if not known.get("image_path"):
             raise InvalidInputError(f"image item has no image_path (source {known['source']!r})")
         known.setdefault("content_hash", "")
-        known.setdefault("id", stable_id(known["source"], known["image_path"]))
+        if known.get("id") is None:
+            known["id"] = stable_id(known["source"], known["image_path"])
         return ImageChunk(**known, metadata=extra)
     if kind != "text":
         raise InvalidInputError(f"unknown item kind {kind!r}; expected 'text' or 'image'")
     known.setdefault("text", "")
-    known.setdefault("id", stable_id(known["source"], known["text"]))
+    if known.get("id") is None:
+        known["id"] = stable_id(known["source"], known["text"])
     return TextChunk(**known, metadata=extra)

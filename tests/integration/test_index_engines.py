@@ -304,3 +304,41 @@ def test_server_fusion_searches_once_unless_asked_to_explain(tmp_path):
         calls.clear()
         FusedRetriever(ix, k=5).retrieve(text)
         assert calls == ["search_lists"]
+
+
+def test_near_duplicates_filling_the_top_still_leave_k_distinct_hits(store):
+    """Forty near-copies of one picture (distinct bytes, cosine > 0.99) rank first; the retriever
+    reads on past them and still returns k hits, one of the copies among them, and reads payloads
+    and vectors only about as deep as it needs."""
+    emb = VectorTable()
+    q = emb.embed_query("w1")
+    rng = np.random.default_rng(9)
+    copies = [q + rng.normal(size=DIM).astype(np.float32) * 0.01 for _ in range(40)]
+    others = rng.normal(size=(60, DIM)).astype(np.float32)
+    vecs = np.stack(copies + list(others))
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    chunks = [ImageChunk(id=f"copy{i}", source="scans.pdf", image_path=f"/imgs/c{i}.png", content_hash=f"c{i}") for i in range(40)]
+    chunks += [ImageChunk(id=f"other{i}", source="photos.pdf", image_path=f"/imgs/o{i}.png", content_hash=f"o{i}") for i in range(60)]
+    with store(embedder=emb) as ix:
+        ix.add_embedded(chunks, vecs)
+        read: dict[str, list[str]] = {"payloads": [], "vectors": []}
+        for name in read:
+            real = getattr(ix, name)
+
+            def counted(ids, _real=real, _name=name):
+                read[_name].extend(ids)
+                return _real(ids)
+
+            setattr(ix, name, counted)
+        dense_only = {"bm25": 0, "dense_text": 0}
+        hits = FusedRetriever(ix, k=5, weights=dense_only).retrieve("w1")
+        assert len(hits) == 5
+        assert [h.id.startswith("copy") for h in hits] == [True, False, False, False, False]
+        assert len(read["payloads"]) <= 60 and len(read["vectors"]) <= 60  # not all 100
+        every = FusedRetriever(ix, k=5, weights=dense_only, dedupe=False).retrieve("w1")
+        assert all(h.id.startswith("copy") for h in every)
+        # no duplicates in the way: about k payloads and vectors are read, not the whole candidate list
+        for ids in read.values():
+            ids.clear()
+        hits = FusedRetriever(ix, k=5).retrieve("w7 w8")
+        assert len(hits) == 5 and len(read["payloads"]) <= 8 and len(read["vectors"]) <= 8

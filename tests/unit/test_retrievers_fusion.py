@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mm_rag_plugin.retrievers.fusion import apply_quotas, dedupe, dedupe_near, qdrant_rrf_k, rrf
+from mm_rag_plugin.retrievers.engine import ranked
+from mm_rag_plugin.retrievers.fusion import apply_quotas, dedupe, dedupe_near, qdrant_rrf_k, rrf, rrf_sort_key
 
 
 def test_rrf_scores_follow_the_formula_and_explain_ranks():
@@ -67,3 +68,69 @@ def test_dedupe_near_by_cosine_within_group():
     assert kept == ["a", "c", "d"]
     kept = dedupe_near(items, [v, w, u, None], 0.99, group=lambda it: it)  # all different groups
     assert kept == items
+
+
+def _ranked_reference(items, limit):
+    return sorted(items, key=lambda t: rrf_sort_key(t[1], t[0]))[:limit]
+
+
+def test_ranked_orders_like_the_sort_key_for_ties_near_ties_and_clean_lists():
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        n = int(rng.integers(0, 60))
+        scores = sorted(rng.random(n) * 30, reverse=True)  # best first, as stores answer
+        if n > 3 and trial % 3 == 0:
+            scores[1] = scores[2] = scores[0]  # exact ties
+        if n > 5 and trial % 3 == 1:
+            scores[4] = scores[3] - 4e-13  # equal at 12 decimals: a tie, broken by id
+            scores[5] = scores[4] - 3e-11  # close, but ordered by score
+        ids = [f"{int(x):08x}" for x in rng.integers(0, 2**31, n)]
+        items = list(zip(ids, (float(s) for s in scores), strict=True))
+        for limit in (n, 10):
+            assert ranked(items, limit) == _ranked_reference(items, limit)
+
+
+def _rrf_reference(lists, k, weights):
+    scores, ranks, raw = {}, {}, {}
+    for name, items in lists.items():
+        w = weights.get(name, 1.0)
+        for rank, (i, s) in enumerate(items, start=1):
+            if name in ranks.get(i, {}):
+                continue
+            scores[i] = scores.get(i, 0.0) + (w / (k + rank) if w > 0 else 0.0)
+            ranks.setdefault(i, {})[name] = rank
+            raw.setdefault(i, {})[name] = s
+    return [(i, scores[i], ranks[i], raw[i]) for i in sorted(scores, key=lambda i: rrf_sort_key(scores[i], i))]
+
+
+def test_rrf_matches_the_definition_on_random_lists_with_repeats_and_zero_weights():
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        lists = {
+            name: [(f"p{int(rng.integers(0, 40))}", float(rng.random())) for _ in range(int(rng.integers(0, 30)))]
+            for name in ("a", "b", "c")
+        }
+        weights = {"a": 1.0, "b": float(rng.choice([0.0, 0.5, 2.0])), "c": 1.0}
+        got = [(f.id, f.score, dict(f.ranks), dict(f.list_scores)) for f in rrf(lists, k=60, weights=weights)]
+        assert got == _rrf_reference(lists, 60, weights)
+
+
+def test_dedupe_near_matches_the_greedy_definition():
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        n = int(rng.integers(1, 30))
+        base = rng.normal(size=(4, 8))
+        vecs = [base[int(rng.integers(0, 4))] + rng.normal(size=8) * float(rng.choice([0.01, 0.5])) for _ in range(n)]
+        vecs = [None if rng.random() < 0.1 else (v / np.linalg.norm(v)).astype(np.float32) for v in vecs]
+        groups = [int(rng.integers(0, 2)) for _ in range(n)]
+        kept_ref, seen = [], {}
+        for i, v in enumerate(vecs):
+            if v is not None:
+                others = seen.setdefault(groups[i], [])
+                if any(float(o @ v) >= 0.98 for o in others):
+                    continue
+                others.append(v)
+            kept_ref.append(i)
+        assert dedupe_near(list(range(n)), vecs, 0.98, group=groups.__getitem__) == kept_ref
+    with pytest.raises(ValueError, match="2 items but 1 vectors"):
+        dedupe_near(["a", "b"], [None], 0.9)

@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence, Set
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,10 @@ SEARCH_EF_BY_SIZE = ((500_000, 512), (0, 256))
 #: files, and a write fault on a full disk kills the process (SIGBUS) instead of raising an error.
 MIN_FREE_CREATE = 16 << 20
 MIN_FREE_WRITE = 4 << 20
+
+#: Qdrant Edge hands point ids back as ``uuid.UUID`` objects; a query turns a few hundred into text,
+#: mostly the same ones as the query before, so their text is kept by value, up to this many.
+ID_TEXT_CACHE = 1 << 16
 
 
 def _check_space(folder: Path, need: int, what: str) -> None:
@@ -122,6 +127,7 @@ class EdgeEngine:
         self.shard: Any = None
         self.has_dense = False
         self._params: Any = None
+        self._id_text: dict[int, str] = {}
         if (self.folder / MANIFEST).is_file():
             if not (self.folder / SHARD_DIR).is_dir():
                 raise StoreError(
@@ -388,7 +394,23 @@ class EdgeEngine:
             results = self.shard.query_batch(qe.QueryBatchRequest(reqs))
         except Exception as exc:
             raise StoreError(f"{self.folder}: search failed ({exc})") from exc
-        return [ranked(((str(p.id), float(p.score)) for p in res), q.limit) for q, res in zip(queries, results, strict=True)]
+        return [ranked(self._scored(res), q.limit) for q, res in zip(queries, results, strict=True)]
+
+    def _id(self, pid: Any) -> str:
+        """A point id as text (the engine's ids are UUIDs; their text is cached by value)."""
+        if not isinstance(pid, uuid.UUID):
+            return str(pid)
+        key = pid.int
+        text = self._id_text.get(key)
+        if text is None:
+            if len(self._id_text) >= ID_TEXT_CACHE:
+                self._id_text.clear()
+            text = self._id_text[key] = str(pid)
+        return text
+
+    def _scored(self, points: Any) -> list[tuple[str, float]]:
+        ident = self._id
+        return [(ident(p.id), float(p.score)) for p in points]
 
     def fused(
         self,
@@ -421,14 +443,14 @@ class EdgeEngine:
             )
         except Exception as exc:
             raise StoreError(f"{self.folder}: fused search failed ({exc})") from exc
-        return [(str(p.id), float(p.score)) for p in res]
+        return self._scored(res)
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}
         with self._reading("reading payloads"):
             recs = self.shard.retrieve(list(ids), True, False)
-        return {str(r.id): dict(r.payload or {}) for r in recs}
+        return {self._id(r.id): dict(r.payload or {}) for r in recs}
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not ids or not self.has_dense:

@@ -61,13 +61,19 @@ def rrf(
     for name, items in lists.items():
         w = 1.0 if weights is None else float(weights.get(name, 1.0))
         for rank, (item_id, raw_score) in enumerate(items, start=1):
-            if name in ranks.get(item_id, {}):
-                continue  # a list naming an id twice counts its best rank only
-            scores[item_id] = scores.get(item_id, 0.0) + (w / (k + rank) if w > 0 else 0.0)
-            ranks.setdefault(item_id, {})[name] = rank
-            raw.setdefault(item_id, {})[name] = float(raw_score)
-    order = sorted(scores, key=lambda i: rrf_sort_key(scores[i], i))
-    return [Fused(i, scores[i], ranks[i], raw[i]) for i in order]
+            seen = ranks.get(item_id)
+            if seen is None:
+                ranks[item_id] = {name: rank}
+                raw[item_id] = {name: float(raw_score)}
+                scores[item_id] = w / (k + rank) if w > 0 else 0.0
+            elif name not in seen:  # a list naming an id twice counts its best rank only
+                seen[name] = rank
+                raw[item_id][name] = float(raw_score)
+                if w > 0:
+                    scores[item_id] += w / (k + rank)
+    # the sort key of rrf_sort_key, built once per item (this runs on every query)
+    order = sorted([(-round(s, _SCORE_DECIMALS), i) for i, s in scores.items()])
+    return [Fused(i, scores[i], ranks[i], raw[i]) for _, i in order]
 
 
 def qdrant_rrf_k(k: float) -> int:
@@ -125,14 +131,22 @@ def dedupe_near(
 ) -> list[T]:
     """Drop every item whose (unit) vector has cosine >= *threshold* with a better kept item of the
     same ``group``. Items without a vector are kept."""
+    if len(items) != len(vectors):
+        raise ValueError(f"dedupe_near: {len(items)} items but {len(vectors)} vectors")
+    present = [i for i, v in enumerate(vectors) if v is not None]
+    row = {i: r for r, i in enumerate(present)}
+    sims = None
+    if present:
+        matrix = np.stack([np.asarray(vectors[i], np.float32) for i in present])
+        sims = matrix @ matrix.T  # every pair's cosine at once (a few dozen items)
     kept: list[T] = []
-    kept_vecs: dict[Hashable, list[np.ndarray]] = {}
-    for it, vec in zip(items, vectors, strict=True):
-        if vec is not None:
-            g = group(it)
-            others = kept_vecs.setdefault(g, [])
-            if others and float(np.max(np.stack(others) @ vec)) >= threshold:
+    kept_rows: dict[Hashable, list[int]] = {}
+    for i, it in enumerate(items):
+        if i in row:
+            assert sims is not None
+            r, others = row[i], kept_rows.setdefault(group(it), [])
+            if others and float(sims[r, others].max()) >= threshold:
                 continue
-            others.append(vec)
+            others.append(r)
         kept.append(it)
     return kept

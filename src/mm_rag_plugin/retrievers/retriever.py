@@ -21,16 +21,16 @@ import asyncio
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
+from itertools import islice
 from typing import Any, Literal
 
 import numpy as np
 
 from .._payload import payload_to_chunk
 from ..errors import ConfigurationError, InvalidInputError
-from ..ids import content_hash
 from ..types import Embedder, Hit, ImageInput
 from ._filters import matches_nothing, parse_filters
-from .engine import ListQuery, ranked
+from .engine import ListQuery
 from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, rrf, rrf_sort_key
 from .index import MultiModalIndex
 
@@ -156,9 +156,8 @@ class FusedRetriever:
 
     def _fuse(self, lists: list[ListQuery], conditions: tuple, depth: int) -> list[Fused]:
         if self.fusion == "client":
-            results = self.index.search_lists(lists, conditions)
-            named = {q.name: ranked(r, len(r)) for q, r in zip(lists, results, strict=True)}
-            return rrf(named, k=self.rrf_k, weights=self.weights)
+            results = self.index.search_lists(lists, conditions)  # each list ranked by the engine
+            return rrf({q.name: r for q, r in zip(lists, results, strict=True)}, k=self.rrf_k, weights=self.weights)
         pairs = self.index.search_fused(
             lists, conditions, rrf_k=self.rrf_k, limit=depth * len(lists), weights=[self.weights[q.name] for q in lists]
         )
@@ -169,20 +168,26 @@ class FusedRetriever:
         ranks: dict[str, dict[str, int]] = {}
         raw: dict[str, dict[str, float]] = {}
         for q, r in zip(lists, results, strict=True):
-            for rank, (pid, score) in enumerate(ranked(r, len(r)), start=1):
+            for rank, (pid, score) in enumerate(r, start=1):
                 ranks.setdefault(pid, {})[q.name] = rank
                 raw.setdefault(pid, {})[q.name] = score
         return [Fused(i, s, ranks.get(i, {}), raw.get(i, {})) for i, s in pairs]
 
     def _finish(self, fused: list[Fused], k: int) -> list[Hit]:
-        # work on raw payloads, read only as deep as the result needs; chunks are built only for the
-        # hits returned
+        # Work on raw payloads, read only as deep as the result needs, through a pipeline of lazy
+        # stages (payload pages -> exact duplicates out -> near duplicates out -> the head); chunks
+        # are built only for the hits returned.
         want = k + sum(self.quotas.values())
-        items = self._head(self._with_payloads(fused, 3 * want), want)
-        if self.dedupe and self.near_duplicate_threshold is not None and len(items) > 1:
-            items = self._dedupe_near(items, want)
+        room = 3 * want if self.quotas else want  # quotas promote hits from below the first k
+        page = room + room // 2 if self.dedupe else room  # spare for duplicates, which are rare
+        stream = self._with_payloads(fused, page)
+        if self.dedupe:
+            stream = _exact_distinct(stream)
+            if self.near_duplicate_threshold is not None:
+                stream = self._near_distinct(stream, room)
+        items = self._head(stream, room)
         if self.quotas:
-            items = apply_quotas(items, k, lambda it: it[1].get("kind", "text"), self.quotas)
+            items = apply_quotas(items, k, _kind, self.quotas)
         return [
             Hit(payload_to_chunk(payload), f.score, dict(f.ranks), dict(f.list_scores)) for f, payload in items[:k]
         ]
@@ -199,36 +204,33 @@ class FusedRetriever:
             start += len(part)
             page *= 2
 
-    def _head(self, items: Iterable[tuple[Fused, dict[str, Any]]], want: int) -> list:
-        """The best items, without exact duplicates when ``dedupe``, up to 3 x *want* of them (room for
-        near-duplicate removal and quotas) and until every quota can be met; nothing deeper is read."""
-        out, seen, counts = [], set(), dict.fromkeys(self.quotas, 0)
+    def _near_distinct(self, items: Iterator[tuple[Fused, dict[str, Any]]], batch: int) -> Iterator[tuple[Fused, dict[str, Any]]]:
+        """*items* without those whose vector is ``near_duplicate_threshold``-similar to a better
+        kept item of the same kind; vectors are read a batch at a time, as far as the reader pulls."""
+        threshold = float(self.near_duplicate_threshold or 1.0)
+        kept: list[tuple[Fused, dict[str, Any]]] = []
+        vectors: dict[str, np.ndarray] = {}
+        while part := list(islice(items, batch)):
+            vectors.update(self.index.vectors([f.id for f, _ in part]))
+            # greedy in rank order: the items kept so far stay kept, each new one is checked
+            # against them and against the better new ones
+            merged = dedupe_near(kept + part, [vectors.get(f.id) for f, _ in kept + part], threshold, _kind)
+            yield from merged[len(kept) :]
+            removed = len(kept) + len(part) - len(merged)
+            kept = merged
+            batch = max(4, 2 * removed)  # about as many as were dropped, to refill the head
+
+    def _head(self, items: Iterable[tuple[Fused, dict[str, Any]]], room: int) -> list:
+        """The first *room* items, and more until every quota can be met; nothing deeper is read."""
+        out, counts = [], dict.fromkeys(self.quotas, 0)
         for it in items:
-            key = _content_key(it[1]) if self.dedupe else None
-            if key is not None:
-                if key in seen:
-                    continue
-                seen.add(key)
             out.append(it)
-            kind = it[1].get("kind", "text")
+            kind = _kind(it)
             if kind in counts:
                 counts[kind] += 1
-            if len(out) >= 3 * want and all(counts[q] >= n for q, n in self.quotas.items()):
+            if len(out) >= room and all(counts[q] >= n for q, n in self.quotas.items()):
                 break
         return out
-
-    def _dedupe_near(self, items: list, want: int) -> list:
-        """Near-duplicate removal over the shortest prefix that still yields *want* items."""
-        m = min(len(items), 2 * want)
-        while True:
-            head = items[:m]
-            vecs = self.index.vectors([f.id for f, _ in head])
-            kept = dedupe_near(
-                head, [vecs.get(f.id) for f, _ in head], float(self.near_duplicate_threshold or 1.0), lambda it: it[1].get("kind")
-            )
-            if len(kept) >= want or m == len(items):
-                return kept + items[m:] if m < len(items) else kept
-            m = min(len(items), 2 * m)
 
     async def aretrieve(
         self,
@@ -252,4 +254,20 @@ def _content_key(payload: Mapping[str, Any]) -> tuple[str, str] | None:
         h = payload.get("content_hash")
         return ("image", h) if h else None
     norm = " ".join(str(payload.get("text", "")).lower().split())
-    return ("text", content_hash(norm)) if norm else None
+    return ("text", norm) if norm else None
+
+
+def _kind(item: tuple[Fused, Mapping[str, Any]]) -> str:
+    return item[1].get("kind", "text")
+
+
+def _exact_distinct(items: Iterable[tuple[Fused, dict[str, Any]]]) -> Iterator[tuple[Fused, dict[str, Any]]]:
+    """*items* without repeated content (:func:`_content_key`), the best of each kept."""
+    seen: set[tuple[str, str]] = set()
+    for it in items:
+        key = _content_key(it[1])
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        yield it
