@@ -149,7 +149,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         "--quantization", choices=("int8", "binary"), default=os.environ.get("MM_RAG_QUANTIZATION") or None,
         help="keep vectors quantized in RAM, rescored from disk: int8 (1/4 the memory) or binary (1/32)",
     )
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars (shown only on a terminal)")
     common.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks")
 
     p = argparse.ArgumentParser(
@@ -290,7 +290,7 @@ def _open(args: argparse.Namespace, err: TextIO, *, create: bool = False):
         collection=args.collection,
         keyword_only=args.keyword_only,
         create=create,
-        show_progress=not args.quiet,
+        show_progress=_progress(args),
         quantization=args.quantization,
     )
     if rag.notice:
@@ -483,7 +483,7 @@ def _cmd_copy(args, out, err) -> int:
     with _open(args, err) as rag:
         target = rag.copy_to(
             args.to_url, path=args.to_path, api_key=args.to_api_key, collection=args.to_collection,
-            show_progress=not args.quiet,
+            show_progress=_progress(args),
         )
         with target:
             print(f"copied {len(target)} items to {target.where} (model: {rag.info()['model'] or 'none: keyword-only'})", file=out)
@@ -593,7 +593,7 @@ def _cmd_finetune(args, out, err) -> int:
             base, pairs, args.out, loss=args.loss, train=args.train, blocks=args.blocks, freeze=args.freeze, lr=args.lr,
             epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
             holdout=args.holdout, precision=args.precision or "auto", save_every=args.save_every, resume=args.resume,
-            force=args.force, show_progress=not args.quiet,
+            force=args.force, show_progress=_progress(args),
         )
     except WorseModelError as exc:
         if args.json:
@@ -645,7 +645,7 @@ def _cmd_reindex(args, out, err) -> int:
     try:
         rep = reindex(
             args.index, embedder, batch_size=args.batch_size, keep_old=args.keep_old,
-            skip_unreadable=args.skip_unreadable, show_progress=not args.quiet,
+            skip_unreadable=args.skip_unreadable, show_progress=_progress(args),
         )
     except KeyboardInterrupt:
         work = reindex_folders(args.index)[1]
@@ -671,6 +671,15 @@ _COMMANDS = {
     "delete": _cmd_delete, "copy": _cmd_copy, "verify": _cmd_verify, "finetune": _cmd_finetune,
     "reindex": _cmd_reindex,
 }
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars (tqdm, on standard error) only on a terminal: in a pipe or a log file their
+    carriage returns and cursor moves would be noise."""
+    try:
+        return not args.quiet and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:

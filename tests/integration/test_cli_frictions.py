@@ -261,3 +261,42 @@ def test_help_names_every_environment_variable_the_cli_reads() -> None:
         assert "environment:" in out.stdout
         missing = sorted(n for n in names if n not in out.stdout)
         assert not missing, f"mm-rag {' '.join(argv)} does not name {missing}"
+
+
+def test_progress_bars_only_on_a_terminal(tmp_path: Path) -> None:
+    """Piped or logged, ``mm-rag ingest`` writes no progress bars (their carriage returns and cursor
+    moves would litter the log); on a terminal it shows them, unless ``--quiet``."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Inverter\n\nThe inverter reports fault E-217 when the grid voltage is high.\n")
+    argv = [sys.executable, "-m", "mm_rag_plugin", "ingest", str(docs), "--keyword-only"]
+
+    piped = subprocess.run([*argv, "--index", str(tmp_path / "piped")], env=_env(), capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert "reading" not in piped.stderr and "\r" not in piped.stderr and "\x1b[" not in piped.stderr
+
+    def on_terminal(*extra: str) -> str:
+        main_fd, term_fd = pty.openpty()
+        fcntl.ioctl(term_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+        proc = subprocess.Popen([*argv, *extra], env=_env(), stdout=subprocess.DEVNULL, stderr=term_fd)
+        os.close(term_fd)
+        seen = b""
+        while True:
+            try:
+                block = os.read(main_fd, 4096)
+            except OSError:  # the terminal closed: the command ended
+                break
+            if not block:
+                break
+            seen += block
+        os.close(main_fd)
+        assert proc.wait(timeout=120) == 0, seen
+        return seen.decode("utf-8", "replace")
+
+    assert "reading" in on_terminal("--index", str(tmp_path / "tty"))
+    assert "reading" not in on_terminal("--index", str(tmp_path / "tty-quiet"), "--quiet")
