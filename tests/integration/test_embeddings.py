@@ -365,3 +365,66 @@ def test_a_callers_model_keeps_its_precision_and_the_index_records_it(tiny_clip_
     assert theirs.precision == "bf16"  # what the given model computes in, not what was asked
     with MultiModalIndex(tmp_path / "ix", embedder=base) as index:
         assert index.model is not None and index.model["precision"] == "fp32"
+
+
+def test_loaded_weights_are_exactly_the_checkpoints_and_a_folder_without_weights_is_refused(
+    tiny_clip_dir: Path, tmp_path: Path
+) -> None:
+    """The model is built without its random fill (every weight then comes from the file): what
+    is loaded equals the file bit for bit, and a folder whose weights are missing is an error
+    rather than a randomly initialised (or uninitialised) model."""
+    import torch
+
+    saved = torch.load(tiny_clip_dir / "open_clip_pytorch_model.bin", weights_only=True)
+    e = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", device="cpu", precision="fp32")
+    state = e.model.state_dict()
+    assert set(saved) <= set(state)
+    for key, value in saved.items():
+        assert torch.equal(state[key], value), key
+    no_weights = tmp_path / "config-only"
+    no_weights.mkdir()
+    shutil.copy(tiny_clip_dir / "open_clip_config.json", no_weights)
+    with pytest.raises(ModelLoadError, match="could not load open_clip model"):
+        OpenCLIPEmbedder(f"local-dir:{no_weights}", device="cpu")
+    # random weights, asked for, are still random numbers
+    rnd = OpenCLIPEmbedder(f"local-dir:{tiny_clip_dir}", load_weights=False, device="cpu", precision="fp32")
+    assert not torch.equal(rnd.model.state_dict()["text_projection"], saved["text_projection"])
+
+
+def test_skip_random_init_is_for_the_calling_thread_only() -> None:
+    """While one thread builds a model without the random fill, layers built by another thread
+    still get it; afterwards torch.nn.init is as it was."""
+    import threading
+
+    import torch
+    from torch.nn import init
+
+    from mm_rag_plugin.embeddings._skip_init import skip_random_init
+
+    originals = {n: getattr(init, n) for n in ("normal_", "kaiming_uniform_", "zeros_", "trunc_normal_")}
+    inside, other_done = threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def builder() -> None:
+        with skip_random_init():
+            layer = torch.nn.Linear(64, 64)
+            layer.weight.data.fill_(7.0)
+            init.kaiming_uniform_(layer.weight)  # skipped in this thread
+            seen["skipped here"] = bool((layer.weight == 7.0).all())
+            inside.set()
+            other_done.wait(10)
+
+    def other() -> None:
+        inside.wait(10)
+        t = torch.full((64, 64), 7.0)
+        init.normal_(t)  # filled in this thread, though the builder is inside its block
+        seen["filled there"] = not bool((t == 7.0).any())
+        other_done.set()
+
+    threads = [threading.Thread(target=builder), threading.Thread(target=other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {"skipped here": True, "filled there": True}
+    assert all(getattr(init, n) is f for n, f in originals.items())

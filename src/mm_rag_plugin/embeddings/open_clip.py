@@ -25,6 +25,7 @@ from .._optional import require
 from ..errors import ConfigurationError, InvalidInputError, ModelLoadError, echo
 from ..ids import content_hash
 from ..types import ImageInput, ItemError
+from ._skip_init import skip_random_init
 
 if TYPE_CHECKING:
     import torch
@@ -314,14 +315,17 @@ class OpenCLIPEmbedder:
             logger.warning("the model hub is unreachable: loading %s from the local cache only", name)
         try:
             with _hf_offline() if offline else contextlib.nullcontext():
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    name,
-                    pretrained=tag,
-                    load_weights=load_weights,
-                    precision=precision,
-                    device=self.device,
-                    cache_dir=cache_dir,
-                )
+                if load_weights:
+                    # every weight comes from the checkpoint (open_clip refuses a model whose
+                    # weights were not all loaded), so the layers' random fill is skipped
+                    with skip_random_init():
+                        model, preprocess = open_clip.create_model_from_pretrained(
+                            name, pretrained=tag, precision=precision, device=self.device, cache_dir=cache_dir
+                        )
+                else:
+                    model, _, preprocess = open_clip.create_model_and_transforms(
+                        name, pretrained=None, load_weights=False, precision=precision, device=self.device, cache_dir=cache_dir
+                    )
                 tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
