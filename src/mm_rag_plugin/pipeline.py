@@ -119,8 +119,9 @@ class MultiModalRAG:
     live in a Qdrant server collection (*collection*) and *index_dir* keeps only the images.
 
     Model: *embedder* (an embedder object), or ``"auto"``: the index's own model when it exists
-    (or *model_name* / *pretrained* / *checkpoint* / *device*, which must be that model), else those
-    arguments, ``$MM_RAG_MODEL`` ..., or the default ViT-B-32. *precision*: the model's numerics
+    (or *model_name* / *pretrained* / *checkpoint* / *device*, which must be that model; weights
+    given without *model_name* load the architecture the index records), else those arguments,
+    ``$MM_RAG_MODEL`` ..., or the default ViT-B-32. *precision*: the model's numerics
     (``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``; default ``$MM_RAG_PRECISION`` or auto: bf16 on
     a CPU that computes it natively, else fp32). *keyword_only*: no model at all:
     creates a keyword-only index, or searches an existing dense index by keywords only.
@@ -212,8 +213,13 @@ class MultiModalRAG:
                     if index is not None and not (explicit or from_env):
                         model = load_model(index.model or {}, device=device, precision=precision)
                     elif isinstance(embedder, str):
+                        name = model_name
+                        if name is None and index is not None and index.model and not os.environ.get(ENV_MODEL):
+                            # weights given without an architecture (a checkpoint moved, another
+                            # pretrained tag): the index's own architecture, not the default one
+                            name = index.model.get("name")
                         model = self._build_model(
-                            model_name, pretrained, checkpoint, device, None if index is None else index.model,
+                            name, pretrained, checkpoint, device, None if index is None else index.model,
                             precision=precision,
                         )
                     else:

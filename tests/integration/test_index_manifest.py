@@ -545,3 +545,29 @@ def test_copy_to_a_server_and_back(tmp_path, embedder):
         other_model.add([TextChunk(id="x", text="x", source="x.txt")])
     with open_index(folder) as ix, pytest.raises(ConfigurationError, match="cannot copy"):
         ix.copy_to(tmp_path / "other", show_progress=False)
+
+
+def test_weights_given_alone_load_the_architecture_the_index_records(tmp_path, tiny_clip_dir, monkeypatch):
+    """``MultiModalRAG(folder, checkpoint=FILE)`` (``mm-rag query --checkpoint FILE``) on an existing
+    index builds the index's own architecture from that file, not the default model: a checkpoint
+    moved to another path still opens its index."""
+    import open_clip
+
+    from mm_rag_plugin import MultiModalRAG
+
+    monkeypatch.delenv("MM_RAG_MODEL", raising=False)
+    monkeypatch.delenv("MM_RAG_CHECKPOINT", raising=False)
+    cfg = json.loads((tiny_clip_dir / "open_clip_config.json").read_text())["model_cfg"]
+    (tmp_path / "mm-rag-tiny-arch.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path / "mm-rag-tiny-arch.json")
+    ckpt = tmp_path / "weights.bin"
+    shutil.copy(tiny_clip_dir / "open_clip_pytorch_model.bin", ckpt)
+    folder = tmp_path / "ix"
+    with MultiModalRAG(folder, model_name="mm-rag-tiny-arch", checkpoint=ckpt) as rag:
+        assert rag.index.add(texts()).added == len(TEXTS)
+    moved = tmp_path / "moved" / "weights.bin"
+    moved.parent.mkdir()
+    shutil.move(ckpt, moved)
+    with MultiModalRAG(folder, checkpoint=moved, create=False) as rag:
+        assert rag.index.model["name"] == "mm-rag-tiny-arch" and rag.embedder.dim == 64
+        assert rag.retriever.retrieve("a red circle")[0].chunk.text == TEXTS[0]
