@@ -55,3 +55,13 @@ def test_no_docstring_or_readme_prose_quotes_the_retired_ratios():
         assert claim not in outside, claim
     # speed ratios in prose outside the generated section would drift from the results
     assert not re.search(r"\b\d+(\.\d+)?x (faster|slower)\b", outside)
+
+
+def test_the_model_load_table_is_generated_from_a_complete_run():
+    res = json.loads(readme.MODEL_LOAD.read_text())
+    assert readme.render_model_load(res) in readme.README.read_text()
+    assert res["rounds"] >= 3 and res["load"]  # interleaved rounds, quiet and under load
+    for m in res["models"].values():
+        by = m["by_contestant"]
+        assert set(by) == {"ours", "open_clip", "langchain", "ours-cli"}
+        assert all(set(v) == {"quiet", "loaded"} for v in by.values())
