@@ -153,6 +153,26 @@ def run_child(module: str, args: list[str], timeout: float = 3600) -> dict[str, 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+#: A launcher that runs its arguments as a command and prints the command's wall time and peak RSS
+#: (its own ~10 MiB are the only thing ``ru_maxrss`` of a child can carry over).
+_TIMED = (
+    "import json,resource,subprocess,sys,time\n"
+    "t=time.perf_counter(); p=subprocess.run(sys.argv[1:],capture_output=True,text=True); s=time.perf_counter()-t\n"
+    "print(json.dumps({'wall_s':s,'peak_rss_bytes':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024,"
+    "'rc':p.returncode,'out':p.stdout,'err':p.stderr[-2000:]}))\n"
+)
+
+
+def run_timed(cmd: list[str], what: str, timeout: float = 3600) -> dict[str, Any]:
+    """Run *cmd* in a fresh process under a small launcher: its wall time (``wall_s``), peak RSS,
+    and standard output; a non-zero exit raises, naming *what* failed."""
+    proc = subprocess.run([sys.executable, "-c", _TIMED, *cmd], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    if res["rc"] != 0:
+        raise RuntimeError(f"{what} failed ({res['rc']}): {res['err']}")
+    return res
+
+
 def mib(n: float) -> float:
     return round(n / 2**20, 1)
 

@@ -48,7 +48,17 @@ from typing import Any
 import numpy as np
 
 from benchmarks import bench_engines as be
-from benchmarks._common import RESULTS, dir_size, disk_allocated, mib, rss_bytes, run_child, save, spread
+from benchmarks._common import (
+    RESULTS,
+    dir_size,
+    disk_allocated,
+    mib,
+    rss_bytes,
+    run_child,
+    run_timed,
+    save,
+    spread,
+)
 from benchmarks._common import spread_cell as cell
 from benchmarks._load import BackgroundLoad
 from benchmarks._peers import langchain_ensemble, langchain_lookup, llamaindex_fusion, llamaindex_lookup
@@ -306,37 +316,11 @@ def ensure_built(n: int, name: str, work: Path, log=print) -> tuple[Path, dict[s
     return folder, {**b, "reused": False}
 
 
-CLI_PROBE = (
-    "import json,resource,subprocess,sys,time\n"
-    "t=time.perf_counter(); p=subprocess.run(sys.argv[1:],capture_output=True,text=True); s=time.perf_counter()-t\n"
-    "print(json.dumps({'wall_s':s,'peak_rss_bytes':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024,"
-    "'rc':p.returncode,'out':p.stdout,'err':p.stderr[-2000:]}))\n"
-)
-
-
 def cli_query(folder: Path, text: str) -> dict[str, Any]:
     """``mm-rag query --keyword-only`` in a fresh process, timed and measured by a small launcher
     (its own ~10 MiB are the only thing ``ru_maxrss`` of a child can carry over)."""
-    cmd = [
-        sys.executable,
-        "-c",
-        CLI_PROBE,
-        sys.executable,
-        "-m",
-        "mm_rag_plugin",
-        "query",
-        "--index",
-        str(folder),
-        "--keyword-only",
-        "-k",
-        str(K),
-        "--json",
-        text,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=3600)
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
-    if res["rc"] != 0:
-        raise RuntimeError(f"mm-rag query failed ({res['rc']}): {res['err']}")
+    cmd = [sys.executable, "-m", "mm_rag_plugin", "query", "--index", str(folder), "--keyword-only", "-k", str(K), "--json", text]
+    res = run_timed(cmd, "mm-rag query")
     hits = json.loads(res["out"])
     if not hits:
         raise RuntimeError("mm-rag query found nothing")

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import RESULTS, ROOT, peak_rss_bytes, run_child, save, spread
+from benchmarks._common import RESULTS, ROOT, peak_rss_bytes, run_child, run_timed, save, spread
 from benchmarks._common import spread_cell as cell
 from benchmarks._load import BackgroundLoad
 
@@ -124,23 +124,12 @@ def dense_index_for(model: str, checkpoint: Path, work: Path, log: Any) -> Path:
     return folder
 
 
-CLI_PROBE = (
-    "import json,resource,subprocess,sys,time\n"
-    "t=time.perf_counter(); p=subprocess.run(sys.argv[1:],capture_output=True,text=True); s=time.perf_counter()-t\n"
-    "print(json.dumps({'total_s':s,'peak_rss_bytes':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024,"
-    "'rc':p.returncode,'err':p.stderr[-2000:]}))\n"
-)
-
-
 def cli_query(folder: Path, checkpoint: Path) -> dict[str, Any]:
-    """``mm-rag query`` on a dense index in a fresh process, timed by a small launcher."""
-    cmd = [sys.executable, "-c", CLI_PROBE, sys.executable, "-m", "mm_rag_plugin", "query", "--index", str(folder),
-           "--checkpoint", str(checkpoint), "-k", "3", "--json", QUERY]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=3600)
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
-    if res["rc"] != 0:
-        raise RuntimeError(f"mm-rag query failed ({res['rc']}): {res['err']}")
-    return {"total_s": round(res["total_s"], 3), "peak_rss_bytes": res["peak_rss_bytes"]}
+    """``mm-rag query`` on a dense index in a fresh process: wall time and peak RSS."""
+    cmd = [sys.executable, "-m", "mm_rag_plugin", "query", "--index", str(folder), "--checkpoint", str(checkpoint),
+           "-k", "3", "--json", QUERY]
+    res = run_timed(cmd, "mm-rag query")
+    return {"total_s": round(res["wall_s"], 3), "peak_rss_bytes": res["peak_rss_bytes"]}
 
 
 def one(contestant: str, model: str, checkpoint: Path, index: Path | None) -> dict[str, Any]:
