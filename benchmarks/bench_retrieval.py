@@ -10,7 +10,9 @@ returns the top 10 of a reciprocal-rank fusion of dense and keyword lists, each 
 
 * ``ours``: ``FusedRetriever`` over ``MultiModalIndex(folder)`` (Qdrant Edge in this process, HNSW
   built by ``optimize()``, reopened before querying): three lists (dense over texts, dense over
-  images, BM25), fused here. ``ours-int8``: the same index created with ``quantization="int8"``.
+  images, BM25), fused here; near-duplicate removal off (no peer has it). ``ours-defaults``: the
+  retriever's defaults, near-duplicate removal on (it reads the hits' vectors).
+  ``ours-int8``: the same index created with ``quantization="int8"``.
 * ``ours-qdrant-client``: the same retriever over the qdrant-client engine
   (``MultiModalIndex(client=...)``) with ``fusion="server"``: Qdrant's Query API fuses (one
   request), then one request fetches the payloads of the hits.
@@ -261,9 +263,14 @@ def build_mm(folder: Path | None, chunks, vecs, dim: int, **options: Any) -> Mul
 class Ours(System):
     group = "ours"
 
-    def __init__(self, quantization: str | None = None) -> None:
+    def __init__(self, quantization: str | None = None, *, defaults: bool = False) -> None:
         self.options = {"quantization": quantization} if quantization else {}
         self.name = "ours" if quantization is None else f"ours-{quantization}"
+        # the retriever as a user gets it, near-duplicate removal included (it reads the hits'
+        # vectors); the other rows turn that off, as the peers have nothing like it
+        self.retriever_options: dict[str, Any] = {} if defaults else {"near_duplicate_threshold": None}
+        if defaults:
+            self.name += "-defaults"
 
     def build(self, d: Data, tmp: Path) -> None:
         folder = tmp / self.name
@@ -272,9 +279,7 @@ class Ours(System):
         self.index = MultiModalIndex(folder, show_progress=False, **self.options)
         self.reopen_s = time.perf_counter() - t
         self.d = d
-        self.r = FusedRetriever(
-            self.index, LookupEmbedder(d.table, d.dim), k=K, prefetch_k=TOP, near_duplicate_threshold=None
-        )
+        self.r = FusedRetriever(self.index, LookupEmbedder(d.table, d.dim), k=K, prefetch_k=TOP, **self.retriever_options)
 
     def query(self, i: int) -> list:
         return self.r.retrieve(self.d.queries[i])
@@ -573,6 +578,7 @@ class LlamaQdrant(System):
 
 SYSTEMS: dict[str, Callable[[], System]] = {
     "ours": Ours,
+    "ours-defaults": lambda: Ours(defaults=True),
     "ours-int8": lambda: Ours("int8"),
     "ours-qdrant-client": OursServer,
     "qdrant-client": QdrantPlain,
