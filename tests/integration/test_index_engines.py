@@ -342,3 +342,13 @@ def test_near_duplicates_filling_the_top_still_leave_k_distinct_hits(store):
             ids.clear()
         hits = FusedRetriever(ix, k=5).retrieve("w7 w8")
         assert len(hits) == 5 and len(read["payloads"]) <= 8 and len(read["vectors"]) <= 8
+
+
+def test_unknown_options_are_errors_not_dropped(tmp_path):
+    """Extra keyword arguments go to qdrant_client.QdrantClient with url=; anywhere else (a folder,
+    memory, client=) a misspelt option such as quantisation= is an error naming it, and nothing is
+    created."""
+    for where in ({"path": tmp_path / "ix"}, {"path": None}, {"client": QdrantClient(location=":memory:")}):
+        with pytest.raises(ConfigurationError, match="quantisation"):
+            MultiModalIndex(**where, dim=DIM, quantisation="int8")
+    assert not (tmp_path / "ix").exists()

@@ -74,7 +74,8 @@ class MultiModalIndex:
 
     ``quantization="int8"`` or ``"binary"`` (a new index): Qdrant's scalar or binary quantization of
     the dense vectors, kept in RAM, with rescoring by the originals (``oversampling``, default 3
-    and 10).
+    and 10). Other keyword arguments go to ``qdrant_client.QdrantClient`` with ``url=`` (``timeout=``,
+    ``prefer_grpc=`` ...); anywhere else they are an error.
     """
 
     def __init__(
@@ -98,6 +99,11 @@ class MultiModalIndex:
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
+        if client_kwargs and url is None:  # a misspelt option would otherwise be dropped unseen
+            raise ConfigurationError(
+                f"unexpected argument(s) {', '.join(sorted(client_kwargs))}: extra keyword arguments go to "
+                "qdrant_client.QdrantClient and need url= (a folder, an in-memory index or client= takes none)"
+            )
         if embedder is not None and keyword_only:
             raise ConfigurationError("keyword_only=True searches without a model: do not pass embedder=")
         self.quantization, self.oversampling = check_quantization(quantization, oversampling)
