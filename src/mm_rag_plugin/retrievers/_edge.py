@@ -71,8 +71,9 @@ MIN_FREE_CREATE = 16 << 20
 MIN_FREE_WRITE = 4 << 20
 
 #: Qdrant Edge hands point ids back as ``uuid.UUID`` objects; a query turns a few hundred into text,
-#: mostly the same ones as the query before, so their text is kept by value, up to this many.
-ID_TEXT_CACHE = 1 << 16
+#: mostly the same ones as the query before, so their text is kept by value, up to this many (a
+#: few MiB; the cache starts over when full).
+ID_TEXT_CACHE = 1 << 14
 
 
 def _check_space(folder: Path, need: int, what: str) -> None:
