@@ -12,13 +12,13 @@ ranks by Qdrant's (``1 / (rank / w + k)``), the default client-side fusion by ou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["DEFAULT_RRF_K", "Fused", "apply_quotas", "dedupe", "dedupe_near", "qdrant_rrf_k", "rrf", "rrf_sort_key"]
+__all__ = ["DEFAULT_RRF_K", "Fused", "apply_quotas", "dedupe", "dedupe_near", "distinct", "qdrant_rrf_k", "rrf", "rrf_sort_key"]
 
 DEFAULT_RRF_K = 60
 #: Fused scores are compared at this many decimals, so float summation order never reorders.
@@ -112,18 +112,22 @@ def apply_quotas(items: Sequence[T], k: int, kind_of: Callable[[T], str], quotas
     return [items[i] for i in sorted(chosen)]
 
 
-def dedupe(items: Sequence[T], key: Callable[[T], Hashable | None]) -> list[T]:
-    """Drop every item whose ``key`` (when not None) equals that of a better item."""
+def distinct(items: Iterable[T], key: Callable[[T], Hashable | None]) -> Iterator[T]:
+    """*items* without those whose ``key`` (when not None) equals that of a better item, lazily
+    (nothing is read past what the caller takes)."""
     seen: set[Hashable] = set()
-    out: list[T] = []
     for it in items:
         kk = key(it)
         if kk is not None:
             if kk in seen:
                 continue
             seen.add(kk)
-        out.append(it)
-    return out
+        yield it
+
+
+def dedupe(items: Sequence[T], key: Callable[[T], Hashable | None]) -> list[T]:
+    """Drop every item whose ``key`` (when not None) equals that of a better item."""
+    return list(distinct(items, key))
 
 
 def dedupe_near(

@@ -31,7 +31,7 @@ from ..errors import ConfigurationError, InvalidInputError
 from ..types import Embedder, Hit, ImageInput
 from ._filters import matches_nothing, parse_filters
 from .engine import ListQuery
-from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, rrf, rrf_sort_key
+from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, distinct, rrf, rrf_sort_key
 from .index import MultiModalIndex
 
 logger = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class FusedRetriever:
         page = room + room // 2 if self.dedupe else room  # spare for duplicates, which are rare
         stream = self._with_payloads(fused, page)
         if self.dedupe:
-            stream = _exact_distinct(stream)
+            stream = distinct(stream, lambda it: _content_key(it[1]))
             if self.near_duplicate_threshold is not None:
                 stream = self._near_distinct(stream, room)
         items = self._head(stream, room)
@@ -214,9 +214,10 @@ class FusedRetriever:
             vectors.update(self.index.vectors([f.id for f, _ in part]))
             # greedy in rank order: the items kept so far stay kept, each new one is checked
             # against them and against the better new ones
-            merged = dedupe_near(kept + part, [vectors.get(f.id) for f, _ in kept + part], threshold, _kind)
+            head = kept + part
+            merged = dedupe_near(head, [vectors.get(f.id) for f, _ in head], threshold, _kind)
             yield from merged[len(kept) :]
-            removed = len(kept) + len(part) - len(merged)
+            removed = len(head) - len(merged)
             kept = merged
             batch = max(4, 2 * removed)  # about as many as were dropped, to refill the head
 
@@ -259,15 +260,3 @@ def _content_key(payload: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def _kind(item: tuple[Fused, Mapping[str, Any]]) -> str:
     return item[1].get("kind", "text")
-
-
-def _exact_distinct(items: Iterable[tuple[Fused, dict[str, Any]]]) -> Iterator[tuple[Fused, dict[str, Any]]]:
-    """*items* without repeated content (:func:`_content_key`), the best of each kept."""
-    seen: set[tuple[str, str]] = set()
-    for it in items:
-        key = _content_key(it[1])
-        if key is not None:
-            if key in seen:
-                continue
-            seen.add(key)
-        yield it
