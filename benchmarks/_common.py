@@ -153,6 +153,14 @@ def run_child(module: str, args: list[str], timeout: float = 3600) -> dict[str, 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def commit() -> str:
+    """The commit measured, and whether src/ or benchmarks/ differ from it."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "src", "benchmarks"], capture_output=True, text=True).stdout
+    return head + (" + uncommitted changes" if dirty.strip() else "")
+
+
 #: A launcher that runs its arguments as a command and prints the command's wall time and peak RSS
 #: (its own ~10 MiB are the only thing ``ru_maxrss`` of a child can carry over).
 _TIMED = (

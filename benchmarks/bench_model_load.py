@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import RESULTS, ROOT, peak_rss_bytes, run_child, run_timed, save, spread
+from benchmarks._common import RESULTS, ROOT, commit, peak_rss_bytes, run_child, run_timed, save, spread
 from benchmarks._common import spread_cell as cell
 from benchmarks._load import BackgroundLoad
 
@@ -246,16 +246,9 @@ def main(argv: list[str] | None = None) -> None:
     res = run([m.strip() for m in args.models.split(",")], args.rounds, Path(args.work), contestants, not args.quiet_only, log)
     res["command"] = "python -m benchmarks.bench_model_load " + " ".join(argv if argv is not None else sys.argv[1:])
     res["started"] = started
-    res["commit"] = _commit()
+    res["commit"] = commit()
     save(res, args.out, markdown)
     Path(args.out).with_suffix(".md").write_text("\n".join(markdown(res)) + "\n")
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    except OSError:
-        return "unknown"
 
 
 if __name__ == "__main__":

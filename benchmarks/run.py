@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import RESULTS, machine
+from benchmarks._common import RESULTS, commit, machine
 
 SECTIONS = ("embeddings", "retrieval", "cold", "ingestion", "storage")
 
@@ -168,17 +168,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _commit() -> str:
-    """The commit measured, and whether src/ or benchmarks/ differ from it."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[1]
-    git = ["git", "-C", str(root)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "src", "benchmarks"], capture_output=True, text=True).stdout
-    return head + (" + uncommitted changes" if dirty.strip() else "")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = ap.add_mutually_exclusive_group()
@@ -209,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
-        "commit": _commit(),
+        "commit": commit(),
         "sections": {},
         "errors": {},
     }
