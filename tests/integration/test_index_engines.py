@@ -248,6 +248,9 @@ FILTERS = [
     {"$and": [{"kind": "text"}, {"$or": [{"page": 2}, {"source": "doc0.pdf"}]}]},
     {"metadata.lang": "en"},
     {"metadata.lang": {"nin": ["en"]}},
+    {"page": {"$in": [1, 5]}, "kind": {"$eq": "image"}},
+    {"page": {"$gte": 2, "$ne": 3}},
+    {"metadata.lang": {"$nin": ["en"]}, "page": {"$lt": 4}},
 ]
 
 

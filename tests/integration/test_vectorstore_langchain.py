@@ -127,6 +127,14 @@ def test_filters_dict_and_qdrant_models() -> None:
     assert ids({"lang": {"nin": ["en"]}}) == {"2", "4"}
     assert ids({"lang": {"ne": "en"}}) == {"2", "4"}
     assert ids({"$or": [{"lang": "de"}, {"n": 4}]}) == {"2", "4"}
+    # LangChain's operator spelling (Chroma, PGVector, Pinecone)
+    assert ids({"lang": {"$in": ["de", "fr"]}}) == {"2", "4"}
+    assert ids({"lang": {"$nin": ["en"]}}) == {"2", "4"}
+    assert ids({"n": {"$gt": 1, "$lte": 3}}) == {"2", "3"}
+    assert ids({"n": {"$gte": 2, "$ne": 3}}) == {"2", "4"}
+    assert ids({"lang": {"$eq": "en"}, "$not": {"n": {"$lt": 2}}}) == {"3"}
+    with pytest.raises(InvalidInputError, match="'in' takes a list"):
+        ids({"lang": {"$in": "en"}})
     assert ids({"source": "x.pdf"}) == {"4"}
     qf = models.Filter(
         must=[models.FieldCondition(key="metadata.lang", match=models.MatchAny(any=["en", "fr"]))],

@@ -4,7 +4,9 @@ The dict form (what users write):
 
 * ``{"source": "a.pdf"}`` equality; ``{"page": [1, 2]}`` any of; ``{"kind": "image"}``;
 * ``{"page": {"gte": 2, "lt": 5}}`` a range; ``{"page": {"ne": 3}}``, ``{"page": {"in": [1, 2]}}``,
-  ``{"page": {"nin": [1, 2]}}`` (not equal / any of / none of);
+  ``{"page": {"nin": [1, 2]}}`` (not equal / any of / none of); operators may be spelt with a ``$``
+  as LangChain's stores take them (``{"team": {"$in": ["a", "b"]}}``, ``$eq``, ``$gt`` ...), and
+  several on one field must all hold (``{"page": {"$gte": 2, "$ne": 3}}``);
 * ``{"$or": [{...}, {...}]}``, ``{"$and": [...]}``, ``{"$not": {...}}``: boolean groups;
 * dotted keys reach into a chunk's own metadata (``{"metadata.lang": "en"}``).
 
@@ -117,7 +119,31 @@ def _near(a: str, b: str) -> bool:
     return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
+def _operators(key: str, value: Mapping[Any, Any]) -> dict[str, Any]:
+    """An operator mapping with LangChain's ``$`` spelling (``{"$in": [...]}``, as Chroma, PGVector
+    and Pinecone take it) read as the plain one (``{"in": [...]}``)."""
+    out: dict[str, Any] = {}
+    for op, arg in value.items():
+        name = op[1:] if isinstance(op, str) and op.startswith("$") else op
+        if name in out:
+            raise InvalidInputError(f"filter {key!r}: operator {name!r} given twice", source="filters")
+        out[name] = arg
+    return out
+
+
 def _leaf(key: str, value: Any) -> Condition:
+    if isinstance(value, Mapping) and value:
+        value = _operators(key, value)
+        if set(value) == {"eq"}:
+            value = value["eq"]
+            if not isinstance(value, _SCALARS):
+                raise InvalidInputError(f"filter {key!r}: 'eq' takes a value, got {echo(value)}", source="filters")
+        elif len(value) > 1 and set(value) <= {*_RANGE_OPS, *_SET_OPS, "eq"} and not set(value) <= set(_RANGE_OPS):
+            # several operators on one field, e.g. {"$gte": 2, "$ne": 3}: all must hold
+            rng = {op: arg for op, arg in value.items() if op in _RANGE_OPS}
+            parts = [_leaf(key, rng)] if rng else []
+            parts += [_leaf(key, {op: arg}) for op, arg in value.items() if op not in _RANGE_OPS]
+            return all_of(*parts)
     if isinstance(value, _SCALARS):
         cond = Condition(key, "eq", value)
     elif isinstance(value, (list, tuple, set, frozenset)):
