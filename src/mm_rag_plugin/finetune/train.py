@@ -142,7 +142,8 @@ class FinetuneReport:
 # ---------------------------------------------------------------------------------------------- scores
 def evaluate(embedder: Any, pairs: Sequence[Pair], ks: Sequence[int] = KS) -> dict[str, Any]:
     """Held-out retrieval scores of *embedder* on *pairs*: each text searches the pairs' images and
-    each image the pairs' texts; recall@k of finding its own partner, for each k in *ks*.
+    each image the pairs' texts; recall@k of finding its own partner, for each k in *ks*. Targets
+    are ranked once each: an image paired with several captions is one image among the candidates.
 
     Other pairs with the same text or the same image (by content) are left out of a query's
     candidates: they would be equally right. ``score`` is the mean of all recalls. Embeddings come
@@ -160,10 +161,16 @@ def evaluate(embedder: Any, pairs: Sequence[Pair], ks: Sequence[int] = KS) -> di
     np.fill_diagonal(same, False)
     out: dict[str, Any] = {"pairs": n}
     recalls = []
-    for direction, matrix in (("text_to_image", sims), ("image_to_text", sims.T)):
+    for direction, matrix, target_key in (("text_to_image", sims, image_key), ("image_to_text", sims.T, text_key)):
         found = dict.fromkeys(ks, 0.0)
         for q in range(n):
-            candidates = np.flatnonzero(~same[q])
+            # one candidate per distinct target: an image with five captions is five pairs but one
+            # image, and would otherwise fill a top 5 on its own
+            seen = {target_key[q]}
+            candidates = np.array(
+                [j for j in np.flatnonzero(~same[q]) if j == q or not (target_key[j] in seen or seen.add(target_key[j]))],
+                dtype=np.int64,
+            )
             ranked = candidates[np.argsort(-matrix[q, candidates], kind="stable")][: max(ks)].tolist()
             for k in ks:
                 found[k] += ranking_metrics(ranked, [q], k).recall
