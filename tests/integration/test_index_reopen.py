@@ -25,3 +25,17 @@ def test_an_index_opened_without_a_model_loads_its_own(tmp_path, embedder) -> No
 def test_an_index_of_supplied_vectors_still_needs_them(tmp_path) -> None:
     with MultiModalIndex(tmp_path / "ix", dim=8) as ix, pytest.raises(ConfigurationError, match="needs the index's model"):
         FusedRetriever(ix)
+
+
+def test_a_store_without_a_model_names_its_own_argument(tmp_path) -> None:
+    from mm_rag_plugin.integrations.langchain import MultiModalVectorStore as LangChainStore
+    from mm_rag_plugin.integrations.llama_index import MultiModalVectorStore as LlamaIndexStore
+
+    with pytest.raises(ConfigurationError, match=r"pass embedding= \(") as lc:
+        LangChainStore(path=str(tmp_path / "lc"))
+    assert "embedder=" not in str(lc.value)
+    with pytest.raises(ConfigurationError, match=r"pass embed_model= \("):
+        LlamaIndexStore(path=str(tmp_path / "li"))
+    with pytest.raises(ConfigurationError, match=r"pass embedding= \("):
+        LangChainStore()  # in memory
+    assert not (tmp_path / "lc").exists() and not (tmp_path / "li").exists()  # a refused store creates nothing

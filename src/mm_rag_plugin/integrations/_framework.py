@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._payload import payload_to_chunk
-from ..errors import ConfigurationError, InvalidInputError
+from ..errors import ConfigurationError, IndexNotFoundError, InvalidInputError
 from ..ids import content_hash
 from ..retrievers.index import MultiModalIndex
 from ..retrievers.manifest import describe_model
@@ -77,11 +77,13 @@ def open_store_index(
     path: str | os.PathLike[str] | None = None,
     index: MultiModalIndex | None = None,
     create: bool = True,
+    model_arg: str = "embedder=",
     **kwargs: Any,
 ) -> MultiModalIndex:
     """The index a framework vector store works on: *index* as given (checked against *embedder*),
     or one opened at *path* / ``url=`` / ``client=`` (in memory when none). Without *embedder*, an
-    existing index loads its own model."""
+    existing index loads its own model. *model_arg* names the store's own model argument in
+    errors (``embedding=`` for LangChain, ``embed_model=`` for LlamaIndex)."""
     if index is not None:
         if path is not None or any(kwargs.get(k) is not None for k in ("url", "client")):
             raise ConfigurationError("pass index= or path= / url= / client=, not both")
@@ -89,7 +91,18 @@ def open_store_index(
             index.attach(embedder)
         return index
     kwargs.setdefault("show_progress", False)
-    opened = MultiModalIndex(path, embedder=embedder, create=create, **kwargs)
+    if embedder is None and kwargs.get("dim") is None and not kwargs.get("keyword_only"):
+        try:
+            opened = MultiModalIndex(path, embedder=None, create=False, **kwargs)
+        except IndexNotFoundError:
+            if not create:
+                raise
+            raise ConfigurationError(
+                f"{path if path is not None else 'a new in-memory index'}: a new index needs its model: pass "
+                f"{model_arg} (a CLIP model embeds text and images), or dim= for vectors you supply, or keyword_only=True"
+            ) from None
+    else:
+        opened = MultiModalIndex(path, embedder=embedder, create=create, **kwargs)
     try:
         if opened.embedder is None and not opened.keyword_search_only:
             model = opened.model or {}

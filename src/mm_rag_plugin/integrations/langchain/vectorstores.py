@@ -85,7 +85,7 @@ class MultiModalVectorStore(VectorStore):
             embedder = ForeignTextEmbedder(embedding, FRAMEWORK)
         self.index = open_store_index(
             embedder, path=path, index=index, url=url, api_key=api_key, client=client,
-            collection=collection, create=create, **index_kwargs,
+            collection=collection, create=create, model_arg="embedding=", **index_kwargs,
         )
         if embedding is None and self.index.embedder is not None:
             embedding = OpenCLIPEmbeddings(embedder=self.index.embedder)  # type: ignore[arg-type]

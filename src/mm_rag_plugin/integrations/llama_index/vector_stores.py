@@ -102,7 +102,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
             embedder = ForeignTextEmbedder(embed_model, FRAMEWORK)
         self._index = open_store_index(
             embedder, path=path, index=index, url=url, api_key=api_key, client=client,
-            collection=collection, create=create, **index_kwargs,
+            collection=collection, create=create, model_arg="embed_model=", **index_kwargs,
         )
         self._store = KeyedStore(self._index, kind=kind)
         self._rrf_k = rrf_k
