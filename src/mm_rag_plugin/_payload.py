@@ -2,19 +2,26 @@
 
 The vector store payload, LangChain ``Document.metadata`` and LlamaIndex node metadata all use
 this mapping, so a chunk looks the same everywhere and round-trips exactly.
+
+A payload read back from an index is untrusted input: :func:`payload_problem` checks the type and
+range of every field the library reads (a few dictionary lookups per payload, run for every hit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, echo
 from .ids import stable_id
 from .types import Chunk, ImageChunk, TextChunk
 
-__all__ = ["RESERVED_KEYS", "STORE_KEYS", "chunk_to_payload", "payload_to_chunk"]
+__all__ = ["MAX_DEPTH", "RESERVED_KEYS", "STORE_KEYS", "chunk_to_payload", "payload_problem", "payload_to_chunk", "too_deep"]
+
+#: Deepest nesting of objects and lists a chunk's metadata may hold (Qdrant reads back at most 128).
+MAX_DEPTH = 64
 
 _TEXT_FIELDS = tuple(f.name for f in fields(TextChunk) if f.name != "metadata")
 _IMAGE_FIELDS = tuple(f.name for f in fields(ImageChunk) if f.name != "metadata")
@@ -29,7 +36,8 @@ def chunk_to_payload(chunk: Chunk, *, flat: bool = True) -> dict[str, Any]:
 
     With ``flat=True`` (framework metadata) the chunk's ``metadata`` entries are merged in at the top
     level, library keys winning, and a text chunk's ``text`` is left out (the framework object holds
-    it); with ``flat=False`` (store payloads) the text is kept and metadata stays under ``"metadata"``.
+    it); with ``flat=False`` (store payloads) the text is kept and metadata stays under ``"metadata"``
+    (refused, :class:`InvalidInputError`, when nested more than :data:`MAX_DEPTH` levels deep).
     """
     names = _IMAGE_FIELDS if isinstance(chunk, ImageChunk) else _TEXT_FIELDS
     out: dict[str, Any] = {"kind": chunk.kind}
@@ -41,6 +49,8 @@ def chunk_to_payload(chunk: Chunk, *, flat: bool = True) -> dict[str, Any]:
     extra = dict(chunk.metadata)
     if flat:
         return {**{k: v for k, v in extra.items() if k not in RESERVED_KEYS}, **out}
+    if too_deep(extra, MAX_DEPTH):
+        raise InvalidInputError(f"metadata nested more than {MAX_DEPTH} levels deep; refusing to store it", source=chunk.source)
     if extra:
         out["metadata"] = extra
     return out
@@ -48,16 +58,22 @@ def chunk_to_payload(chunk: Chunk, *, flat: bool = True) -> dict[str, Any]:
 
 def payload_to_chunk(payload: Mapping[str, Any], *, id: str | None = None, text: str | None = None) -> Chunk:
     """Rebuild a chunk from :func:`chunk_to_payload` output (flat or nested), or from metadata a
-    framework user wrote by hand (``kind`` defaults to text; ``id`` falls back to a content id)."""
+    framework user wrote by hand (``kind`` defaults to text; ``id`` falls back to a content id).
+    A field of the wrong type (``page: "3"``, ``metadata: "x"``) raises :class:`InvalidInputError`
+    naming it (:func:`payload_problem`)."""
     data = {k: v for k, v in payload.items() if k not in STORE_KEYS}
     kind = data.pop("kind", "text")
-    extra = dict(data.pop("metadata", None) or {})
+    meta = data.pop("metadata", None)
     if text is not None and kind == "text":
         data["text"] = text
     if id is not None:
         data["id"] = id
     names = _IMAGE_FIELDS if kind == "image" else _TEXT_FIELDS
     known = {k: data.pop(k) for k in list(data) if k in names}
+    problem = payload_problem({**known, "metadata": meta})
+    if problem:
+        raise InvalidInputError(problem, source=known["source"] if _str(known.get("source")) else None)
+    extra = dict(meta or {})
     extra.update({k: v for k, v in data.items() if k not in RESERVED_KEYS})
     if known.get("bbox") is not None:
         known["bbox"] = tuple(known["bbox"])
@@ -75,3 +91,70 @@ def payload_to_chunk(payload: Mapping[str, Any], *, id: str | None = None, text:
     if known.get("id") is None:
         known["id"] = stable_id(known["source"], known["text"])
     return TextChunk(**known, metadata=extra)
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether *value* nests dicts, lists or tuples more than *limit* levels deep (no recursion:
+    a hostile value may nest them thousands deep)."""
+    level = [value] if isinstance(value, (dict, list, tuple)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v) if isinstance(c, (dict, list, tuple))]
+    return False
+
+
+def _str(v: Any) -> bool:
+    return v.__class__ is str
+
+
+def _str_or_null(v: Any) -> bool:
+    return v is None or v.__class__ is str
+
+
+def _count(v: Any) -> bool:
+    return v.__class__ is int and v >= 0
+
+
+def _finite(v: Any) -> bool:
+    return v.__class__ is int or (v.__class__ is float and math.isfinite(v))
+
+
+def _bbox(v: Any) -> bool:
+    return v is None or ((v.__class__ is list or v.__class__ is tuple) and len(v) == 4 and all(map(_finite, v)))
+
+
+#: Each payload field the library reads: its check, and what it must be (said in the error).
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "kind": (lambda v: v == "text" or v == "image", "'text' or 'image'"),
+    "sources": (lambda v: v.__class__ is list and all(map(_str, v)), "a list of strings"),
+    "page": (lambda v: v is None or v.__class__ is int, "an integer or null"),
+    "position": (lambda v: v.__class__ is int, "an integer"),
+    "width": (_count, "an integer >= 0"),
+    "height": (_count, "an integer >= 0"),
+    "bbox": (_bbox, "a list of 4 finite numbers or null"),
+    "ocr_confidence": (lambda v: v is None or _finite(v), "a finite number or null"),
+    "metadata": (lambda v: v is None or v.__class__ is dict, "an object or null"),
+    "image_root": (lambda v: v == "index", "'index'"),
+    **dict.fromkeys(
+        ("text", "source", "image_path", "content_hash", "mime_type", "alt_text", "caption", "ocr_text", "key", "framework"),
+        (_str, "a string"),
+    ),
+    **dict.fromkeys(
+        ("id", "section", "prev_id", "next_id", "file_hash", "ref_doc_id", "node"), (_str_or_null, "a string or null")
+    ),
+}
+
+
+def payload_problem(payload: Mapping[str, Any]) -> str | None:
+    """The first field of a stored *payload* with a wrong type or value, as ``"<field> must be ...,
+    got ..."``; ``None`` when the payload can be read (fields the library does not know are the
+    chunk's metadata, and are not checked)."""
+    checks = _CHECKS
+    for key, value in payload.items():
+        check = checks.get(key)
+        if check is not None and not check[0](value):
+            return f"{key} must be {check[1]}, got {echo(value, 80)}"
+    return None

@@ -69,6 +69,7 @@ class ImageChunk:
     source: str  # the document (or image file) it came from
     image_path: str  # where the image bytes live: the original file or a blob-store file
     content_hash: str  # hash of the image bytes; equal hashes mean duplicate images
+    file_hash: str | None = None  # hash of the bytes at image_path as stored (a blob may be re-encoded)
     mime_type: str = "image/png"
     width: int = 0
     height: int = 0

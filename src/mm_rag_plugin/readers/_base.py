@@ -54,7 +54,8 @@ class ReaderConfig:
     local_root: str | None = None  # None: local images must lie under the document's folder
     # Hostile inputs
     max_image_file_bytes: int = 256_000_000  # larger image files are refused, not read into memory
-    max_unpacked_bytes: int = 256_000_000  # DOCX: a part inflating past this is refused (zip bomb)
+    max_unpacked_bytes: int = 256_000_000  # DOCX/PPTX/XLSX: a part inflating past this is refused (zip bomb)
+    max_sheet_cells: int = 1_000_000  # XLSX/CSV: a sheet with more cells (declared or read) is refused
     max_image_repeats: int = 3  # repeats of one image in a document kept as chunks (duplicate_of)
     max_chunks_per_file: int = 20_000  # chunks kept per file; the rest is dropped and reported
 
@@ -264,10 +265,11 @@ class ChunkBuilder:
             mime = image_mime(raw[:64]) or "image/png"
             meta = dict(metadata or {})
             if path is not None and not self.reader.blobs.needs_downscale(img):
-                image_path, stored_mime = path, mime
+                image_path, stored_mime, file_hash = path, mime, None  # read in place: content_hash is its hash
             else:
                 stored = self.reader.blobs.put(digest, raw, mime, img)
                 image_path, stored_mime = stored.path, stored.mime_type
+                file_hash = stored.file_hash or None
                 if stored.downscaled:
                     meta.update(downscaled=True, stored_width=stored.width, stored_height=stored.height)
                 if path is not None:
@@ -275,6 +277,7 @@ class ChunkBuilder:
             fields_: dict[str, Any] = dict(
                 image_path=image_path,
                 content_hash=digest,
+                file_hash=file_hash,
                 mime_type=stored_mime,
                 width=img.size[0],
                 height=img.size[1],

@@ -3,7 +3,8 @@
 Images found inside documents (PDF, DOCX, data: URIs, downloads) are written once to
 ``<folder>/<content_hash>.<ext>``; chunks refer to that path, never carry the bytes. Images larger
 than ``max_side`` pixels on their longer side are downscaled for storage (the hash stays the hash
-of the original bytes, so duplicates are still recognised).
+of the original bytes, so duplicates are still recognised); :attr:`StoredImage.file_hash` is the
+hash of the bytes actually in the file, which an index checks before it reads them again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
+from ..ids import content_hash
 from ._detect import MIME_EXTENSIONS
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ class StoredImage:
     width: int
     height: int
     downscaled: bool
+    file_hash: str  # hash of the bytes in the file (the original's hash unless re-encoded)
 
 
 class BlobStore:
@@ -79,16 +82,19 @@ class BlobStore:
             ext = MIME_EXTENSIONS[mime]
             path = self.folder / f"{digest}.{ext}"
             if path.exists():
-                return StoredImage(str(path), mime, img.size[0], img.size[1], downscale)
+                return StoredImage(str(path), mime, img.size[0], img.size[1], downscale, _file_hash(path))
             buf = io.BytesIO()
             img.save(
                 buf, format="JPEG" if ext == "jpg" else "PNG", **({"quality": 90} if ext == "jpg" else {})
             )
             payload, size = buf.getvalue(), img.size
         path = self.folder / f"{digest}.{ext}"
-        if not path.exists():
+        if path.exists():  # written before (perhaps by another version): its bytes are what counts
+            stored_hash = _file_hash(path)
+        else:
             self._write(path, payload)
-        return StoredImage(str(path), mime, size[0], size[1], downscale)
+            stored_hash = content_hash(payload)
+        return StoredImage(str(path), mime, size[0], size[1], downscale, stored_hash)
 
     def _write(self, path: Path, payload: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=path.suffix)
@@ -99,3 +105,11 @@ class BlobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _file_hash(path: Path) -> str:
+    """The hash of a blob file's bytes ("" when it cannot be read: the index then refuses it)."""
+    try:
+        return content_hash(path.read_bytes())
+    except OSError:
+        return ""

@@ -14,6 +14,12 @@ from 500k points (:func:`search_ef`), chosen by the recall sweeps of ``benchmark
 (figures in ``benchmarks/results/engines/``).
 
 In memory (``path=None``): the shard lives in a temporary folder removed on close.
+
+The folder is untrusted input (:mod:`._folder`): the manifest is read and written without following
+links. Opening a shard fills the holes of its memory-mapped files, so it needs that much free space
+(:func:`_open_need`; on a full tmpfs the process would die by SIGBUS). What the engine writes to the
+process's stderr (a Rust panic and its backtrace) is captured during every call (:class:`_EngineStderr`):
+a failure is the one line of its :class:`StoreError`, the engine's text goes to the log.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Sequence, Set
 from pathlib import Path
@@ -34,6 +42,7 @@ import numpy as np
 from .._optional import require
 from ..errors import StoreError
 from ._filters import Condition, build
+from ._folder import create_new, open_nofollow
 from .engine import (
     DEFAULT_OVERSAMPLING,
     DENSE,
@@ -69,6 +78,10 @@ SEARCH_EF_BY_SIZE = ((500_000, 512), (0, 256))
 #: files, and a write fault on a full disk kills the process (SIGBUS) instead of raising an error.
 MIN_FREE_CREATE = 16 << 20
 MIN_FREE_WRITE = 4 << 20
+#: Beside the holes an open fills (:func:`_open_need`): journals replayed, status files rewritten.
+MIN_FREE_OPEN = 4 << 20
+#: The folders whose memory-mapped files a segment's load fills (measured, qdrant-edge-py 0.9, on tmpfs).
+_FILLED_ON_OPEN = "payload_index"
 
 #: Qdrant Edge hands point ids back as ``uuid.UUID`` objects; a query turns a few hundred into text,
 #: mostly the same ones as the query before, so their text is kept by value, up to this many (a
@@ -87,6 +100,120 @@ def _check_space(folder: Path, need: int, what: str) -> None:
             f"{folder}: not enough free disk space to {what} ({free >> 20} MiB free, {need >> 20} MiB needed); "
             "free some space and run the command again: everything committed before is kept"
         )
+
+
+def _open_need(shard: Path) -> int:
+    """Free space an open of *shard* claims: Qdrant Edge's files are preallocated sparse
+    (``page_0.dat`` of 2-4 MiB holding a few KiB) and memory-mapped, and loading a segment writes
+    through the mappings of its payload indexes, filling their holes (about 30 MiB for a new
+    2-point shard; the payload storage, vector storage and WAL stay sparse). The holes of every
+    segment's ``payload_index/`` files count, plus :data:`MIN_FREE_OPEN`: a fault with no space
+    left is a SIGBUS, not an error."""
+    need = MIN_FREE_OPEN
+    stack = [(shard, False)]
+    while stack:
+        folder, filled = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # unreadable: the engine reports it
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((Path(entry.path), filled or entry.name == _FILLED_ON_OPEN))
+                elif filled and entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    need += max(0, st.st_size - getattr(st, "st_blocks", st.st_size // 512) * 512)
+            except OSError:
+                continue
+    return need
+
+
+class _EngineStderr:
+    """What Qdrant Edge writes to file descriptor 2 during a call, held back: a Rust panic prints
+    its message (and, with ``RUST_BACKTRACE=1``, some 95 lines of backtrace) before it is raised.
+
+    A call that fails is reported by its one :class:`StoreError` line; the engine's text is logged
+    (INFO: ``mm-rag --verbose`` shows it). The text of a call that succeeds goes on to the real
+    stderr, as it would have. fd 2 belongs to the whole process: calls in several threads share one
+    redirection, counted under a lock (fd 2 is restored when the last call ends, and always); one
+    temporary file per process is reused, so a call costs a few system calls (``dup``/``dup2``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = -1
+        self._fd = -1  # the temporary file (unlinked), kept open for the life of the process
+        self._pid = 0
+        self._read = 0  # bytes of the file already handed on
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[None]:
+        if os.name != "posix" or not self._start():  # Windows: Rust writes to the console handle, not fd 2
+            yield
+            return
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            self._stop(failed)
+
+    def _start(self) -> bool:
+        with self._lock:
+            if self._users == 0:
+                try:
+                    if self._fd < 0 or self._pid != os.getpid():  # a forked child has its own
+                        fd, name = tempfile.mkstemp(prefix="mm-rag-engine-")
+                        os.unlink(name)
+                        self._fd, self._pid, self._read = fd, os.getpid(), 0
+                    _flush_stderr()  # what Python wrote before goes out first
+                    self._saved = os.dup(2)
+                except OSError:  # no temporary folder, or no fd 2 at all: nothing to hold back
+                    return False
+                try:
+                    os.dup2(self._fd, 2)
+                except OSError:
+                    os.close(self._saved)
+                    return False
+            self._users += 1
+            return True
+
+    def _stop(self, failed: bool) -> None:
+        text = b""
+        with self._lock:
+            fd = self._fd
+            try:
+                _flush_stderr()
+                end = os.fstat(fd).st_size
+                text = os.pread(fd, end - self._read, self._read) if end > self._read else b""
+                self._read = end
+                if text and not failed:
+                    os.write(self._saved, text)
+            except OSError:  # the text is lost, fd 2 is restored all the same
+                pass
+            finally:
+                self._users -= 1
+                if self._users == 0:
+                    os.dup2(self._saved, 2)
+                    os.close(self._saved)
+                    if self._read:
+                        with contextlib.suppress(OSError):
+                            os.ftruncate(fd, 0)
+                            os.lseek(fd, 0, os.SEEK_SET)
+                        self._read = 0
+        if text and failed:
+            logger.info("Qdrant Edge wrote (its error is one line):\n%s", text.decode("utf-8", "replace").rstrip())
+
+
+def _flush_stderr() -> None:
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # None (pythonw), or closed
+        sys.stderr.flush()
+
+
+_STDERR = _EngineStderr()
+#: ``with _quiet():`` around every call into the engine (see :class:`_EngineStderr`).
+_quiet = _STDERR.capture
 
 
 def _engine_error(exc: BaseException) -> bool:
@@ -144,7 +271,9 @@ class EdgeEngine:
 
     def read_manifest(self) -> Any:
         try:
-            text = self.manifest_path.read_bytes().decode("utf-8", "replace")
+            # never a file outside the folder
+            with open(open_nofollow(self.manifest_path, os.O_RDONLY), "rb") as fh:
+                text = fh.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -160,7 +289,7 @@ class EdgeEngine:
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         tmp = self.manifest_path.with_suffix(".json.tmp")
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with os.fdopen(create_new(tmp), "w", encoding="utf-8") as fh:  # not through a planted link
                 json.dump(manifest, fh, indent=2, sort_keys=True)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -196,12 +325,15 @@ class EdgeEngine:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             _check_space(self.folder, MIN_FREE_CREATE, "create the index")
-            self.shard = self.qe.EdgeShard.create(str(self.folder / SHARD_DIR), self._config(dim))
-            for key in KEYWORD_FIELDS:
-                self.shard.update(self.qe.UpdateOperation.create_field_index(key, self.qe.PayloadSchemaType.Keyword))
-            for key in INTEGER_FIELDS:
-                self.shard.update(self.qe.UpdateOperation.create_field_index(key, self.qe.PayloadSchemaType.Integer))
-            self.shard.flush()
+            with _quiet():
+                self.shard = self.qe.EdgeShard.create(str(self.folder / SHARD_DIR), self._config(dim))
+                for key in KEYWORD_FIELDS:
+                    self.shard.update(self.qe.UpdateOperation.create_field_index(key, self.qe.PayloadSchemaType.Keyword))
+                for key in INTEGER_FIELDS:
+                    self.shard.update(self.qe.UpdateOperation.create_field_index(key, self.qe.PayloadSchemaType.Integer))
+                self.shard.flush()
+        except StoreError:
+            raise
         except Exception as exc:
             raise StoreError(f"{self.folder}: cannot create the Qdrant Edge shard ({exc})") from exc
         self.has_dense = bool(dim)
@@ -210,8 +342,10 @@ class EdgeEngine:
 
     def _load(self) -> None:
         path = self.folder / SHARD_DIR
+        _check_space(self.folder, _open_need(path), "open the index")
         try:
-            self.shard = self.qe.EdgeShard.load(str(path))
+            with _quiet():
+                self.shard = self.qe.EdgeShard.load(str(path))
         except BaseException as exc:
             if not _engine_error(exc):
                 raise
@@ -239,28 +373,33 @@ class EdgeEngine:
         quant = None
         if self.quantization is not None:
             quant = qe.QuantizationSearchParams(rescore=True, oversampling=self.oversampling)
-        points = int(self.shard.count(qe.CountRequest(exact=False))) if self.shard is not None else 0
+        with _quiet():
+            points = int(self.shard.count(qe.CountRequest(exact=False))) if self.shard is not None else 0
         self._params = qe.SearchParams(hnsw_ef=search_ef(points), quantization=quant)
 
     @staticmethod
     def stray_shard_points(folder: Path) -> int:
         """Points in a shard left without a manifest (a create that died first holds none)."""
         qe = require("qdrant_edge", extra="index", package="qdrant-edge-py")
+        _check_space(folder, _open_need(folder / SHARD_DIR), "open the index")
         try:
-            shard = qe.EdgeShard.load(str(folder / SHARD_DIR))
+            with _quiet():
+                shard = qe.EdgeShard.load(str(folder / SHARD_DIR))
         except BaseException as exc:
             if not _engine_error(exc):
                 raise
             return 0  # not even a loadable shard: nothing to keep
-        try:
-            return int(shard.count(qe.CountRequest(exact=True)))
-        finally:
-            shard.close()
+        with _quiet():
+            try:
+                return int(shard.count(qe.CountRequest(exact=True)))
+            finally:
+                shard.close()
 
     def optimize(self) -> None:
         try:
-            self.shard.optimize()
-            self.shard.flush()
+            with _quiet():
+                self.shard.optimize()
+                self.shard.flush()
         except Exception as exc:
             raise StoreError(f"{self.folder}: optimizing the Qdrant Edge shard failed ({exc})") from exc
         self._set_params()  # the search depth follows the index's size
@@ -268,10 +407,11 @@ class EdgeEngine:
     def close(self) -> None:
         shard, self.shard = self.shard, None
         if shard is not None:
-            try:
-                shard.flush()
-            finally:
-                shard.close()
+            with _quiet():
+                try:
+                    shard.flush()
+                finally:
+                    shard.close()
         if self._tmp:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -290,24 +430,28 @@ class EdgeEngine:
                 vec[SPARSE] = qe.SparseVector(p.sparse.indices.tolist(), p.sparse.values.tolist())
             structs.append(qe.Point(p.id, vec, p.payload))
         try:
-            self.shard.update(qe.UpdateOperation.upsert_points(structs))
+            with _quiet():
+                self.shard.update(qe.UpdateOperation.upsert_points(structs))
         except Exception as exc:
             raise StoreError(f"{self.folder}: writing {len(structs)} points failed ({exc})") from exc
 
     def set_sources(self, updates: dict[str, list[str]], image_follows: Set[str] = frozenset()) -> None:
-        for pid, sources in updates.items():
-            self.shard.update(self.qe.UpdateOperation.set_payload([pid], sources_payload(sources, pid in image_follows)))
+        with _quiet():
+            for pid, sources in updates.items():
+                self.shard.update(self.qe.UpdateOperation.set_payload([pid], sources_payload(sources, pid in image_follows)))
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
-            self.shard.update(self.qe.UpdateOperation.delete_points(list(ids)))
+            with _quiet():
+                self.shard.update(self.qe.UpdateOperation.delete_points(list(ids)))
 
     # ------------------------------------------------------------------ reads
     @contextlib.contextmanager
     def _reading(self, what: str) -> Iterator[None]:
         """Turn an engine failure while reading (damaged segment data) into one :class:`StoreError`."""
         try:
-            yield
+            with _quiet():
+                yield
         except BaseException as exc:
             if isinstance(exc, StoreError) or not _engine_error(exc):
                 raise
@@ -392,7 +536,8 @@ class EdgeEngine:
         if not reqs:
             return []
         try:
-            results = self.shard.query_batch(qe.QueryBatchRequest(reqs))
+            with _quiet():
+                results = self.shard.query_batch(qe.QueryBatchRequest(reqs))
         except Exception as exc:
             raise StoreError(f"{self.folder}: search failed ({exc})") from exc
         return [ranked(self._scored(res), q.limit) for q, res in zip(queries, results, strict=True)]
@@ -433,15 +578,16 @@ class EdgeEngine:
                 qe.Prefetch(limit=q.limit, query=query, filter=self._filter(conditions, q.kind), score_threshold=q.min_score, params=params)
             )
         try:
-            res = self.shard.query(
-                qe.QueryRequest(
-                    limit=limit,
-                    prefetches=prefetch,
-                    query=qe.Fusion.Rrf(k=qdrant_rrf_k(rrf_k), weights=[float(w) for w in weights]),
-                    with_payload=False,
-                    with_vector=False,
+            with _quiet():
+                res = self.shard.query(
+                    qe.QueryRequest(
+                        limit=limit,
+                        prefetches=prefetch,
+                        query=qe.Fusion.Rrf(k=qdrant_rrf_k(rrf_k), weights=[float(w) for w in weights]),
+                        with_payload=False,
+                        with_vector=False,
+                    )
                 )
-            )
         except Exception as exc:
             raise StoreError(f"{self.folder}: fused search failed ({exc})") from exc
         return self._scored(res)

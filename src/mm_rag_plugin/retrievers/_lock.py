@@ -3,6 +3,8 @@
 Qdrant Edge already refuses a second process (its WAL is locked), but says only ``WouldBlock``;
 this lock is taken first and tells the second process who holds the index (pid and command).
 The lock is released when the holder closes the index or dies (the kernel drops ``flock`` locks).
+The lock file is opened without following a link: an index folder is untrusted input, and its
+``lock`` may be a link to someone's file, which taking the lock would empty.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..errors import StoreError
+from ._folder import open_nofollow
 
 __all__ = ["FolderLock"]
 
@@ -40,7 +43,10 @@ class FolderLock:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: Qdrant Edge's own WAL lock still protects the shard
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT)
+        if os.fstat(fd).st_nlink > 1:  # a hard link to another file: truncating would empty that file too
+            os.close(fd)
+            raise StoreError(f"{self.path}: has other hard links; an index folder's own files must not be links")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -54,7 +60,7 @@ class FolderLock:
             ) from None
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})".encode(), 0)
+            os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})".encode("utf-8", "backslashreplace"), 0)
         except OSError:  # a full disk: the lock holds without the holder's name
             pass
         self._fd = fd

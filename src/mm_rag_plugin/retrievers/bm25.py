@@ -76,6 +76,8 @@ is refused (:meth:`BM25Encoder.from_config`) instead of being searched with term
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -86,9 +88,11 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, echo
 
-__all__ = ["LETTER_PART_WEIGHT", "PART_WEIGHT", "TOKENIZER_VERSION", "BM25Encoder", "SparseVector", "term_index"]
+__all__ = [
+    "LETTER_PART_WEIGHT", "PART_WEIGHT", "TOKENIZER_VERSION", "BM25Encoder", "SparseVector", "settings_problem", "term_index",
+]
 
 #: Version of the analysis (tokens, terms, weights); stored with an index in ``config()``.
 #: Version 1 (no ``tokenizer`` key) was lower-cased ``\w+`` runs, stop words dropped, stemmed.
@@ -205,7 +209,7 @@ class BM25Encoder:
         avg_len: float = 100.0,
         tokenizer: int = TOKENIZER_VERSION,
     ) -> None:
-        if k1 < 0 or not 0 <= b <= 1 or avg_len <= 0:
+        if _range_problem("k1", k1) or _range_problem("b", b) or _range_problem("avg_len", avg_len):
             raise ConfigurationError(f"BM25 needs k1 >= 0, 0 <= b <= 1, avg_len > 0; got {k1=}, {b=}, {avg_len=}")
         if tokenizer != TOKENIZER_VERSION:
             raise ConfigurationError(
@@ -247,6 +251,9 @@ class BM25Encoder:
         unknown = sorted(set(config) - _SETTINGS)
         if unknown:
             raise ConfigurationError(f"{prefix}unknown BM25 settings {unknown} in the index; it was built by a newer version")
+        problem = settings_problem(config)
+        if problem:
+            raise ConfigurationError(f"{prefix}damaged index: bm25.{problem}")
         return cls(**config)
 
     def config(self) -> dict[str, object]:
@@ -449,6 +456,50 @@ class BM25Encoder:
         order = np.argsort(idx)
         vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
         return SparseVector(idx[order], vals[order])
+
+
+#: What each numeric setting must be: a finite number in this range.
+_RANGES = {
+    "k1": (lambda v: v >= 0, "a finite number >= 0"),
+    "b": (lambda v: 0 <= v <= 1, "a finite number from 0 to 1"),
+    "avg_len": (lambda v: v > 0, "a finite number > 0"),
+}
+
+
+def _range_problem(name: str, value: Any) -> str | None:
+    ok, wanted = _RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not ok(value):
+        return f"{name} must be {wanted}, got {echo(value)}"
+    return None
+
+
+@lru_cache(maxsize=64)
+def _known_language(language: str) -> bool:
+    stemmer_mod = require("Stemmer", extra="index", package="PyStemmer")
+    try:
+        stemmer_mod.Stemmer(language)
+    except (KeyError, ValueError, TypeError):
+        return False
+    return True
+
+
+def settings_problem(config: Mapping[str, Any]) -> str | None:
+    """What is wrong with stored BM25 settings *config* (an index's, read from its manifest), as
+    ``"<field> must be ..., got ..."``; ``None`` when every value has the right type and range.
+    A missing setting takes its default; unknown ones and the analysis version are judged by
+    :meth:`BM25Encoder.from_config`."""
+    for name in _RANGES:
+        if name in config:
+            problem = _range_problem(name, config[name])
+            if problem:
+                return problem
+    language = config.get("language")
+    if language is not None and not (isinstance(language, str) and (not language or _known_language(language))):
+        return f"language must be a stemmer language of PyStemmer or null, got {echo(language)}"
+    version = config.get("tokenizer", 1)
+    if version.__class__ is not int:
+        return f"tokenizer must be an integer, got {echo(version)}"
+    return None
 
 
 def _empty() -> SparseVector:

@@ -16,6 +16,7 @@ lists and fuse them with the same weighted RRF.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Iterable, Iterator, Sequence, Set
@@ -26,12 +27,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ConfigurationError
+from ..ids import stored_text, unstored_text
 from ._filters import Condition
 from .bm25 import SparseVector
 
 __all__ = [
-    "DENSE", "QUANTIZATIONS", "SPARSE", "Engine", "ListQuery", "Point", "check_quantization", "dense_vectors",
-    "ranked", "record_to_point", "sources_payload", "tie_margin",
+    "DENSE", "QUANTIZATIONS", "SPARSE", "Engine", "ListQuery", "Point", "TextSafeEngine", "check_quantization",
+    "dense_vectors", "ranked", "record_to_point", "sources_payload", "tie_margin",
 ]
 
 #: Vector names in the store: one shared CLIP space, and BM25.
@@ -106,6 +108,85 @@ class Engine(Protocol):
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
     def scan(self, batch: int = 256) -> Iterator[list[Point]]: ...
     def memory_bytes(self) -> dict[str, int]: ...
+
+
+#: Payload fields that hold file names (the only strings a lone surrogate reaches: readers decode
+#: document text, never with ``surrogateescape``).
+_NAME_FIELDS = ("source", "sources", "image_path")
+
+
+def _store_names(payload: dict[str, Any]) -> dict[str, Any]:
+    if not any(k in payload for k in _NAME_FIELDS):
+        return payload
+    return {k: stored_text(v) if k in _NAME_FIELDS else v for k, v in payload.items()}
+
+
+def _unstore_names(payload: dict[str, Any]) -> dict[str, Any]:
+    for k in _NAME_FIELDS:
+        v = payload.get(k)
+        if v is not None:
+            payload[k] = unstored_text(v)
+    return payload
+
+
+class TextSafeEngine:
+    """*engine* with file names stored as Qdrant accepts them: a file name that is not UTF-8
+    reaches Python as a str with lone surrogates, which no UTF-8 store takes;
+    :func:`~..ids.stored_text` writes it in a reversible form and every read gives the str back as
+    it was. Only the name fields (``source``, ``sources``, ``image_path``, and filters on them) are
+    translated, so a query pays a few dictionary lookups per hit; names without surrogates are
+    stored unchanged."""
+
+    def __init__(self, engine: Any) -> None:
+        self._inner = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        self._inner.upsert([dataclasses.replace(p, payload=_store_names(p.payload)) for p in points])
+
+    def set_sources(self, updates: dict[str, list[str]], image_follows: Set[str] = frozenset()) -> None:
+        self._inner.set_sources({pid: stored_text(s) for pid, s in updates.items()}, image_follows)
+
+    def existing(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        return unstored_text(self._inner.existing(ids))
+
+    def with_source(self, source: str) -> dict[str, list[str]]:
+        return unstored_text(self._inner.with_source(stored_text(source)))
+
+    def ids_where(self, conditions: tuple[Condition, ...]) -> list[str]:
+        return self._inner.ids_where(_stored_conditions(conditions))
+
+    def sources(self) -> list[str]:
+        return unstored_text(self._inner.sources())
+
+    def search(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...]) -> list[list[tuple[str, float]]]:
+        return self._inner.search(queries, _stored_conditions(conditions))
+
+    def fused(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], **kwargs: Any) -> list[tuple[str, float]]:
+        return self._inner.fused(queries, _stored_conditions(conditions), **kwargs)
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {pid: _unstore_names(p) for pid, p in self._inner.payloads(ids).items()}
+
+    def scan(self, batch: int = 256) -> Iterator[list[Point]]:
+        for points in self._inner.scan(batch):
+            yield [dataclasses.replace(p, payload=_unstore_names(p.payload)) for p in points]
+
+
+def _stored_conditions(conditions: tuple[Condition, ...]) -> tuple[Condition, ...]:
+    if not conditions:
+        return conditions
+    out = []
+    for c in conditions:
+        if c.op in ("and", "or", "not"):
+            out.append(dataclasses.replace(c, value=_stored_conditions(c.value)))
+        elif c.key in _NAME_FIELDS:
+            out.append(dataclasses.replace(c, value=stored_text(c.value)))
+        else:
+            out.append(c)
+    return tuple(out)
 
 
 def tie_margin(limit: int) -> int:

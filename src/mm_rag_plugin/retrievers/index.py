@@ -22,6 +22,10 @@ Point ids are derived from the content, not from the path: byte-identical files 
 one point listing both paths in ``sources`` (a ``{"source": path}`` filter matches either).
 Images extracted into the index folder are stored relative to it and resolved on read, so answers
 keep their images from any working directory and after the folder moves.
+
+An index folder is untrusted input (folders get zipped and shared): an image is read back only
+through :meth:`MultiModalIndex.image_file`, which checks where it is and that its bytes are the
+ones indexed (see there); :meth:`payloads`, :meth:`verify` and :meth:`copy_to` all go through it.
 """
 
 from __future__ import annotations
@@ -30,21 +34,24 @@ import json
 import logging
 import os
 import shutil
+import stat
+import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import numpy as np
 
-from .._payload import chunk_to_payload, payload_to_chunk
-from ..errors import ConfigurationError, IndexNotFoundError, InvalidInputError, StoreError
+from .._payload import chunk_to_payload, payload_problem, payload_to_chunk
+from ..errors import ConfigurationError, IndexNotFoundError, InvalidInputError, StoreError, echo
 from ..ids import content_hash, stable_id
 from ..types import Chunk, Embedder, ImageChunk, ReadResult, TextChunk
 from ._filters import Condition
 from ._lock import FolderLock
 from .bm25 import BM25Encoder
-from .engine import Engine, ListQuery, Point, check_quantization
+from .engine import Engine, ListQuery, Point, TextSafeEngine, check_quantization
 from .ingest import IngestReport, ingest
 from .manifest import FORMAT, check_manifest, describe_model, model_identity, same_model
 
@@ -60,6 +67,12 @@ _IMAGE_ROOT = "image_root"
 _PRE_MANIFEST = {"lock", "shard", BLOB_DIR, "sources.json", "manifest.json.tmp"}
 #: Payload keys that say where content was found, not what it is (left out of the point id).
 _PLACE_KEYS = ("id", "source", "sources", "prev_id", "next_id")
+#: Payload keys about how an image is stored, not what it is (left out of the point id too).
+_STORAGE_KEYS = ("file_hash",)
+#: The largest image file an index reads back (the readers' own limit).
+_MAX_IMAGE_BYTES = 256_000_000
+#: How many checked image files :meth:`MultiModalIndex.payloads` remembers (by path and stat).
+_HASH_CACHE = 4096
 
 
 class MultiModalIndex:
@@ -120,14 +133,14 @@ class MultiModalIndex:
             if self.remote:
                 from ._remote import RemoteEngine
 
-                self._engine = RemoteEngine(
+                self._engine = TextSafeEngine(RemoteEngine(
                     collection=collection, url=url, api_key=api_key, client=client,
                     quantization=quantization, oversampling=self.oversampling, **client_kwargs,
-                )
+                ))
             else:
                 from ._edge import EdgeEngine
 
-                self._engine = EdgeEngine(self.path, quantization=quantization, oversampling=self.oversampling)
+                self._engine = TextSafeEngine(EdgeEngine(self.path, quantization=quantization, oversampling=self.oversampling))
             self._open(embedder, dim, bm25, keyword_only, create)
         except BaseException:
             self.close()
@@ -144,8 +157,12 @@ class MultiModalIndex:
         return str(self.path) if self.path else ":memory:"
 
     def _prepare_folder(self, create: bool) -> None:
+        from ._folder import check_own_entries
+
         assert self.path is not None
         folder = self.path
+        if folder.is_dir():  # untrusted input: no link among its own files, before anything is opened
+            check_own_entries(folder)
         if not (folder / "manifest.json").is_file():
             # a read-only open creates nothing, not even the lock file: decide before locking
             if not folder.exists():
@@ -187,13 +204,26 @@ class MultiModalIndex:
     def _open(
         self, embedder: Embedder | None, dim: int | None, bm25: BM25Encoder | None, keyword_only: bool, create: bool
     ) -> None:
-        stored = self._engine.read_manifest()
+        try:
+            stored = self._engine.read_manifest()
+        except RecursionError:  # JSON nested thousands deep
+            raise StoreError(
+                f"{self._manifest_where()}: damaged index: the manifest is nested too deeply to read; "
+                "restore it from a backup, or re-ingest into a new index folder"
+            ) from None
         if stored is None:
             if not create:
                 raise IndexNotFoundError(f"{self.where}: no index here; run `mm-rag ingest` first")
             self._create(embedder, dim, bm25, keyword_only)
             return
         manifest = check_manifest(stored, self._manifest_where())
+        has_dense = getattr(self._engine, "has_dense", None)  # how the store was created
+        if isinstance(has_dense, bool) and has_dense == manifest["keyword_only"]:
+            raise StoreError(
+                f"{self._manifest_where()}: damaged index: keyword_only is {str(manifest['keyword_only']).lower()} but the "
+                f"store was created {'with' if has_dense else 'without'} dense vectors; restore it from a backup, "
+                "or re-ingest into a new index folder"
+            )
         self.manifest = manifest
         self.bm25 = BM25Encoder.from_config(manifest["bm25"], self._manifest_where())
         if bm25 is not None and bm25.config() != self.bm25.config():
@@ -381,7 +411,7 @@ class MultiModalIndex:
             raise InvalidInputError(f"expected a TextChunk or ImageChunk, got {type(chunk).__name__}")
         payload = json.loads(json.dumps(chunk_to_payload(chunk, flat=False), default=str))
         payload["sources"] = [chunk.source]
-        what = {k: v for k, v in payload.items() if k not in _PLACE_KEYS}
+        what = {k: v for k, v in payload.items() if k not in _PLACE_KEYS and k not in _STORAGE_KEYS}
         if isinstance(chunk, ImageChunk):
             rel = self._relative(chunk.image_path)
             if rel is not None:
@@ -389,6 +419,13 @@ class MultiModalIndex:
                 what["image_path"] = rel
             if chunk.image_path == chunk.source:
                 what.pop("image_path", None)  # an image file: its bytes' hash says what it is
+            if not chunk.file_hash:
+                # what image_file checks later (not in the id): the bytes as they are now, when the
+                # chunk's content_hash is not their hash (an item added without one, as frameworks
+                # add them, or a chunk built by hand with a hash of its own)
+                digest = _readable_hash(chunk.image_path)
+                if digest and digest != chunk.content_hash:
+                    payload["file_hash"] = digest
         meta = dict(what.get("metadata") or {})
         meta.pop("duplicate_of", None)
         what["metadata"] = meta
@@ -472,16 +509,144 @@ class MultiModalIndex:
         return self._engine.fused(queries, conditions, rrf_k=rrf_k, weights=w, limit=limit)
 
     def chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
-        """Chunks by point id (ids not found are left out)."""
+        """Chunks by point id (ids not found are left out); a damaged payload raises
+        :class:`StoreError` (see :meth:`payloads`)."""
         return {pid: payload_to_chunk(p) for pid, p in self.payloads(ids).items()}
 
+    def _check_payloads(self, payloads: Mapping[str, Mapping[str, Any]]) -> None:
+        """A stored payload with a field of the wrong type or value fails the read with one
+        :class:`StoreError` naming the index, the point and the field: an answer is never built
+        from a damaged item, and ``mm-rag verify`` lists every such point."""
+        for pid, p in payloads.items():
+            problem = payload_problem(p)
+            if problem:
+                raise StoreError(
+                    f"{self.where}: damaged index: point {pid}: {problem}; run `mm-rag verify` to list the damage, "
+                    "restore a backup, or re-ingest into a new index folder"
+                )
+
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Stored payloads by point id, image paths resolved against the index folder."""
+        """Stored payloads by point id, image paths resolved against the index folder. An image
+        point whose file :meth:`image_file` refuses is left out (as if deleted), with one warning:
+        no caller can read a path the index did not check."""
         out = self._engine.payloads(ids)
-        for p in out.values():
-            if p.pop(_IMAGE_ROOT, None) == "index" and self.path is not None:
-                p["image_path"] = str(self.path / p["image_path"])
+        self._check_payloads(out)
+        for pid, p in list(out.items()):
+            if p.get("kind") != "image":
+                p.pop(_IMAGE_ROOT, None)
+                continue
+            image = self._image(p, cached=True)
+            if image.problem is not None and not image.missing:
+                logger.warning("%s: image not read: %s", p.get("source") or f"point {pid}", image.problem)
+                del out[pid]
+                continue
+            p.pop(_IMAGE_ROOT, None)
+            p["image_path"] = image.path
         return out
+
+    def image_file(self, payload: Mapping[str, Any]) -> Path | None:
+        """The image file of an image point's *payload* (as stored, or as :meth:`payloads` gives
+        it), or ``None`` (with one warning naming its source and the problem) when it must not be
+        read. The one rule for every reader of an index's image files (answers, copies, verify):
+
+        * where: in a folder index, a path stored relative to the folder must stay inside it
+          (no ``../``, not absolute), and a file inside the folder is read only from ``blobs/``,
+          reached through no symbolic link inside the index (its real path must be its path).
+          A path outside the folder is the file the item was read from (an image file ingested
+          directly, a Markdown/HTML image read in place, a framework item added by path): the
+          index cannot tell a crafted one from those, so the next rule decides. An index without
+          a folder (in memory, a server without ``path=``) has only the next rule.
+        * what: the bytes must hash (:func:`~mm_rag_plugin.ids.content_hash`) to the point's
+          ``content_hash`` (the original image) or ``file_hash`` (the bytes a blob store wrote,
+          re-encoded or downscaled). A point from before ``file_hash`` existed whose blob was
+          re-encoded is accepted by its name: a regular file ``blobs/<content_hash>.<ext>``
+          (named by the hash, written by the blob store, and unable to point outside). An item
+          added without any hash (a framework item) gets the ``file_hash`` of its file when it is
+          written (:meth:`point_id`); a point with no hash at all is refused.
+
+        A path that does not exist has nothing to read: it is returned (reading it fails later);
+        ``data:`` URIs hold their bytes in the payload and are returned as they are."""
+        image = self._image(payload, cached=False)
+        if image.problem is not None and not image.missing:
+            logger.warning("%s: image not read: %s", payload.get("source") or "?", image.problem)
+            return None
+        return None if image.path.startswith("data:") else Path(image.path)
+
+    def _image(self, payload: Mapping[str, Any], *, cached: bool = False, read: bool = False) -> _Image:
+        """Check an image point's file by the rule of :meth:`image_file`; with *read*, keep its bytes."""
+        raw = payload.get("image_path")
+        if not isinstance(raw, str) or not raw:
+            return _Image("", f"image path {echo(raw, 120)} is not a path")
+        if raw[:5].lower() == "data:":
+            return _Image(raw, None)
+        shown = echo(raw, 200)
+        in_index = payload.get(_IMAGE_ROOT) == "index"
+        if in_index and self.path is None:  # a server index without path=: nothing to be inside
+            in_index = False
+        if in_index and (PurePosixPath(raw).is_absolute() or ".." in PurePosixPath(raw).parts or "\\" in raw):
+            return _Image(raw, f"image path {shown} leaves the index folder")
+        full = Path(os.path.abspath(self.path / raw if in_index else raw))  # type: ignore[operator]
+        rel = _inside(full, self.path)
+        where = str(full) if in_index or rel is not None else raw  # outside: as given (and as ingested)
+        problem = None
+        if rel is not None:
+            if len(rel.parts) < 2 or rel.parts[0] != BLOB_DIR:
+                problem = f"image path {shown} is inside the index folder but not in its {BLOB_DIR}/ folder"
+            elif os.path.realpath(full) != os.path.join(os.path.realpath(self.path), *rel.parts):  # type: ignore[arg-type]
+                problem = f"image path {shown} goes through a symbolic link inside the index"
+        elif in_index:
+            problem = f"image path {shown} leaves the index folder"
+        if not os.path.lexists(full):  # nothing to read; only a missing blob is a damaged index
+            missing = rel is not None and problem is None
+            return _Image(where, f"image file missing: {full}" if missing else None, missing=True)
+        if problem is not None:
+            return _Image(where, problem)
+        try:
+            digest, data = self._hash_file(full, cached=cached and not read)
+        except OSError as exc:
+            return _Image(where, f"image file {shown} cannot be read ({exc.strerror or exc})")
+        except _NotImage as exc:
+            return _Image(where, f"image path {shown} {exc}")
+        wanted = {h for h in (payload.get("content_hash"), payload.get("file_hash")) if isinstance(h, str) and h}
+        if digest in wanted:
+            return _Image(where, None, data=data)
+        legacy = (
+            not payload.get("file_hash")
+            and rel is not None
+            and len(rel.parts) == 2
+            and PurePosixPath(rel.parts[1]).stem == payload.get("content_hash")
+        )
+        if legacy:
+            return _Image(where, None, data=data)
+        if not wanted:
+            return _Image(where, f"image {shown} has no content hash recorded to check its bytes against")
+        return _Image(where, f"image file {shown} is not the image indexed (its bytes changed or were replaced)")
+
+    def _hash_file(self, path: Path, *, cached: bool) -> tuple[str, bytes | None]:
+        """The content hash of a regular file (never through a final symbolic link), and its bytes
+        unless *cached* (then a file unchanged since last time is not read again)."""
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotImage("is not a regular file")
+        if st.st_size > _MAX_IMAGE_BYTES:
+            raise _NotImage(f"is {st.st_size:,} bytes, over the {_MAX_IMAGE_BYTES:,} byte limit for images")
+        key = (real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        cache: dict[tuple[Any, ...], str] = self.__dict__.setdefault("_image_hashes", {})
+        if cached and key in cache:
+            return cache[key], None
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise _NotImage("is not a regular file")
+            data = fh.read(_MAX_IMAGE_BYTES + 1)
+        if len(data) > _MAX_IMAGE_BYTES:
+            raise _NotImage(f"is over the {_MAX_IMAGE_BYTES:,} byte limit for images")
+        digest = content_hash(data)
+        if len(cache) >= _HASH_CACHE:
+            cache.clear()
+        cache[key] = digest
+        return digest, data
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         return self._engine.vectors(ids)
@@ -499,7 +664,8 @@ class MultiModalIndex:
 
         The manifest's item count against the store's; every point's dense vector present (unless
         keyword-only), of the index's size, finite and not zero; its kind and sources set; its
-        image file present when the image lives in the index folder."""
+        image file present when the image lives in the index folder, and readable by the rule of
+        :meth:`image_file` (a path out of ``blobs/``, a link, changed bytes are problems)."""
         problems: list[str] = []
         stored = self._engine.count()
         if self.manifest.get("points") != stored:
@@ -518,6 +684,9 @@ class MultiModalIndex:
         where = payload.get("source") or "?"
         if payload.get("kind") not in ("text", "image"):
             yield f"unknown kind {payload.get('kind')!r} ({where})"
+        problem = payload_problem({k: v for k, v in payload.items() if k != "kind"})
+        if problem:
+            yield f"damaged payload: {problem} ({where})"
         if not payload.get("sources") and "key" not in payload:  # items added by id may have no file
             yield f"no sources recorded ({where})"
         if not self.keyword_only:
@@ -529,12 +698,14 @@ class MultiModalIndex:
                 yield f"vector holds NaN or infinite values ({where})"
             elif float(np.linalg.norm(p.dense)) < 1e-6:
                 yield f"zero vector ({where})"
+        elif p.dense is not None:
+            yield f"holds a dense vector, but the manifest says the index is keyword-only ({where})"
         if not _same_sparse(p.sparse, self._expected_sparse(payload)):
             yield f"keyword (BM25) vector does not match the point's text ({where})"
-        if payload.get(_IMAGE_ROOT) == "index" and self.path is not None:
-            image = self.path / str(payload.get("image_path"))
-            if not image.is_file():
-                yield f"image file missing: {image} ({where})"
+        if payload.get("kind") == "image":
+            problem = self._image(payload).problem  # where it is and what its bytes are (image_file)
+            if problem is not None:
+                yield f"{problem} ({where})"
 
     def _expected_sparse(self, payload: dict[str, Any]) -> Any:
         try:
@@ -558,21 +729,24 @@ class MultiModalIndex:
         """Stream every point into another index (a Qdrant server by ``url=``/``client=``, or a
         folder) with the same manifest, and return it open. Resumable: points already there are
         skipped, so a copy that was interrupted is finished by running it again. Images extracted
-        into this folder are copied along when the target is a folder."""
+        into this folder are copied along when the target is a folder, file by file, each one only
+        when :meth:`image_file` accepts it (no link is followed; a refused one is warned about)."""
         from tqdm.auto import tqdm
 
         target = MultiModalIndex._for_copy(self, path, url=url, api_key=api_key, client=client, collection=collection)
         try:
             total = len(self)
             bar = tqdm(total=total, unit="point", desc="copying", disable=not (self.show_progress if show_progress is None else show_progress))
+            copied: set[str] = set()
             with bar:
                 for batch in self.scan(batch_size):
                     present = target._engine.existing([p.id for p in batch])
                     target._engine.upsert([p for p in batch if p.id not in present])
                     target._add_sources({p.id: p.payload.get("sources", []) for p in batch if p.id in present}, present)
+                    if target.blob_dir is not None:
+                        for p in batch:
+                            self._copy_image(p, target, copied)
                     bar.update(len(batch))
-            if self.blob_dir is not None and self.blob_dir.is_dir() and target.blob_dir is not None:
-                shutil.copytree(self.blob_dir, target.blob_dir, dirs_exist_ok=True)
             target._committed()
             target.optimize()
             if len(target) < total:
@@ -581,6 +755,32 @@ class MultiModalIndex:
             target.close()
             raise
         return target
+
+    def _copy_image(self, p: Point, target: MultiModalIndex, copied: set[str]) -> None:
+        """Copy point *p*'s image file into *target*'s ``blobs/`` when it is one of this index's
+        blobs and :meth:`image_file`'s rule accepts it (the bytes checked are the bytes written)."""
+        if p.payload.get("kind") != "image" or target.path is None:
+            return
+        image = self._image(p.payload, read=True)
+        if image.problem is not None and not image.missing:
+            logger.warning("%s: image not copied: %s", p.payload.get("source") or f"point {p.id}", image.problem)
+            return
+        rel = _inside(Path(image.path), self.path) if image.data is not None else None
+        if rel is None or image.path in copied:
+            return
+        copied.add(image.path)
+        dest = target.path.joinpath(*rel.parts)
+        if dest.is_file() and not dest.is_symlink() and dest.read_bytes() == image.data:
+            return  # a resumed copy
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=dest.suffix)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(image.data)  # type: ignore[arg-type]
+            os.replace(tmp, dest)  # replaces a link at dest, never writes through it
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     @staticmethod
     def _for_copy(source: MultiModalIndex, path: Any, **remote: Any) -> MultiModalIndex:
@@ -596,14 +796,14 @@ class MultiModalIndex:
             if ix.remote:
                 from ._remote import RemoteEngine
 
-                ix._engine = RemoteEngine(quantization=source.quantization, oversampling=source.oversampling, **remote)
+                ix._engine = TextSafeEngine(RemoteEngine(quantization=source.quantization, oversampling=source.oversampling, **remote))
             else:
                 if ix.path is None:
                     raise ConfigurationError("copy_to needs a folder path, url= or client=")
                 ix._prepare_folder(create=True)
                 from ._edge import EdgeEngine
 
-                ix._engine = EdgeEngine(ix.path, quantization=source.quantization, oversampling=source.oversampling)
+                ix._engine = TextSafeEngine(EdgeEngine(ix.path, quantization=source.quantization, oversampling=source.oversampling))
             stored = ix._engine.read_manifest()
             if stored is None:
                 ix._engine.create(manifest)
@@ -679,6 +879,43 @@ def _refuse_foreign(folder: Path) -> None:
             else "it holds other files, and no manifest.json"
         )
         raise StoreError(f"{folder}: not an mm-rag index ({why}); ingest into a new, empty folder")
+
+
+@dataclass(frozen=True, slots=True)
+class _Image:
+    """An image point's file as checked: the path callers read, why not (``None``: safe), whether
+    it does not exist, and its bytes when they were read."""
+
+    path: str
+    problem: str | None
+    missing: bool = False
+    data: bytes | None = None
+
+
+class _NotImage(Exception):
+    """A path that is not a readable image file (a device, a folder, a huge file)."""
+
+
+def _readable_hash(image_path: str) -> str | None:
+    """The hash of a local image file's bytes, or ``None`` (a data: URI, missing, unreadable, huge)."""
+    if image_path[:5].lower() == "data:":
+        return None
+    try:
+        if not os.path.isfile(image_path) or os.path.getsize(image_path) > _MAX_IMAGE_BYTES:
+            return None
+        return content_hash(Path(image_path).read_bytes())
+    except OSError:
+        return None
+
+
+def _inside(path: Path, folder: Path | None) -> PurePosixPath | None:
+    """*path* (absolute, normalised) relative to *folder*, or ``None`` when outside it."""
+    if folder is None:
+        return None
+    try:
+        return PurePosixPath(path.relative_to(folder).as_posix())
+    except ValueError:
+        return None
 
 
 def _merged(have: Sequence[str], more: Sequence[str]) -> list[str]:

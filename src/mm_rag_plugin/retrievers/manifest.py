@@ -15,11 +15,15 @@ says otherwise is a damaged index.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
-from ..errors import ConfigurationError, StoreError
+from .._payload import too_deep
+from ..errors import ConfigurationError, StoreError, echo
 from ..ids import file_sha256
 
 __all__ = ["FORMAT", "check_manifest", "describe_model", "load_model", "model_identity", "same_model"]
@@ -41,19 +45,65 @@ def _weights_file(name: str, pretrained: str | None) -> Path | None:
     return None
 
 
-def weights_record(path: Path, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Path, size, mtime and SHA-256 of a weights file; the hash is reused from *known* when the
-    file's path, size and mtime are unchanged (hashing 600 MB on every open would cost a second)."""
+def weights_record(path: Path) -> dict[str, Any]:
+    """Path, size, mtime and SHA-256 of a weights file.
+
+    The hash is never taken from an index (a crafted manifest could claim any model's hash for
+    this file): it is computed, or reused from this process or the user's cache
+    (:func:`_weights_sha256`) while the file's path, size, times and inode are unchanged."""
     st = path.stat()
-    rec = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    if known and all(known.get(k) == rec[k] for k in rec) and known.get("sha256"):
-        return {**rec, "sha256": known["sha256"]}
-    return {**rec, "sha256": file_sha256(path)}
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _weights_sha256(path, st)}
+
+
+#: SHA-256 of weights files hashed by this process, by (real path, size, mtime, ctime, inode, device).
+_HASHES: dict[tuple[Any, ...], str] = {}
+#: Entries the user's cache file keeps (the most recent ones).
+_CACHE_ENTRIES = 64
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _hash_cache_file() -> Path:
+    """``$XDG_CACHE_HOME/mm-rag-plugin/weights-sha256.json`` (``~/.cache/...``): outside any index."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "mm-rag-plugin" / "weights-sha256.json"
+
+
+def _weights_sha256(path: Path, st: os.stat_result) -> str:
+    """*path*'s SHA-256, hashed once per version of the file (hashing 600 MB takes a second)."""
+    real = os.path.realpath(path)
+    key = (real, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    sha = _HASHES.get(key)
+    if sha is not None:
+        return sha
+    cache_file = _hash_cache_file()
+    try:
+        cached = json.loads(cache_file.read_text(encoding="utf-8"))
+        cached = cached if isinstance(cached, dict) else {}
+    except (OSError, ValueError, RecursionError):  # none yet, or unreadable: hash again
+        cached = {}
+    entry = cached.get(real)
+    if isinstance(entry, list) and len(entry) == 6 and tuple(entry[:5]) == key[1:] and isinstance(entry[5], str) and _SHA256.fullmatch(entry[5]):
+        sha = entry[5]
+    else:
+        sha = file_sha256(path)
+        cached.pop(real, None)
+        cached[real] = [*key[1:], sha]
+        keep = dict(list(cached.items())[-_CACHE_ENTRIES:])
+        tmp = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(keep), encoding="utf-8")
+            os.replace(tmp, cache_file)
+        except OSError:  # a read-only home: this process remembers it
+            tmp.unlink(missing_ok=True)
+    _HASHES[key] = sha
+    return sha
 
 
 def model_identity(embedder: Any, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What identifies *embedder*'s vectors: architecture / name, pretrained tag, dimension, and the
-    weights file's hash when the weights come from a local file or folder."""
+    weights file's hash when the weights come from a local file or folder (*known*, the identity
+    an index records, is not used: nothing read from an index stands for a local file)."""
     custom = getattr(embedder, "identity", None)
     if callable(custom):
         own = dict(custom())
@@ -69,7 +119,7 @@ def model_identity(embedder: Any, known: Mapping[str, Any] | None = None) -> dic
         pretrained = str(Path(pretrained).resolve())
     ident: dict[str, Any] = {"name": name, "pretrained": pretrained, "dim": int(embedder.dim)}
     weights = _weights_file(name, pretrained if isinstance(pretrained, str) else None)
-    ident["weights"] = weights_record(weights, (known or {}).get("weights")) if weights else None
+    ident["weights"] = weights_record(weights) if weights else None
     precision = getattr(embedder, "precision", None)
     if isinstance(precision, str):  # recorded, not enforced: bf16 and fp32 vectors agree (cosine 0.9999)
         ident["precision"] = precision
@@ -101,25 +151,79 @@ def describe_model(identity: Mapping[str, Any] | None) -> str:
 
 
 def check_manifest(data: Any, where: str) -> dict[str, Any]:
-    """Validate a manifest read from *where*; a damaged or foreign one raises :class:`StoreError`."""
+    """Validate a manifest read from *where*, every value by type and range; a damaged or foreign
+    one raises :class:`StoreError` in one line naming *where* and the field."""
     fix = "restore it from a backup, or re-ingest into a new index folder"
     if not isinstance(data, dict):
         raise StoreError(f"{where}: the index manifest is damaged (not a JSON object); {fix}")
+    if too_deep(data, _MANIFEST_DEPTH):
+        raise StoreError(f"{where}: damaged index: the manifest is nested more than {_MANIFEST_DEPTH} levels deep; {fix}")
     fmt = data.get("format")
     if fmt != FORMAT:
         raise StoreError(
-            f"{where}: index format {fmt!r} is not the format this version reads ({FORMAT}); "
+            f"{where}: index format {echo(fmt)} is not the format this version reads ({FORMAT}); "
             "re-ingest your documents into a new index folder"
         )
-    dim, model, kw = data.get("dim"), data.get("model"), data.get("keyword_only")
-    if not isinstance(kw, bool) or not isinstance(data.get("bm25"), dict) or not isinstance(data.get("points", 0), int):
-        raise StoreError(f"{where}: the index manifest is damaged (keyword_only, bm25 or points missing or wrong); {fix}")
+    problem = _manifest_problem(data)
+    if problem:
+        raise StoreError(f"{where}: damaged index: {problem}; {fix}")
+    return data
+
+
+#: Deepest nesting a manifest may hold (it needs 3: ``model.weights.sha256``).
+_MANIFEST_DEPTH = 16
+#: Largest vector size an index may record.
+MAX_DIM = 65536
+_WEIGHT_FIELDS = {
+    "path": (lambda v: isinstance(v, str), "a string"),
+    "size": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "mtime_ns": (lambda v: _is_int(v), "an integer"),
+    "sha256": (lambda v: v is None or (isinstance(v, str) and bool(_SHA256.fullmatch(v))), "64 hex digits or null"),
+}
+
+
+def _is_int(v: Any) -> TypeGuard[int]:
+    return v.__class__ is int  # not bool, not float
+
+
+def _manifest_problem(data: Mapping[str, Any]) -> str | None:
+    """The first field of *data* (format already checked) with a wrong type or value, and why."""
+    from .bm25 import settings_problem
+
+    kw, dim, model, bm25 = data.get("keyword_only"), data.get("dim"), data.get("model"), data.get("bm25")
+    if not isinstance(kw, bool):
+        return f"keyword_only must be true or false, got {echo(kw)}"
+    points = data.get("points", 0)
+    if not (_is_int(points) and points >= 0):
+        return f"points must be an integer >= 0, got {echo(points)}"
+    if not isinstance(bm25, dict):
+        return f"bm25 must be an object of BM25 settings, got {echo(bm25)}"
+    problem = settings_problem(bm25)
+    if problem:
+        return f"bm25.{problem}"
     if kw:
         if model is not None or dim is not None:
-            raise StoreError(f"{where}: the index manifest is damaged (keyword-only but names a model); {fix}")
-    elif not (isinstance(model, dict) and isinstance(dim, int) and dim > 0 and model.get("dim") == dim):
-        raise StoreError(f"{where}: the index manifest is damaged (no model or vector size recorded); {fix}")
-    return data
+            return f"a keyword-only index has no model and no dim, got model {echo(model)} and dim {echo(dim)}"
+        return None
+    if not (_is_int(dim) and 1 <= dim <= MAX_DIM):
+        return f"dim must be an integer from 1 to {MAX_DIM}, got {echo(dim)}"
+    if not isinstance(model, dict):
+        return f"model must be an object naming the model (the index is not keyword-only), got {echo(model)}"
+    if model.get("dim") != dim or not _is_int(model.get("dim")):
+        return f"model.dim must equal dim ({dim}), got {echo(model.get('dim'))}"
+    for key in ("name", "pretrained", "precision"):
+        value = model.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"model.{key} must be a string or null, got {echo(value)}"
+    weights = model.get("weights")
+    if weights is None:
+        return None
+    if not isinstance(weights, dict):
+        return f"model.weights must be an object (path, size, mtime_ns, sha256) or null, got {echo(weights)}"
+    for key, (ok, wanted) in _WEIGHT_FIELDS.items():
+        if not ok(weights.get(key)):
+            return f"model.weights.{key} must be {wanted}, got {echo(weights.get(key))}"
+    return None
 
 
 def load_model(identity: Mapping[str, Any], *, device: str | None = None, precision: str | None = None) -> Any:
