@@ -4,7 +4,11 @@ Document text and file names are untrusted: raw, they can clear the screen, set 
 write the clipboard (OSC 52), hide text, or reverse the order of what follows (U+202E makes
 ``gpj.txt`` read as ``txt.jpg``). :func:`terminal_safe` writes every control character (except
 newline and tab) and every bidirectional or invisible formatting character as a visible escape,
-``\\x1b`` or ``\\u202e``. JSON output is already exact and safe (``json.dump`` escapes them).
+``\\x1b`` or ``\\u202e``; so are lone surrogates (a file name that is not UTF-8, as ``os.fsdecode``
+gives it), ``\\udce9``, which no terminal encoding could write. :func:`one_line` also escapes
+newlines, carriage returns and tabs, for names printed where one line is expected (a crafted name
+must not forge a second result or a summary line). JSON output is already exact and safe
+(``json.dump`` escapes them).
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ import re
 from collections.abc import Iterable
 from typing import TextIO
 
-__all__ = ["SafeStream", "redact", "terminal_safe"]
+__all__ = ["SafeStream", "one_line", "redact", "terminal_safe"]
 
 #: C0 controls but tab and newline, DEL and C1 controls; bidi embeddings, overrides and isolates;
-#: zero-width and invisible formatting characters.
+#: zero-width and invisible formatting characters; line and paragraph separators; lone surrogates.
 _UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\ufff9-\ufffb]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164"
+    "\ud800-\udfff\ufe00-\ufe0f\ufeff\ufff9-\ufffb]"
 )
+_LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
 def _escape(m: re.Match[str]) -> str:
@@ -30,6 +36,12 @@ def _escape(m: re.Match[str]) -> str:
 def terminal_safe(text: str) -> str:
     """*text* with control, bidi and invisible characters written as visible escapes."""
     return _UNSAFE.sub(_escape, text)
+
+
+def one_line(text: object) -> str:
+    """*text* (a file name, source or title) as one terminal-safe line: newline, carriage return
+    and tab written as ``\\n``, ``\\r``, ``\\t``, everything else as :func:`terminal_safe` does."""
+    return terminal_safe(str(text).translate(_LINE_BREAKS))
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

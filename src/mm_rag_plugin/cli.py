@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._terminal import SafeStream
+from ._terminal import SafeStream, one_line
 from ._version import __version__
 from .errors import MMRagError, ModelLoadError
 from .types import Hit
@@ -294,7 +294,7 @@ def _open(args: argparse.Namespace, err: TextIO, *, create: bool = False):
         quantization=args.quantization,
     )
     if rag.notice:
-        print(f"note: {rag.notice}", file=err)
+        print(f"note: {one_line(rag.notice)}", file=err)
     return rag
 
 
@@ -320,11 +320,11 @@ def _print_hits(hits: list[Hit], out: TextIO) -> None:
         print("no results", file=out)
     for i, hit in enumerate(hits, 1):
         c = hit.chunk
-        where = c.source + (f" p.{c.page}" if c.page else "")
+        where = one_line(c.source) + (f" p.{c.page}" if c.page else "")
         found = ", ".join(f"{name} #{r}" for name, r in sorted(hit.ranks.items(), key=lambda kv: kv[1]))
         print(f"{i}. [{c.kind}] {where}  score {hit.score:.4f}  ({found})", file=out)
         if c.kind == "image":
-            print(f"   image: {c.image_path}", file=out)
+            print(f"   image: {one_line(c.image_path)}", file=out)
         snippet = " ".join(c.text.split())[:160]
         if snippet:
             print(f"   {snippet}", file=out)
@@ -340,7 +340,7 @@ def _cmd_ingest(args, out, err) -> int:
             follow_symlinks=args.follow_symlinks, **options,
         )
         rows = [
-            ("files read", summary.files),
+            ("files read", f"{summary.files} ({summary.partial_files} in part: see the errors)" if summary.partial_files else summary.files),
             ("files unchanged", summary.unchanged_files),
             ("text chunks", summary.texts),
             ("images", summary.images),
@@ -354,16 +354,16 @@ def _cmd_ingest(args, out, err) -> int:
             ("errors", len(summary.errors)),
         ]
         width = max(len(name) for name, _ in rows)
-        print(f"index: {rag.index_dir} ({rag.index.engine}, {len(rag.index)} items, model: {rag.info()['model'] or 'none: keyword-only'})", file=out)
+        print(f"index: {one_line(rag.index_dir)} ({rag.index.engine}, {len(rag.index)} items, model: {rag.info()['model'] or 'none: keyword-only'})", file=out)
         for name, value in rows:
             print(f"  {name:<{width}}  {value}", file=out)
         for e in summary.errors[:_MAX_ERRORS_SHOWN]:
-            print(f"  error: {e.source}: {e.error}", file=out)
+            print(f"  error: {one_line(e.source)}: {one_line(e.error)}", file=out)
         if len(summary.errors) > _MAX_ERRORS_SHOWN:
             print(f"  ... and {len(summary.errors) - _MAX_ERRORS_SHOWN} more errors (-v logs every one)", file=out)
         if not summary.ok and not summary.pruned:  # a sync that only pruned did what was asked
             why = "every file failed (see the errors above)" if summary.errors else (
-                f"no files found in {', '.join(args.paths)}"
+                f"no files found in {', '.join(map(one_line, args.paths))}"
             )
             print(f"nothing could be ingested: {why}", file=err)
             return 1
@@ -406,7 +406,7 @@ def _cmd_ask(args, out, err) -> int:
             for i, hit in enumerate(ans.sources, 1):
                 c = hit.chunk
                 ref = c.image_path if c.kind == "image" else c.source
-                print(f"  [{i}] {c.kind}: {ref}" + (f" (page {c.page})" if c.page else ""), file=out)
+                print(f"  [{i}] {c.kind}: {one_line(ref)}" + (f" (page {c.page})" if c.page else ""), file=out)
     return 0
 
 
@@ -426,23 +426,10 @@ def _metrics(ranked: list[Hit], relevant: list[str], k: int) -> tuple[float, flo
 
 
 def _cmd_eval(args, out, err) -> int:
-    from .errors import InvalidInputError
+    from .evaluation import load_queries
     from .retrievers import FusedRetriever
 
-    queries = []
-    for n, line in enumerate(Path(args.qrels).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            query, relevant = row["query"], list(row["relevant"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidInputError(f'line {n}: expected {{"query": "...", "relevant": [...]}} ({exc})', source=args.qrels) from exc
-        if not isinstance(query, str) or not relevant:
-            raise InvalidInputError(f"line {n}: query must be text and relevant a non-empty list", source=args.qrels)
-        queries.append((query, [str(r) for r in relevant]))
-    if not queries:
-        raise InvalidInputError("no queries in the file", source=args.qrels)
+    queries = load_queries(args.qrels)  # a bad line: InvalidInputError naming the file and the line
     with _open(args, err) as rag:
         modes = {"bm25": {"dense_text": 0.0, "dense_image": 0.0}}
         if not rag.keyword_only:
@@ -472,9 +459,9 @@ def _cmd_delete(args, out, err) -> int:
     with _open(args, err) as rag:
         res = rag.delete(args.sources)
         for s in res.sources:
-            print(f"deleted: {s}", file=out)
+            print(f"deleted: {one_line(s)}", file=out)
         for s in res.not_found:
-            print(f"not in the index: {s}", file=err)
+            print(f"not in the index: {one_line(s)}", file=err)
         print(f"{len(res.sources)} files, {res.deleted_points} points deleted; {len(rag.index)} items left", file=out)
     return 0 if not res.not_found else 1
 
@@ -486,7 +473,7 @@ def _cmd_copy(args, out, err) -> int:
             show_progress=_progress(args),
         )
         with target:
-            print(f"copied {len(target)} items to {target.where} (model: {rag.info()['model'] or 'none: keyword-only'})", file=out)
+            print(f"copied {len(target)} items to {one_line(target.where)} (model: {rag.info()['model'] or 'none: keyword-only'})", file=out)
     return 0
 
 
@@ -500,11 +487,11 @@ def _cmd_verify(args, out, err) -> int:
     ) as rag:
         problems = rag.index.verify()
         for p in problems[:50]:
-            print(f"problem: {p}", file=out)
+            print(f"problem: {one_line(p)}", file=out)
         if len(problems) > 50:
             print(f"... and {len(problems) - 50} more problems", file=out)
         verdict = "damaged" if problems else "ok"
-        print(f"{verdict}: {len(rag.index)} items checked in {rag.index.where}", file=out)
+        print(f"{verdict}: {len(rag.index)} items checked in {one_line(rag.index.where)}", file=out)
     return 1 if problems else 0
 
 
@@ -534,7 +521,7 @@ def _cmd_info(args, out, err) -> int:
             print(file=out)
             return 0
     for key, value in info.items():
-        print(f"{key:<13} {value}", file=out)
+        print(f"{key:<13} {one_line(value)}", file=out)
     return 0
 
 
@@ -576,7 +563,7 @@ def _cmd_finetune(args, out, err) -> int:
     origins: dict[str, int] = {}
     for pair in pairs:
         origins[pair.origin] = origins.get(pair.origin, 0) + 1
-    print(f"pairs: {len(pairs)} from {where}" + (f" ({', '.join(f'{k} {v}' for k, v in origins.items())})" if pairs else ""), file=info)
+    print(f"pairs: {len(pairs)} from {one_line(where)}" + (f" ({', '.join(f'{k} {v}' for k, v in origins.items())})" if pairs else ""), file=info)
     if not pairs:
         raise ConfigurationError(
             "no pairs: the index's images have no caption, alt text or text next to them"
@@ -584,7 +571,8 @@ def _cmd_finetune(args, out, err) -> int:
         )
     if args.dump_pairs:
         n = dump_pairs(pairs, args.dump_pairs)
-        print(f"wrote {n} pairs to {args.dump_pairs}; train on them with --pairs {args.dump_pairs}", file=info)
+        dumped = one_line(args.dump_pairs)
+        print(f"wrote {n} pairs to {dumped}; train on them with --pairs {dumped}", file=info)
         return 0
     base = _finetune_base(args)
     print(f"base model: {describe_model({'name': base.model_name, 'pretrained': base.pretrained, 'dim': base.dim})}", file=info)
@@ -602,11 +590,11 @@ def _cmd_finetune(args, out, err) -> int:
         else:
             for line in iter_report_lines(exc.report):
                 print(line, file=out)
-        print(f"mm-rag finetune: {exc}", file=err)
+        print(f"mm-rag finetune: {one_line(exc)}", file=err)
         return 1
     except KeyboardInterrupt:
         print(f"interrupted: continue from the last checkpoint with the same command and --resume "
-              f"({os.path.join(os.path.abspath(args.out), 'checkpoint')})", file=err)
+              f"({one_line(os.path.join(os.path.abspath(args.out), 'checkpoint'))})", file=err)
         return 130
     if args.json:
         json.dump(_report_json(report), out, indent=2)
@@ -623,8 +611,9 @@ def _cmd_finetune(args, out, err) -> int:
         print(line, file=out)
     if report.forced:
         print("saved although it scores worse than the base model (--force)", file=err)
-    print(f"saved: {report.out_dir} (load it with --model local-dir:{report.out_dir})", file=out)
-    print(f"re-embed an index with it: mm-rag reindex --index {args.index} --model local-dir:{report.out_dir}", file=out)
+    saved = one_line(report.out_dir)
+    print(f"saved: {saved} (load it with --model local-dir:{saved})", file=out)
+    print(f"re-embed an index with it: mm-rag reindex --index {one_line(args.index)} --model local-dir:{saved}", file=out)
     return 0
 
 
@@ -649,20 +638,20 @@ def _cmd_reindex(args, out, err) -> int:
         )
     except KeyboardInterrupt:
         work = reindex_folders(args.index)[1]
-        print(f"interrupted: the index is unchanged; what was re-embedded is kept in {work}; "
+        print(f"interrupted: the index is unchanged; what was re-embedded is kept in {one_line(work)}; "
               "run the same command again to continue", file=err)
         return 130
     if rep.unchanged:
-        print(f"{rep.index_dir} already uses {rep.model}: nothing to do", file=out)
+        print(f"{one_line(rep.index_dir)} already uses {one_line(rep.model)}: nothing to do", file=out)
         return 0
     resumed = rep.points - rep.embedded - len(rep.skipped)
-    print(f"reindexed {rep.index_dir}: {rep.points} items ({rep.texts} texts and {rep.images} images embedded"
+    print(f"reindexed {one_line(rep.index_dir)}: {rep.points} items ({rep.texts} texts and {rep.images} images embedded"
           + (f", {resumed} from an interrupted run" if resumed > 0 else "") + f") in {rep.seconds:.1f} s", file=out)
-    print(f"model: {rep.previous_model} -> {rep.model}", file=out)
+    print(f"model: {one_line(rep.previous_model)} -> {one_line(rep.model)}", file=out)
     for s in rep.skipped[:_MAX_ERRORS_SHOWN]:
-        print(f"  left out (unreadable): {s}", file=out)
+        print(f"  left out (unreadable): {one_line(s)}", file=out)
     if rep.kept_old:
-        print(f"the old index is kept in {rep.kept_old}", file=out)
+        print(f"the old index is kept in {one_line(rep.kept_old)}", file=out)
     return 0
 
 
@@ -703,6 +692,14 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return 1
 
 
+class _LogFormatter(logging.Formatter):
+    """``--verbose`` logs: each record's message on one line (a name in it cannot start a line of
+    its own), its traceback after it; the reader processes' records come here too."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
+
+
 def _main(argv: Sequence[str] | None, out_stream: TextIO | None, err_stream: TextIO | None) -> int:
     args = _parse(argv)
     # everything printed is terminal-safe (text and names come from files) and free of secrets,
@@ -712,7 +709,7 @@ def _main(argv: Sequence[str] | None, out_stream: TextIO | None, err_stream: Tex
     out, err = SafeStream(out_stream or sys.stdout, secrets), SafeStream(err_stream or sys.stderr, secrets)
     if args.verbose:
         handler = logging.StreamHandler(err)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_LogFormatter("%(levelname)s %(name)s: %(message)s"))
         logging.basicConfig(level=logging.INFO, handlers=[handler])
     else:  # the CLI prints what matters itself; library logs would repeat it
         logging.disable(logging.ERROR)
@@ -726,7 +723,7 @@ def _main(argv: Sequence[str] | None, out_stream: TextIO | None, err_stream: Tex
     except (MMRagError, OSError) as exc:
         if args.verbose:
             traceback.print_exc(file=err)
-        print(f"mm-rag {args.command}: error: {exc}", file=err)
+        print(f"mm-rag {args.command}: error: {one_line(exc)}", file=err)
         return 3 if isinstance(exc, ModelLoadError) else 1
     finally:
         if not args.verbose:

@@ -9,10 +9,15 @@ wherever it is printed.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["RankingMetrics", "ranking_metrics"]
+from ._jsonl import json_lines, kind_of
+from .errors import InvalidInputError
+
+__all__ = ["RankingMetrics", "load_queries", "ranking_metrics"]
 
 
 class RankingMetrics(NamedTuple):
@@ -46,3 +51,38 @@ def ranking_metrics(
     dcg = sum(1.0 / math.log2(rank + 1) for rank in found_at.values())
     ideal = sum(1.0 / math.log2(i + 1) for i in range(1, min(len(relevant), k) + 1))
     return RankingMetrics(recall, mrr, dcg / ideal)
+
+
+def load_queries(path: str | os.PathLike[str]) -> list[tuple[str, list[str]]]:
+    """``(query, relevant)`` pairs of a JSON Lines file, one ``{"query": "...", "relevant":
+    ["file name or chunk id", ...]}`` per line (``mm-rag eval``). Raises :class:`InvalidInputError`
+    naming the file and the line of the first problem."""
+    file = Path(path)
+    queries: list[tuple[str, list[str]]] = []
+    for n, row in json_lines(file):
+        if not isinstance(row, dict):
+            raise InvalidInputError(
+                f'line {n}: expected an object {{"query": "...", "relevant": [...]}}, got {kind_of(row)}',
+                source=str(file),
+            )
+        query, relevant = row.get("query"), row.get("relevant")
+        if not isinstance(query, str) or not query.strip():
+            got = "nothing" if "query" not in row else kind_of(query) if query != "" else "an empty string"
+            raise InvalidInputError(f'line {n}: "query" must be a non-empty string, got {got}', source=str(file))
+        if not isinstance(relevant, list) or not relevant:
+            got = "nothing" if "relevant" not in row else kind_of(relevant) if relevant != [] else "an empty list"
+            raise InvalidInputError(
+                f'line {n}: "relevant" must be a list of strings (file names or chunk ids), got {got}',
+                source=str(file),
+            )
+        for i, item in enumerate(relevant, 1):
+            if not isinstance(item, str) or not item.strip():
+                got = kind_of(item) if item != "" else "an empty string"
+                raise InvalidInputError(
+                    f'line {n}: "relevant" must be a list of strings (file names or chunk ids); item {i} is {got}',
+                    source=str(file),
+                )
+        queries.append((query, relevant))
+    if not queries:
+        raise InvalidInputError("no queries in the file", source=str(file))
+    return queries

@@ -49,9 +49,15 @@ _HASH_LIMIT = 256 * 2**20
 
 @dataclass(frozen=True, slots=True)
 class IngestSummary:
-    """What :meth:`MultiModalRAG.ingest` did, file by file and chunk by chunk."""
+    """What :meth:`MultiModalRAG.ingest` did, file by file and chunk by chunk.
 
-    files: int = 0  # files read successfully
+    ``errors`` lists files that could not be read (``source``: the file) and, one entry each,
+    parts of files that could not be (``source``: ``"file (image 2)"``): a missing or undecodable
+    image, a broken page. A file with such a partial error is ingested with the rest of its
+    content and counted in ``files`` and ``partial_files``, as :func:`load_documents` returns its
+    chunks and lists the same errors."""
+
+    files: int = 0  # files read (with or without partial errors)
     texts: int = 0  # text chunks read
     images: int = 0  # image chunks read
     duplicate_images: int = 0  # images whose bytes were already seen (indexed once)
@@ -63,6 +69,7 @@ class IngestSummary:
     unchanged_files: int = 0  # files skipped: unchanged since the last ingest
     pruned: int = 0  # files removed from the index because they disappeared (prune=True)
     errors: tuple[FileError, ...] = field(default_factory=tuple)
+    partial_files: int = 0  # of ``files``: read in part, a part of each listed in ``errors``
     keyword_only: bool = False
 
     @property
@@ -241,6 +248,14 @@ class MultiModalRAG:
             self.notice = "; ".join(filter(None, [self.notice, f"quantization={quantization} ignored: {kept}"]))
         self.embedder = model
         self.keyword_only = model is None
+        if index.remote and self.index_dir.is_dir():  # a local index folder was checked when opened
+            from .retrievers._folder import check_own_entries
+
+            try:
+                check_own_entries(self.index_dir)  # blobs/ is written, sources.json read and written
+            except BaseException:
+                index.close()
+                raise
         self.reader_options.setdefault("blob_dir", str(self.index_dir / "blobs"))
         options = dict(retriever_options or {})
         self.retriever = FusedRetriever(self.index, self.embedder, **options)
@@ -302,8 +317,11 @@ class MultiModalRAG:
     def _write_registry(self, registry: dict[str, dict[str, Any]]) -> None:
         path = self.index_dir / _SOURCES
         tmp = path.with_suffix(".json.tmp")
+        from .retrievers._folder import create_new
+
         try:
-            tmp.write_text(json.dumps(registry, indent=1, sort_keys=True), encoding="utf-8")
+            with os.fdopen(create_new(tmp), "w", encoding="utf-8") as fh:  # never written through a planted link
+                fh.write(json.dumps(registry, indent=1, sort_keys=True))
             os.replace(tmp, path)
         except OSError as exc:  # a full disk: the old registry stays; unchanged files are checked again
             tmp.unlink(missing_ok=True)
@@ -353,6 +371,7 @@ class MultiModalRAG:
         ocr_on = bool(options.get("ocr", True))
         read_errors: list[FileError] = list(loader.skipped)
         read_ok: set[str] = set()
+        partial: set[str] = set()  # read with a part missing (one image, one page): ingested, recorded
         with_chunks: set[str] = set()
 
         def stream() -> Iterator[Chunk]:
@@ -374,6 +393,8 @@ class MultiModalRAG:
                 read_errors.extend(res.errors)
                 if not res.errors:
                     read_ok.add(source)
+                elif res.chunks:
+                    partial.add(source)
                 for c in mark_duplicates(res.chunks, seen):
                     with_chunks.add(c.source)
                     if c.kind == "image":
@@ -394,7 +415,7 @@ class MultiModalRAG:
         deleted = report.deleted
         for source in sorted(read_ok - with_chunks):  # read fine but holds nothing now
             deleted += self.index.delete_source(source)
-        for source in read_ok - failed:
+        for source in (read_ok | partial) - failed:
             if source in signatures:
                 registry[source] = signatures[source]
         pruned = 0
@@ -403,7 +424,7 @@ class MultiModalRAG:
             deleted += pruned_points
         self._write_registry(registry)
         return IngestSummary(
-            files=len(read_ok | {e.source for e in read_errors if e.source in with_chunks}),
+            files=len(read_ok | partial),
             texts=counts["texts"],
             images=counts["images"],
             duplicate_images=counts["dups"],
@@ -416,6 +437,7 @@ class MultiModalRAG:
             pruned=pruned,
             errors=tuple(read_errors) + tuple(report.errors),
             keyword_only=self.keyword_only,
+            partial_files=len(partial),
         )
 
     def _prune(self, roots: Sequence[Any], registry: dict[str, dict[str, Any]]) -> tuple[int, int]:

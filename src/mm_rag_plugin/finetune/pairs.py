@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .._jsonl import json_lines, kind_of, parse_json, read_text
 from ..errors import InvalidInputError
 from ..ids import file_sha256
 
@@ -55,73 +57,80 @@ def _pick(row: dict[str, Any], keys: Sequence[str]) -> Any:
 
 def load_pairs(path: str | os.PathLike[str]) -> list[Pair]:
     """Read pairs from a JSONL file (or one JSON array of the same objects) or a CSV/TSV file
-    (``.csv``, ``.tsv``). Raises :class:`InvalidInputError` naming the line of a malformed row,
-    and naming the image files that do not exist."""
+    (``.csv``, ``.tsv``). Raises :class:`InvalidInputError` naming the file and the line of a
+    malformed row (or of the first byte that is not UTF-8), and naming the image files that do not
+    exist."""
     file = Path(path)
     if not file.is_file():
         raise InvalidInputError("pairs file not found", source=str(file))
-    rows: list[tuple[int, dict[str, Any]]] = []
-    if file.suffix.lower() in (".csv", ".tsv"):
-        with open(file, newline="", encoding="utf-8-sig") as fh:
-            sample = fh.read(4096)
-            fh.seek(0)
-            delimiter = "\t" if file.suffix.lower() == ".tsv" or sample.count("\t") > sample.count(",") else ","
-            reader = csv.DictReader(fh, delimiter=delimiter)
-            header = [h.strip().lower() for h in reader.fieldnames or []]
-            if not any(k in header for k in _IMAGE_KEYS) or not any(k in header for k in _TEXT_KEYS):
-                raise InvalidInputError(
-                    f"the header must name an image column ({', '.join(_IMAGE_KEYS)}) and a text column "
-                    f"({', '.join(_TEXT_KEYS)}); got {header}",
-                    source=str(file),
-                )
-            for n, raw in enumerate(reader, 2):
-                rows.append((n, {(k or "").strip().lower(): v for k, v in raw.items()}))
-    else:
-        rows = _json_rows(file)
+    rows = _csv_rows(file) if file.suffix.lower() in (".csv", ".tsv") else _json_rows(file)
     return _resolve(file, rows)
 
 
-def _json_rows(file: Path) -> list[tuple[int, dict[str, Any]]]:
-    content = file.read_text(encoding="utf-8-sig")
-    rows: list[tuple[int, dict[str, Any]]] = []
-    if content.lstrip().startswith("["):  # one JSON array of the same objects
-        try:
-            data = json.loads(content)
-        except ValueError as exc:
-            raise InvalidInputError(f"not JSON ({exc})", source=str(file)) from exc
-        for n, row in enumerate(data, 1):
-            if not isinstance(row, dict):
-                raise InvalidInputError(f'item {n}: expected {{"image": "...", "text": "..."}}', source=str(file))
-            rows.append((n, row))
-    else:
-        for n, line in enumerate(content.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise InvalidInputError(f"line {n}: not JSON ({exc})", source=str(file)) from exc
-            if not isinstance(row, dict):
-                raise InvalidInputError(f'line {n}: expected {{"image": "...", "text": "..."}}', source=str(file))
-            rows.append((n, row))
+def _csv_rows(file: Path) -> list[tuple[str, dict[str, Any]]]:
+    content = read_text(file)
+    sample = content[:4096]
+    delimiter = "\t" if file.suffix.lower() == ".tsv" or sample.count("\t") > sample.count(",") else ","
+    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    try:
+        header = [h.strip().lower() for h in reader.fieldnames or []]
+        if not any(k in header for k in _IMAGE_KEYS) or not any(k in header for k in _TEXT_KEYS):
+            raise InvalidInputError(
+                f"the header must name an image column ({', '.join(_IMAGE_KEYS)}) and a text column "
+                f"({', '.join(_TEXT_KEYS)}); got {header}"[:300],
+                source=str(file),
+            )
+        for raw in reader:  # line_num: the line the row ends on (a quoted field may span lines)
+            rows.append((f"line {reader.line_num}", {(k or "").strip().lower(): v for k, v in raw.items()}))
+    except csv.Error as exc:  # a field over the size limit, a NUL byte ...
+        raise InvalidInputError(f"line {reader.line_num}: not a readable CSV row ({exc})", source=str(file)) from None
     return rows
 
 
-def _resolve(file: Path, rows: list[tuple[int, dict[str, Any]]]) -> list[Pair]:
+def _json_rows(file: Path) -> list[tuple[str, dict[str, Any]]]:
+    content = read_text(file)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    expected = '{"image": "...", "text": "..."}'
+    if content.lstrip().startswith("["):  # one JSON array of the same objects
+        data = parse_json(content, None, file)
+        if not isinstance(data, list):
+            raise InvalidInputError(f"expected a list of {expected}, got {kind_of(data)}", source=str(file))
+        for n, row in enumerate(data, 1):
+            if not isinstance(row, dict):
+                raise InvalidInputError(f"item {n}: expected {expected}, got {kind_of(row)}", source=str(file))
+            rows.append((f"item {n}", row))
+    else:
+        for n, row in json_lines(file, content):
+            if not isinstance(row, dict):
+                raise InvalidInputError(f"line {n}: expected {expected}, got {kind_of(row)}", source=str(file))
+            rows.append((f"line {n}", row))
+    return rows
+
+
+def _resolve(file: Path, rows: list[tuple[str, dict[str, Any]]]) -> list[Pair]:
     base = file.resolve().parent
     pairs: list[Pair] = []
     missing: list[str] = []
-    for n, row in rows:
+    for where, row in rows:
         image, text = _pick(row, _IMAGE_KEYS), _pick(row, _TEXT_KEYS)
         if not isinstance(image, str) or not isinstance(text, str) or not text.strip():
-            raise InvalidInputError(f"line {n}: needs an image path and a non-empty text", source=str(file))
-        image_path = Path(image).expanduser()
-        if not image_path.is_absolute():
-            image_path = base / image_path
-        if not image_path.is_file():
-            missing.append(str(image_path))
+            raise InvalidInputError(
+                f"{where}: needs an image path and a non-empty text (got {kind_of(image)} and {kind_of(text)})",
+                source=str(file),
+            )
+        try:
+            image_path = Path(image).expanduser()
+            if not image_path.is_absolute():
+                image_path = base / image_path
+            found = image_path.is_file()
+        except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a name too long, an unknown ~user
+            raise InvalidInputError(f"{where}: unusable image path ({exc})"[:300], source=str(file)) from None
+        if not found:
+            missing.append(str(image_path)[:300])
         origin = row.get("origin") if row.get("origin") in ORIGINS else "file"
-        pairs.append(Pair(str(image_path), text.strip(), str(origin), str(row.get("source") or "")))
+        source = row.get("source")
+        pairs.append(Pair(str(image_path), text.strip(), str(origin), source if isinstance(source, str) else ""))
     if missing:
         more = f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""
         raise InvalidInputError(

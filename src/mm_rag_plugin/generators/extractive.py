@@ -10,6 +10,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 
+from .._terminal import one_line
 from ..errors import InvalidInputError
 from ..types import Answer, Citation, Hit, ImageChunk
 from .base import AnswerStream, AsyncAnswerStream
@@ -86,12 +87,12 @@ def _best_excerpt(text: str, question_terms: set[str], max_chars: int) -> str:
 
 def _where(hit: Hit) -> str:
     chunk = hit.chunk
-    where = chunk.source
+    where = one_line(chunk.source)  # a crafted name must not start a line of the answer
     if chunk.page is not None:
         where += f", page {chunk.page}"
     if isinstance(chunk, ImageChunk):
         where = (
-            f"image {chunk.image_path} ({where})" if chunk.image_path != chunk.source else f"image {where}"
+            f"image {one_line(chunk.image_path)} ({where})" if chunk.image_path != chunk.source else f"image {where}"
         )
     return where
 

@@ -8,6 +8,11 @@ own pipe; a task past its deadline gets its worker killed and replaced, a worker
 Workers do not outlive the pool: each is the leader of its own process group (with the tesseract
 processes it starts), killed as a group; a guard thread in each worker kills the group when the
 parent process is gone (even SIGKILLed) or when a task runs 5 s past its time limit.
+
+Workers print nothing themselves: their log records (Python warnings included) travel to the
+parent over the task pipe and are handled there by the parent's own logging, so whatever the
+parent does with its logs (the command line: nothing without ``--verbose``, else terminal-safe
+lines on standard error) holds for the workers' too.
 """
 
 from __future__ import annotations
@@ -61,9 +66,62 @@ class _Guard(threading.Thread):
                 _kill_own_group()
 
 
+class _PipeLogHandler(logging.Handler):
+    """Sends a worker's log records to the parent (``(-1, ("log", fields))`` on the task pipe),
+    formatted as :class:`logging.handlers.QueueHandler` does: the message with its arguments
+    merged, a traceback as text."""
+
+    def __init__(self, conn: Connection, lock: threading.Lock) -> None:
+        super().__init__()
+        self.conn, self.send_lock = conn, lock  # not self.lock: Handler.handle holds that one
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields = dict(record.__dict__)
+            fields.update(msg=record.getMessage(), args=None, exc_info=None)
+            if record.exc_info and not record.exc_text:
+                fields["exc_text"] = logging.Formatter().formatException(record.exc_info)
+            try:
+                with self.send_lock:
+                    self.conn.send((-1, ("log", fields)))
+            except Exception:  # an extra attribute that does not pickle: the message still goes
+                keep = ("name", "levelno", "levelname", "msg", "exc_text", "pathname", "lineno", "created")
+                with self.send_lock:
+                    self.conn.send((-1, ("log", {k: fields.get(k) for k in keep})))
+        except Exception:  # the parent is gone: nothing is printed here either
+            pass
+
+
+def _log_to_parent(conn: Connection, lock: threading.Lock, level: int, disabled: int) -> None:
+    """Route every log record (and Python warning) of this worker to the parent; *level* and
+    *disabled* (``logging.disable``) are the parent's, so records it would drop are not sent."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(_PipeLogHandler(conn, lock))
+    root.setLevel(level)
+    logging.disable(disabled)
+    logging.captureWarnings(True)
+
+
+def _relog(fields: dict[str, Any]) -> None:
+    """Hand a worker's log record to this process's logging, as if it had been logged here."""
+    record = logging.makeLogRecord(fields)
+    target = logging.getLogger(record.name)
+    if target.isEnabledFor(record.levelno):
+        target.handle(record)
+
+
 def _worker_main(
-    conn: Connection, config: ReaderConfig, memory_limit_mb: int | None, timeout: float | None = None, parent_pid: int = 0
+    conn: Connection,
+    config: ReaderConfig,
+    memory_limit_mb: int | None,
+    timeout: float | None = None,
+    parent_pid: int = 0,
+    log_level: tuple[int, int] = (logging.WARNING, logging.NOTSET),
 ) -> None:
+    lock = threading.Lock()  # one message at a time on the pipe: results and log records
+    _log_to_parent(conn, lock, *log_level)
     # one thread per Tesseract run (it inherits this): the workers already use the cores in
     # parallel, and Tesseract's OpenMP threads would only fight them and the embedding
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
@@ -100,12 +158,33 @@ def _worker_main(
         finally:
             if guard is not None:
                 guard.started = None
-        try:
-            conn.send((idx, payload))
-        except Exception as exc:  # result not picklable / too large: report instead of dying
-            conn.send(
-                (idx, ("ok", FileError(path, f"result could not be returned ({exc})", type(exc).__name__)))
-            )
+        with lock:
+            try:
+                conn.send((idx, payload))
+            except Exception as exc:  # result not picklable / too large: report instead of dying
+                conn.send(
+                    (idx, ("ok", FileError(path, f"result could not be returned ({exc})", type(exc).__name__)))
+                )
+
+
+def _log_level() -> tuple[int, int]:
+    """This process's log level for the package and its ``logging.disable`` level, for workers."""
+    return logging.getLogger(__package__).getEffectiveLevel(), logging.root.manager.disable
+
+
+def _receive(conn: Connection) -> tuple[str, Any]:
+    """A worker's answer to its task (``("ok" | "fatal", payload)``, ``("died", None)``), or
+    ``("pending", None)`` when only log records came so far (handed to this process's logging)."""
+    try:
+        while True:
+            _idx, (kind, payload) = conn.recv()
+            if kind != "log":
+                return kind, payload
+            _relog(payload)
+            if not conn.poll():
+                return "pending", None
+    except (EOFError, OSError):
+        return "died", None
 
 
 def _kill_tree(process: Any) -> None:
@@ -188,7 +267,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(child, self.config, self.memory_limit_mb, self.timeout, os.getpid()),
+            args=(child, self.config, self.memory_limit_mb, self.timeout, os.getpid(), _log_level()),
             daemon=True,
             name="mm-rag-reader",
         )
@@ -234,16 +313,13 @@ class WorkerPool:
                 idx, path = w.task
                 result: ReadResult | FileError | None = None
                 if w.conn in ready:
-                    try:
-                        _idx, (kind, payload) = w.conn.recv()
-                    except (EOFError, OSError):
-                        kind, payload = "died", None
+                    kind, payload = _receive(w.conn)
                     if kind == "fatal":
                         raise payload
                     if kind == "ok":
                         result = payload
                         w.task = None
-                    else:
+                    elif kind != "pending":
                         result = self._died(w, path)
                 elif w.process.sentinel in ready:
                     result = self._died(w, path)

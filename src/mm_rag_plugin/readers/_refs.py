@@ -22,15 +22,17 @@ __all__ = ["add_image_ref"]
 def add_image_ref(out: ChunkBuilder, doc: Path, ref: str, *, where: str, **fields: Any) -> bool:
     """Add the image *ref* (as written in the document at *doc*) to *out*. Remote URLs are fetched
     only with ``allow_remote=True``; local files must lie under ``local_root`` (default: the
-    document's folder). Problems become partial errors; returns whether a chunk was added."""
+    document's folder). Problems become partial errors, one per reference, naming it (the rest of
+    the document is kept); returns whether a chunk was added."""
     cfg = out.reader.config
     ref = (ref or "").strip()
-    label = f"{where} {ref[:80]!r}"
     if not ref:
         return False
+    is_data = ref[:5].lower() == "data:"
+    label = f"{where} {(ref[:30] + '...') if is_data else ref[:80]!r}"  # names the reference in errors
     try:
-        if ref[:5].lower() == "data:":
-            return out.add_image(data=read_image_bytes(ref, source=out.source), where=where, **fields)
+        if is_data:
+            return out.add_image(data=read_image_bytes(ref, source=out.source), where=label, **fields)
         parts = urlsplit(ref)
         scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
@@ -40,7 +42,7 @@ def add_image_ref(out: ChunkBuilder, doc: Path, ref: str, *, where: str, **field
                 return False
             data = _fetch(ref, cfg.remote_timeout, cfg.remote_max_bytes, out.source)
             meta = {**fields.pop("metadata", {}), "url": ref}
-            return out.add_image(data=data, where=where, metadata=meta, **fields)
+            return out.add_image(data=data, where=label, metadata=meta, **fields)
         if scheme == "file":
             local = Path(unquote(parts.path))
         elif scheme and len(scheme) > 1:  # mailto:, javascript:, ftp: ... (one letter: a Windows drive)
@@ -61,7 +63,7 @@ def add_image_ref(out: ChunkBuilder, doc: Path, ref: str, *, where: str, **field
             raise InvalidInputError(
                 f"image file {ref[:100]!r} not found (resolved to {local})", source=out.source
             )
-        return out.add_image(path=str(local), where=where, **fields)
+        return out.add_image(path=str(local), where=label, **fields)
     except InvalidInputError as exc:
         out.error(label, exc)
         return False
