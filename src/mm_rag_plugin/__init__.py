@@ -30,14 +30,17 @@ if TYPE_CHECKING:
     from .generators import ExtractiveGenerator, GeminiGenerator, PromptOptions, aanswer, answer
     from .pipeline import DeleteSummary, IngestSummary, MultiModalRAG
     from .readers import (
+        CsvReader,
         DocumentLoader,
         DocxReader,
         HtmlReader,
         ImageReader,
         MarkdownReader,
         PdfReader,
+        PptxReader,
         ReaderConfig,
         TesseractOCR,
+        XlsxReader,
         load_documents,
     )
     from .retrievers import FusedRetriever, IngestReport, MultiModalIndex
@@ -59,6 +62,9 @@ _LAZY: dict[str, str] = {
     "HtmlReader": ".readers",
     "MarkdownReader": ".readers",
     "DocxReader": ".readers",
+    "PptxReader": ".readers",
+    "XlsxReader": ".readers",
+    "CsvReader": ".readers",
     "ImageReader": ".readers",
     "MultiModalIndex": ".retrievers",
     "FusedRetriever": ".retrievers",
@@ -72,6 +78,7 @@ __all__ = [
     "Answer",
     "Citation",
     "ConfigurationError",
+    "CsvReader",
     "DecompressionBombError",
     "DeleteSummary",
     "DocumentLoader",
@@ -99,6 +106,7 @@ __all__ = [
     "MultiModalRAG",
     "OpenCLIPEmbedder",
     "PdfReader",
+    "PptxReader",
     "PromptOptions",
     "ReadResult",
     "ReaderConfig",
@@ -106,6 +114,7 @@ __all__ = [
     "TesseractOCR",
     "TextChunk",
     "UnsupportedFormatError",
+    "XlsxReader",
     "__version__",
     "aanswer",
     "answer",

@@ -1,4 +1,4 @@
-"""Readers (framework-free core): PDF, HTML, Markdown, DOCX, images and text into chunks.
+"""Readers (framework-free core): PDF, HTML, Markdown, DOCX, PPTX, XLSX/CSV, images and text into chunks.
 
 Names are imported lazily, so ``import mm_rag_plugin.readers`` loads no parser; each reader imports
 its parser (pypdfium2, bs4, python-docx, markdown-it-py, pytesseract) when constructed.
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from .markdown import MarkdownReader
     from .ocr import OcrResult, TesseractOCR
     from .pdf import PdfReader
+    from .pptx import PptxReader
+    from .spreadsheet import CsvReader, XlsxReader
     from .text import TextReader
 
 _LAZY: dict[str, str] = {
@@ -38,12 +40,16 @@ _LAZY: dict[str, str] = {
     "OcrResult": ".ocr",
     "TesseractOCR": ".ocr",
     "PdfReader": ".pdf",
+    "PptxReader": ".pptx",
+    "CsvReader": ".spreadsheet",
+    "XlsxReader": ".spreadsheet",
     "TextReader": ".text",
 }
 
 __all__ = [
     "BaseReader",
     "BlobStore",
+    "CsvReader",
     "DocumentLoader",
     "DocxReader",
     "HtmlReader",
@@ -51,10 +57,12 @@ __all__ = [
     "MarkdownReader",
     "OcrResult",
     "PdfReader",
+    "PptxReader",
     "ReaderConfig",
     "TesseractOCR",
     "TextReader",
     "TextSplitter",
+    "XlsxReader",
     "load_documents",
     "read_file",
 ]

@@ -43,7 +43,13 @@ IMAGE_EXTENSIONS = frozenset(
 )
 _HTML_EXT = frozenset({".html", ".htm", ".xhtml"})
 _MD_EXT = frozenset({".md", ".markdown", ".mdown", ".mkd"})
-_TEXT_EXT = frozenset({".txt", ".text", ".rst", ".log", ".csv", ".tsv"})
+_TEXT_EXT = frozenset({".txt", ".text", ".rst", ".log"})
+_CSV_EXT = frozenset({".csv", ".tsv"})
+#: OOXML packages: the part that marks each kind, and the extensions that name them.
+_OOXML_PARTS = (("word/document.xml", "docx"), ("ppt/presentation.xml", "pptx"), ("xl/workbook.xml", "xlsx"))
+_OOXML_EXT = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".xlsm": "xlsx"}
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_OLE_EXT = {".pptx": "pptx", ".ppt": "pptx", ".xlsx": "xlsx", ".xlsm": "xlsx", ".xls": "xlsx"}
 
 
 def image_mime(head: bytes) -> str | None:
@@ -69,12 +75,15 @@ def image_mime(head: bytes) -> str | None:
     return None
 
 
-def _is_docx(path: Path) -> bool:
+def _ooxml_kind(path: Path, ext: str) -> str | None:
+    """The OOXML kind of a zip by its part names; a damaged zip goes by its extension, so that
+    the reader names the damage rather than "unsupported"."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return "word/document.xml" in zf.namelist()
+            names = set(zf.namelist())
     except (zipfile.BadZipFile, OSError, ValueError):
-        return False
+        return _OOXML_EXT.get(ext)
+    return next((kind for part, kind in _OOXML_PARTS if part in names), None)
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -89,9 +98,10 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 def detect_kind(path: str | Path) -> str | None:
-    """``"pdf"``, ``"docx"``, ``"image"``, ``"html"``, ``"markdown"``, ``"text"`` or ``None``
-    (unsupported). Binary formats are recognised by content whatever the extension; text files by
-    a markup sniff, then by extension. Raises ``OSError`` if the file cannot be read."""
+    """``"pdf"``, ``"docx"``, ``"pptx"``, ``"xlsx"``, ``"image"``, ``"html"``, ``"markdown"``,
+    ``"csv"``, ``"text"`` or ``None`` (unsupported). Binary formats are recognised by content
+    whatever the extension (OOXML by its part names); text files by a markup sniff, then by
+    extension. Raises ``OSError`` if the file cannot be read."""
     path = Path(path)
     with path.open("rb") as fh:
         head = fh.read(_HEAD)
@@ -99,7 +109,11 @@ def detect_kind(path: str | Path) -> str | None:
     if b"%PDF-" in head[:1024]:
         return "pdf"
     if head.startswith(b"PK\x03\x04"):
-        return "docx" if _is_docx(path) else None
+        return _ooxml_kind(path, ext)
+    if head.startswith(_OLE) and ext in _OLE_EXT:
+        return _OLE_EXT[ext]  # a password-protected package or a legacy file: the reader says which
+    if ext in _CSV_EXT and head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "csv"  # UTF-16 with a BOM (Excel's "Unicode text")
     if image_mime(head) is not None:
         return "image"
     if ext == ".tga" and head:  # TGA has no magic number
@@ -107,14 +121,22 @@ def detect_kind(path: str | Path) -> str | None:
     if not head or not _looks_like_text(head):
         # Extensions of formats without reliable magic (TGA), or truncated images: let the image
         # reader produce a precise error rather than "unsupported".
+        if head and ext in _CSV_EXT and b"\x00" not in head:
+            return "csv"  # not UTF-8: the reader falls back to Windows-1252
+        if head and ext in _OOXML_EXT and ext != ".docx":
+            return _OOXML_EXT[ext]  # not a zip at all: the reader names the damage
         return "image" if ext in IMAGE_EXTENSIONS else ("pdf" if ext == ".pdf" else None)
     lowered = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if lowered.startswith((b"<!doctype html", b"<html")) or ext in _HTML_EXT:
         return "html"
     if ext in _MD_EXT:
         return "markdown"
+    if ext in _CSV_EXT:
+        return "csv"
     if ext in _TEXT_EXT or not ext:
         return "text"
     if ext in IMAGE_EXTENSIONS or ext == ".pdf":  # text content under an image/PDF name
         return "image" if ext != ".pdf" else "pdf"
+    if ext in _OOXML_EXT and ext != ".docx":  # text under a PPTX/XLSX name: the reader says so
+        return _OOXML_EXT[ext]
     return None

@@ -519,12 +519,15 @@ CAPTION_BELOW = 60.0
 CAPTION_ABOVE = 40.0
 
 
-def find_caption(region: Box, text: str, line_box: Any) -> str:
+def find_caption(
+    region: Box, text: str, line_box: Any, pattern: re.Pattern[str] = CAPTION, above_first: bool = False
+) -> str:
     """The caption of the figure in *region*: the "Figure n ..." / "Fig. n" paragraph starting
     nearest below it (or inside its lower part, or above it). *text* is the page text;
-    ``line_box(start, end)`` gives the page-space box of ``text[start:end]`` (or ``None``)."""
+    ``line_box(start, end)`` gives the page-space box of ``text[start:end]`` (or ``None``).
+    Tables pass their own *pattern* ("Table n") and look above first (``above_first``)."""
     best: tuple[float, int] | None = None
-    for m in CAPTION.finditer(text):
+    for m in pattern.finditer(text):
         start = m.start() + len(m.group(0)) - len(m.group(0).lstrip())
         box = line_box(start, m.end())
         if box is None or box[0] > region[2] or box[2] < region[0] - 0.25 * (region[2] - region[0]):
@@ -533,11 +536,12 @@ def find_caption(region: Box, text: str, line_box: Any) -> str:
             dist = region[1] - box[3]
             if dist > CAPTION_BELOW:
                 continue
+            dist += 10.0 if above_first else 0.0
         elif box[1] >= region[3]:  # above
             dist = box[1] - region[3]
-            if dist > CAPTION_ABOVE:
+            if dist > (CAPTION_BELOW if above_first else CAPTION_ABOVE):
                 continue
-            dist += 10.0  # prefer a caption below at the same distance
+            dist += 0.0 if above_first else 10.0  # prefer a caption below at the same distance
         else:
             dist = 0.0  # inside the region (a caption in the figure's frame)
         if best is None or dist < best[0]:

@@ -50,6 +50,9 @@ _READERS = {
     "html": ("html", "HtmlReader"),
     "markdown": ("markdown", "MarkdownReader"),
     "docx": ("docx", "DocxReader"),
+    "pptx": ("pptx", "PptxReader"),
+    "xlsx": ("spreadsheet", "XlsxReader"),
+    "csv": ("spreadsheet", "CsvReader"),
     "image": ("image", "ImageReader"),
     "text": ("text", "TextReader"),
 }
@@ -149,7 +152,7 @@ def read_file(
         if empty:
             raise InvalidInputError("empty file (0 bytes): nothing to read", source=source)
         raise UnsupportedFormatError(
-            "unsupported file type (not PDF, DOCX, HTML, Markdown, text or a known image format)",
+            "unsupported file type (not PDF, DOCX, PPTX, XLSX, CSV, HTML, Markdown, text or a known image format)",
             source=source,
         )
     cache = _cache if _cache is not None else {}

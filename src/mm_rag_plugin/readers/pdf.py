@@ -9,6 +9,11 @@ For each page:
 * every vector figure (a chart or diagram drawn with path objects, most matplotlib, Excel and
   TikZ output): rendered, stored and OCR'd like an embedded image, captioned with the nearby
   "Figure n ..." text (metadata ``vector_figure``);
+* tables (ruled, or aligned text; :mod:`._tables`) as table chunks: Markdown (HTML where cells
+  merge) under their "Table n" caption, the header row repeated in every chunk, rows kept whole,
+  ``metadata["table"]`` = ``{"header": [...], "rows": [[...], ...]}``; a table continued on the
+  next page keeps its header (``metadata["continued"]``). The table's words are left out of the
+  page's text chunks (indexed once);
 * OCR of the rendered page where the text layer is missing, tiny (fewer than ``min_page_chars``
   characters: a scan) or garbled (a bad earlier OCR, a font without a usable encoding; see
   :mod:`._text_quality`): the OCR text replaces a garbled layer when it reads better.
@@ -24,6 +29,8 @@ processes, never threads).
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import io
 import logging
 import math
@@ -34,7 +41,9 @@ from .._optional import require
 from ..errors import DecompressionBombError, InvalidInputError
 from ..types import BBox
 from ._base import BaseReader, ChunkBuilder
+from ._office import add_table
 from ._pdf_layout import Box, PageGeometry, PageLayout, collect, figure_regions, find_caption
+from ._tables import TABLE_CAPTION, Table, find_tables, page_words
 from ._text_quality import TextQuality, assess
 
 logger = logging.getLogger(__name__)
@@ -52,6 +61,9 @@ FIGURE_DPI = 150
 MAX_LABEL_CHARS = 2000
 #: Pages with more path objects than this are not searched for vector figures (hostile input).
 MAX_FIGURE_PATHS = 50_000
+#: A table ending in this bottom share of a page, and one starting in this top share of the
+#: next with the same columns, are one table continued.
+PAGE_EDGE = 0.3
 
 
 class PdfReader(BaseReader):
@@ -87,6 +99,7 @@ class PdfReader(BaseReader):
 
     def _read(self, path: Path, out: ChunkBuilder) -> None:
         doc = self._open(path)
+        self._last_table: tuple[int, Table, float] | None = None  # (page index, table, page height)
         try:
             n = len(doc)
             if n == 0:
@@ -109,16 +122,19 @@ class PdfReader(BaseReader):
                 nchars = textpage.count_chars()
                 raw_text = textpage.get_text_range() if nchars > 0 else ""
                 text, offsets = _clean(raw_text)
-                layout = self._layout(page, textpage, i, out) if cfg.extract_images else None
+                tabular = len(text.strip()) >= cfg.min_page_chars
+                layout = self._layout(page, textpage, i, out) if cfg.extract_images or tabular else None
                 boxes = _text_boxes(textpage, raw_text, nchars)
 
                 def span_box(s: int, e: int) -> Box | None:
                     return boxes(offsets[s], offsets[max(s, e - 1)] + 1)
 
-                page_ocr = self._page_text(page, i, text, layout, geo, span_box, out)
-                if layout is not None:
+                regions = self._regions(layout, i, out) if layout is not None else []
+                tables = self._tables(textpage, raw_text, layout, regions, i, geo, out) if tabular else []
+                page_ocr = self._page_text(page, i, text, layout, geo, span_box, out, tables, raw_text)
+                if layout is not None and cfg.extract_images:
                     self._images(i, layout, geo, page_ocr, out)
-                    self._figures(page, textpage, i, layout, geo, text, span_box, out)
+                    self._figures(page, textpage, i, layout, regions, geo, text, span_box, out)
             finally:
                 textpage.close()
         finally:
@@ -131,6 +147,73 @@ class PdfReader(BaseReader):
             out.error(f"page {i + 1} layout", InvalidInputError(f"cannot list page objects ({exc})"[:300]))
             return None
 
+    def _regions(self, layout: PageLayout, i: int, out: ChunkBuilder) -> list[Box]:
+        if not layout.paths or layout.truncated:
+            return []
+        try:
+            return figure_regions(layout)
+        except Exception as exc:  # a nicety: never lose the page over it
+            out.error(f"page {i + 1} figures", InvalidInputError(f"cannot find figures ({exc})"[:300]))
+            return []
+
+    # -- tables --------------------------------------------------------------------------------
+    def _tables(
+        self,
+        textpage: Any,
+        raw_text: str,
+        layout: PageLayout | None,
+        regions: list[Box],
+        i: int,
+        geo: PageGeometry,
+        out: ChunkBuilder,
+    ) -> list[Table]:
+        """The page's tables, a table continued from the previous page joined to its header.
+        A detector failure costs the tables, never the page's text (one warning)."""
+        try:
+            tables = find_tables(page_words(textpage, self._raw, raw_text), layout, regions)
+        except Exception as exc:  # any bug or hostile geometry: the page is read as plain text
+            out.error(
+                f"page {i + 1} tables",
+                InvalidInputError(f"cannot find tables ({type(exc).__name__}: {exc}); page read as plain text"[:300]),
+            )
+            return []
+        last, self._last_table = self._last_table, None
+        if tables and last is not None and last[0] == i - 1:
+            _join_continued(last[1], last[2], tables[0], geo.height)
+        if tables:
+            self._last_table = (i, tables[-1], geo.height)
+        return tables
+
+    def _add_tables(
+        self, i: int, tables: list[Table], text: str, span_box: Any, geo: PageGeometry, out: ChunkBuilder
+    ) -> None:
+        for table in tables:
+            region = table.box
+
+            def line_box(s: int, e: int, region: Box = region) -> Box | None:
+                box = span_box(s, e)
+                inside = box is not None and region[1] <= (box[1] + box[3]) / 2 <= region[3]
+                return None if inside else box
+
+            caption = table.extra.get("caption") or find_caption(
+                region, text, line_box, pattern=TABLE_CAPTION, above_first=True
+            )
+            table.extra["caption"] = caption  # a continuation on the next page keeps it
+            header, rows = table.rows[0], table.rows[1:]
+            meta: dict[str, Any] = {"ruled": table.ruled}
+            if table.extra.get("continued"):
+                meta["continued"] = True
+            add_table(
+                out,
+                header,
+                rows,
+                merged=table.merged,
+                caption=caption,
+                meta=meta,
+                page=i + 1,
+                bbox=geo.rect(region),
+            )
+
     # -- text ----------------------------------------------------------------------------------
     def _page_text(
         self,
@@ -141,6 +224,8 @@ class PdfReader(BaseReader):
         geo: PageGeometry,
         span_box: Any,
         out: ChunkBuilder,
+        tables: list[Table] | None = None,
+        raw_text: str = "",
     ) -> bool:
         """Index the page's text: the text layer, or OCR of the rendered page where the layer is
         missing, tiny or garbled. Returns whether the page was OCR'd (its images then are not)."""
@@ -155,7 +240,12 @@ class PdfReader(BaseReader):
                 if res is not None:
                     self._add_ocr_text(res, scale, i, geo, out)
             return True
-        quality = assess(text)
+        kept, offsets = (_clean(raw_text, drop=_table_chars(raw_text, tables)) if tables else (text, []))
+        # judged without the tables: cells of numbers and codes read as junk words to it; a page
+        # that is all table is taken as it reads
+        quality = assess(kept if len(kept.strip()) >= 50 else text)
+        if tables and len(kept.strip()) < 50:
+            quality = dataclasses.replace(quality, garbled=False)
         if quality.garbled:
             if self.ocr is not None:
                 res, scale = self._ocr_page(page, i, geo, out)
@@ -169,12 +259,42 @@ class PdfReader(BaseReader):
                     self._add_ocr_text(res, scale, i, geo, out, replaced=quality)
                     return True
             meta["garbled_text_layer"] = quality.reason
-        out.add_text(
-            text,
-            page=i + 1,
-            bbox_of=lambda s, e: _display(geo, span_box(s, e)),
-            metadata=meta or None,
+            tables = None  # cells read from a garbled layer are garbled too
+        if not tables:
+            out.add_text(
+                text, page=i + 1, bbox_of=lambda s, e: _display(geo, span_box(s, e)), metadata=meta or None
+            )
+            return False
+        # the text around the tables, each table where it starts in the text; the tables' words
+        # are left out of the text (indexed once, in the table chunks)
+        _full, full_offsets = _clean(raw_text)
+        back = {o: k for k, o in enumerate(full_offsets)}
+
+        def full_box(s: int, e: int) -> Box | None:  # offsets in *kept* -> box
+            return span_box(back.get(offsets[s], 0), back.get(offsets[max(s, e - 1)], 0) + 1)
+
+        cuts = sorted(
+            ((_bisect(offsets, min(r[0] for r in t.ranges)), k) for k, t in enumerate(tables)),
         )
+        start = 0
+        for cut, k in cuts:
+            piece = kept[start:cut]
+            if piece.strip():
+                out.add_text(
+                    piece,
+                    page=i + 1,
+                    bbox_of=lambda s, e, b=start: _display(geo, full_box(s + b, e + b)),
+                    metadata=meta or None,
+                )
+            self._add_tables(i, [tables[k]], text, span_box, geo, out)
+            start = max(start, cut)
+        if kept[start:].strip():
+            out.add_text(
+                kept[start:],
+                page=i + 1,
+                bbox_of=lambda s, e, b=start: _display(geo, full_box(s + b, e + b)),
+                metadata=meta or None,
+            )
         return False
 
     def _ocr_page(self, page: Any, i: int, geo: PageGeometry, out: ChunkBuilder) -> tuple[Any, float]:
@@ -267,18 +387,12 @@ class PdfReader(BaseReader):
         textpage: Any,
         i: int,
         layout: PageLayout,
+        regions: list[Box],
         geo: PageGeometry,
         text: str,
         span_box: Any,
         out: ChunkBuilder,
     ) -> None:
-        if not layout.paths or layout.truncated:
-            return
-        try:
-            regions = figure_regions(layout)
-        except Exception as exc:  # a nicety: never lose the page over it
-            out.error(f"page {i + 1} figures", InvalidInputError(f"cannot find figures ({exc})"[:300]))
-            return
         cfg = self.config
         for k, region in enumerate(regions, start=1):
             where = f"page {i + 1} figure {k}"
@@ -342,12 +456,15 @@ def _display(geo: PageGeometry, box: Box | None) -> BBox | None:
     return None if box is None else geo.rect(box)
 
 
-def _clean(raw: str) -> tuple[str, list[int]]:
+def _clean(raw: str, drop: bytearray | None = None) -> tuple[str, list[int]]:
     """Normalise PDFium text (CRLF line ends, U+FFFE soft-hyphen marks, control characters) and
-    return it with, for each kept character, its offset in *raw* (for bounding boxes)."""
+    return it with, for each kept character, its offset in *raw* (for bounding boxes). *drop*
+    marks characters of *raw* to leave out (the words of tables)."""
     chars: list[str] = []
     offsets: list[int] = []
     for j, ch in enumerate(raw):
+        if drop is not None and drop[j]:
+            continue
         if ch == "\r" or ch == "\ufffe" or ch == "\x02" or (ch < " " and ch not in "\n\t"):
             if ch == "\r" and not raw.startswith("\n", j + 1):
                 chars.append("\n")
@@ -357,6 +474,53 @@ def _clean(raw: str) -> tuple[str, list[int]]:
         offsets.append(j)
     offsets.append(len(raw))
     return "".join(chars), offsets
+
+
+def _table_chars(raw: str, tables: list[Table]) -> bytearray:
+    """A mask of the characters of *raw* that belong to the tables: their words, and the spaces
+    and line breaks between two of their words."""
+    drop = bytearray(len(raw))
+    for t in tables:
+        for a, b in t.ranges:
+            drop[a:b] = b"\x01" * (b - a)
+    j = 0
+    n = len(raw)
+    while j < n:
+        if raw[j].isspace() and j > 0 and drop[j - 1]:
+            k = j
+            while k < n and raw[k].isspace():
+                k += 1
+            if k < n and drop[k]:
+                drop[j:k] = b"\x01" * (k - j)
+            j = k
+        else:
+            j += 1
+    return drop
+
+
+def _bisect(offsets: list[int], raw_pos: int) -> int:
+    """The index in the cleaned text of the first kept character at or after *raw_pos*."""
+    return min(bisect.bisect_left(offsets, raw_pos), max(0, len(offsets) - 1))
+
+
+def _join_continued(prev: Table, prev_height: float, table: Table, height: float) -> None:
+    """Join *table*, first on its page, to *prev*, last on the page before, when it continues it:
+    *prev* ends low on its page, *table* starts high on its own, with the same columns. A
+    continued table whose first row is not the header again gets *prev*'s header."""
+    if prev.box[1] > PAGE_EDGE * prev_height or table.box[3] < (1 - PAGE_EDGE) * height:
+        return
+    if len(table.rows[0]) != len(prev.rows[0]) or len(table.columns) != len(prev.columns):
+        return
+    if any(abs(a - b) > 15.0 for a, b in zip(table.columns, prev.columns, strict=False)):
+        return
+    table.extra["continued"] = True
+    if table.rows[0] != prev.rows[0]:
+        table.rows = [list(prev.rows[0]), *table.rows]
+        if table.merged is not None:
+            table.merged = [[None] * len(prev.rows[0]), *table.merged]
+    caption = prev.extra.get("caption")
+    if caption:
+        table.extra["caption"] = caption
 
 
 def _text_boxes(textpage: Any, text: str, nchars: int) -> Any:
