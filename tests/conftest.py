@@ -20,11 +20,25 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny open_clip model trained for ~10 s on coloured shapes; load with ``local-dir:``."""
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A tiny open_clip model trained for ~10 s on coloured shapes; load with ``local-dir:``.
+
+    Under pytest-xdist the workers share one: the first trains it under a file lock and the others
+    wait for the lock (an event, not a time guess), so a busy machine trains once, not per worker."""
+    import fcntl
+
     from mm_rag_plugin.testing import make_tiny_clip
 
-    return make_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+    if worker_id == "master":
+        return make_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's own
+    folder = shared / "tiny_clip"
+    with open(shared / "tiny_clip.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "done").is_file():
+            make_tiny_clip(folder)
+            (folder / "done").touch()
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -353,3 +353,37 @@ class TestSearchToolStandard(ToolsUnitTests):
     @property
     def tool_invoke_params_example(self) -> dict:
         return {"query": "sales in March", "k": 3, "kind": "text", "source": "report.pdf"}
+
+
+def test_tools_take_the_stores_own_retrievers(tmp_path, embedder) -> None:
+    from langchain_core.retrievers import BaseRetriever
+
+    from mm_rag_plugin.errors import ConfigurationError
+    from mm_rag_plugin.integrations.langchain import (
+        MultiModalRetriever,
+        MultiModalVectorStore,
+        OpenCLIPEmbeddings,
+    )
+    from mm_rag_plugin.retrievers import FusedRetriever
+
+    store = MultiModalVectorStore(OpenCLIPEmbeddings(embedder=embedder), path=str(tmp_path / "ix"))
+    try:
+        store.add_texts(["Fault E-217: the inverter lost grid voltage.", "Monthly solar output chart."],
+                        [{"source": "faults.md"}, {"source": "solar.md"}], ids=["a", "b"])
+        for retriever in (store.as_retriever(), MultiModalRetriever(retriever=FusedRetriever(store.index))):
+            msg = call(create_multimodal_search_tool(retriever), {"query": "fault E-217", "k": 1})
+            assert msg.status != "error" and "faults.md" in msg.content and "solar.md" not in msg.content
+            assert [d.page_content for d in msg.artifact] == ["Fault E-217: the inverter lost grid voltage."]
+        answer = call(create_multimodal_answer_tool(store.as_retriever(), _extractive()), {"question": "What is E-217?"})
+        assert answer.status != "error" and "faults.md" in answer.content
+        with pytest.raises(ConfigurationError, match=r"as_retriever\(\) without search_type"):
+            create_multimodal_search_tool(store.as_retriever(search_type="mmr"))
+
+        class Other(BaseRetriever):
+            def _get_relevant_documents(self, query, *, run_manager):
+                return []
+
+        with pytest.raises(ConfigurationError, match=r"pass store\.as_retriever\(\), MultiModalRetriever"):
+            create_multimodal_search_tool(Other())
+    finally:
+        store.close()

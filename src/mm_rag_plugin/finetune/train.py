@@ -166,11 +166,12 @@ def evaluate(embedder: Any, pairs: Sequence[Pair], ks: Sequence[int] = KS) -> di
         for q in range(n):
             # one candidate per distinct target: an image with five captions is five pairs but one
             # image, and would otherwise fill a top 5 on its own
-            seen = {target_key[q]}
-            candidates = np.array(
-                [j for j in np.flatnonzero(~same[q]) if j == q or not (target_key[j] in seen or seen.add(target_key[j]))],
-                dtype=np.int64,
-            )
+            seen, kept = {target_key[q]}, []
+            for j in np.flatnonzero(~same[q]).tolist():
+                if j == q or target_key[j] not in seen:
+                    seen.add(target_key[j])
+                    kept.append(j)
+            candidates = np.array(kept, dtype=np.int64)
             ranked = candidates[np.argsort(-matrix[q, candidates], kind="stable")][: max(ks)].tolist()
             for k in ks:
                 found[k] += ranking_metrics(ranked, [q], k).recall

@@ -75,7 +75,8 @@ class FusedRetriever:
         self.embedder = embedder or index.embedder
         keyword_only = getattr(index, "keyword_search_only", False)
         if self.embedder is None and not keyword_only:
-            if (index.model or {}).get("name") is None:  # built from vectors the caller supplied (dim=)
+            model = index.model
+            if not model or model.get("name") is None:  # built from vectors the caller supplied (dim=)
                 raise ConfigurationError(
                     "FusedRetriever needs the index's model (pass embedder= here or to the index), "
                     "or an index opened with keyword_only=True for keyword search"
@@ -83,7 +84,7 @@ class FusedRetriever:
             # the index loads its own model (a ModelLoadError says how to get it, never a fallback)
             from .manifest import load_model
 
-            index.attach(load_model(index.model))
+            index.attach(load_model(model))
             self.embedder = index.embedder
         if k < 1 or (prefetch_k is not None and prefetch_k < 1):
             raise ConfigurationError(f"k and prefetch_k must be >= 1, got {k=}, {prefetch_k=}")

@@ -47,6 +47,38 @@ __all__ = [
 _DEPRECATED = {"MultimodalSearchTool": "MultiModalSearchTool", "MultimodalAnswerTool": "MultiModalAnswerTool"}
 
 
+def _core_retriever(retriever: Any) -> Any:
+    """The core retriever behind a LangChain one of this package (``MultiModalRetriever``, or the
+    store's ``as_retriever()`` in its default hybrid mode); any other retriever as it is."""
+    from langchain_core.retrievers import BaseRetriever
+
+    from ...errors import ConfigurationError
+    from ...retrievers import FusedRetriever
+    from .retrievers import MultiModalRetriever
+    from .vectorstores import MultiModalVectorStoreRetriever
+
+    if isinstance(retriever, MultiModalRetriever):
+        return retriever.retriever
+    if isinstance(retriever, MultiModalVectorStoreRetriever):
+        kwargs = retriever.search_kwargs
+        if retriever.search_type != "hybrid" or kwargs.get("filter") or kwargs.get("image") is not None:
+            raise ConfigurationError(
+                "a tool searches the store's index by hybrid search, filtering by kind and source per call: use "
+                "store.as_retriever() without search_type, filter or image, or pass FusedRetriever(store.index, ...)"
+            )
+        store = retriever.vectorstore
+        return FusedRetriever(
+            store.index, weights=kwargs.get("weights"), rrf_k=kwargs.get("rrf_k", store.rrf_k),  # type: ignore[attr-defined]
+            prefetch_k=kwargs.get("fetch_k"),
+        )
+    if isinstance(retriever, BaseRetriever):
+        raise ConfigurationError(
+            f"retriever: a LangChain {type(retriever).__name__} returns Documents, and the tools need hits with scores "
+            "and sources: pass store.as_retriever(), MultiModalRetriever(...) or FusedRetriever(index)"
+        )
+    return retriever
+
+
 def _handle_tool_error(exc: ToolException) -> str:
     return str(exc.args[0]) if exc.args else "Error: the tool failed"
 
@@ -104,7 +136,7 @@ class MultiModalSearchTool(_CoreTool):
     def __init__(self, retriever: Retriever | None = None, *, snippet_chars: int = 300, **data: Any) -> None:
         if "core" not in data:
             data["core"] = SearchTool(
-                retriever,  # type: ignore[arg-type]  # checked by SearchTool
+                _core_retriever(retriever),
                 name=data.get("name", SEARCH_TOOL_NAME),
                 description=data.get("description", SEARCH_TOOL_DESCRIPTION),
                 snippet_chars=snippet_chars,
@@ -132,7 +164,7 @@ class MultiModalAnswerTool(_CoreTool):
     def __init__(self, retriever: Retriever | None = None, generator: Any = None, **data: Any) -> None:
         if "core" not in data:
             data["core"] = AnswerTool(
-                retriever,  # type: ignore[arg-type]  # checked by AnswerTool
+                _core_retriever(retriever),
                 generator,
                 name=data.get("name", ANSWER_TOOL_NAME),
                 description=data.get("description", ANSWER_TOOL_DESCRIPTION),
@@ -150,7 +182,8 @@ def create_multimodal_search_tool(
     description: str = SEARCH_TOOL_DESCRIPTION,
     snippet_chars: int = 300,
 ) -> MultiModalSearchTool:
-    """A :class:`MultiModalSearchTool` over *retriever* (any object with ``retrieve``)."""
+    """A :class:`MultiModalSearchTool` over *retriever*: a core retriever (any object with
+    ``retrieve``), ``MultiModalRetriever``, or a ``MultiModalVectorStore``'s ``as_retriever()``."""
     return MultiModalSearchTool(retriever, name=name, description=description, snippet_chars=snippet_chars)
 
 
