@@ -214,20 +214,20 @@ def test_blocked_prompt_and_empty_answer(server, hits):
 
 
 def test_timeout_with_slow_server(server, hits):
-    server.enqueue(Reply.slow(3), Reply.slow(3))
+    server.enqueue(Reply.slow(30), Reply.slow(30))
     start = time.monotonic()
     with pytest.raises(GenerationError, match=r"after 2 attempt\(s\): timed out after 0.3 s"):
         make(server, timeout=0.3, max_retries=1).generate(QUESTION, hits[:1])
-    assert time.monotonic() - start < 2.5
+    assert time.monotonic() - start < 15  # not the 30 s the server takes: a busy machine has room
     assert len(server.requests) == 2
 
 
 async def test_timeout_async(server, hits):
-    server.enqueue(Reply.slow(3))
+    server.enqueue(Reply.slow(30))
     start = time.monotonic()
     with pytest.raises(GenerationError, match=r"timed out after 0\.3 s"):
         await make(server, timeout=0.3, max_retries=0).agenerate(QUESTION, hits[:1])
-    assert time.monotonic() - start < 2.5
+    assert time.monotonic() - start < 15
 
 
 def test_key_never_in_errors_logs_or_repr(server, hits, caplog):
