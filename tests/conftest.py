@@ -19,26 +19,49 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session")
-def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
-    """A tiny open_clip model trained for ~10 s on coloured shapes; load with ``local-dir:``.
+#: Where the xdist controller put the tiny model it trained before the workers started.
+_TINY_CLIP_ENV = "MM_RAG_TEST_TINY_CLIP"
+_TRAINED = pytest.StashKey[Path]()
 
-    Under pytest-xdist the workers share one: the first trains it under a file lock and the others
-    wait for the lock (an event, not a time guess), so a busy machine trains once, not per worker."""
-    import fcntl
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under pytest-xdist, the controller trains the tiny model once, before the workers start:
+    outside every test, so no test's time limit covers it (on a busy machine it takes minutes),
+    and the workers share it (they inherit the environment variable naming its folder)."""
+    config = session.config
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return  # a worker, or no workers: the fixture trains it when a test first needs it
+    if os.environ.get(_TINY_CLIP_ENV):
+        return
+    import tempfile
 
     from mm_rag_plugin.testing import make_tiny_clip
 
-    if worker_id == "master":
-        return make_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
-    shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's own
-    folder = shared / "tiny_clip"
-    with open(shared / "tiny_clip.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (folder / "done").is_file():
-            make_tiny_clip(folder)
-            (folder / "done").touch()
-    return folder
+    folder = Path(tempfile.mkdtemp(prefix="mm-rag-tiny-clip-"))
+    make_tiny_clip(folder)
+    os.environ[_TINY_CLIP_ENV] = str(folder)
+    config.stash[_TRAINED] = folder
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    import shutil
+
+    folder = session.config.stash.get(_TRAINED, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(_TINY_CLIP_ENV, None)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny open_clip model trained for ~10 s on coloured shapes; load with ``local-dir:``
+    (trained once by the xdist controller, see :func:`pytest_sessionstart`, else here)."""
+    from mm_rag_plugin.testing import make_tiny_clip
+
+    shared = os.environ.get(_TINY_CLIP_ENV)
+    if shared and (Path(shared) / "open_clip_config.json").is_file():
+        return Path(shared)
+    return make_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
 
 
 @pytest.fixture(scope="session")
