@@ -575,8 +575,8 @@ class MultiModalIndex:
             found = self._engine.fused(
                 queries, conditions, rrf_k=rrf_k, weights=w, limit=limit, with_payload=payloads, with_vector=vectors
             )
-        if payloads:
-            self._resolve(found.payloads)
+        if payloads:  # checked and resolved as read: a query reads few of the hits it gets
+            found = Found(found.lists, _Resolving(self, found.payloads), found.vectors)  # type: ignore[arg-type]
         return found
 
     def chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
@@ -1006,6 +1006,36 @@ def _same_sparse(stored: Any, expected: Any) -> bool:
         np.array_equal(np.asarray(stored.indices)[a], np.asarray(expected.indices)[b])
         and np.allclose(np.asarray(stored.values)[a], np.asarray(expected.values)[b], rtol=1e-4, atol=1e-6)
     )
+
+
+class _Resolving(dict):  # type: ignore[type-arg]
+    """Payloads that come with search hits, each checked and resolved (:meth:`MultiModalIndex.payloads`'s
+    rule) when first read; one the rule refuses reads as absent."""
+
+    def __init__(self, index: MultiModalIndex, raw: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self._index, self._raw = index, raw
+
+    def __contains__(self, pid: object) -> bool:
+        return self._get(pid) is not None
+
+    def __getitem__(self, pid: str) -> dict[str, Any]:
+        p = self._get(pid)
+        if p is None:
+            raise KeyError(pid)
+        return p
+
+    def get(self, pid: str, default: Any = None) -> Any:  # type: ignore[override]
+        p = self._get(pid)
+        return default if p is None else p
+
+    def _get(self, pid: object) -> dict[str, Any] | None:
+        if dict.__contains__(self, pid):
+            return dict.__getitem__(self, pid)  # type: ignore[no-any-return]
+        raw = self._raw.get(pid)  # type: ignore[call-overload]
+        p = None if raw is None else self._index._resolve({pid: raw}).get(pid)  # type: ignore[dict-item]
+        dict.__setitem__(self, pid, p)
+        return p
 
 
 class _Closed:
