@@ -459,7 +459,7 @@ class MultiModalRAG:
         removed, missing, points = [], [], 0
         for s in items:
             source = os.path.abspath(Path(os.fspath(s)).expanduser())
-            found = self.index.engine_impl.with_source(source)
+            found = self.index.with_source(source)
             if not found and source not in registry:
                 missing.append(os.fspath(s))
                 continue

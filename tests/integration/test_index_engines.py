@@ -227,7 +227,7 @@ def test_engine_is_chosen_by_the_arguments(tmp_path) -> None:
         assert ix.engine == "qdrant-edge" and ix.dim == DIM
     with MultiModalIndex(dim=DIM, show_progress=False) as ix:  # no folder: Edge in a temporary folder
         assert ix.engine == "qdrant-edge" and ix.where == ":memory:"
-        scratch = ix.engine_impl.folder
+        scratch = ix._engine.folder  # looks inside on purpose
         assert scratch.is_dir()
     assert not scratch.exists()  # removed on close
     client = QdrantClient(location=":memory:")
@@ -256,7 +256,7 @@ FILTERS = [
 
 @pytest.mark.parametrize("flt", FILTERS, ids=[str(f) for f in FILTERS])
 def test_engine_filters_agree_with_the_python_evaluation(store, flt) -> None:
-    from mm_rag_plugin.retrievers._filters import match
+    from tests._filter_oracle import match
 
     chunks, vecs = corpus(80, seed=9)
     chunks = [
@@ -268,7 +268,7 @@ def test_engine_filters_agree_with_the_python_evaluation(store, flt) -> None:
         conditions = parse_filters(flt)
         expected = {p.id for batch in ix.scan() for p in batch if match(p.payload, conditions)}
         assert expected, "the filter should match something"
-        assert set(ix.engine_impl.ids_where(conditions)) == expected
+        assert set(ix.ids_where(conditions)) == expected
         assert ix.sources() == sorted({c.source for c in chunks})
 
 
@@ -283,30 +283,49 @@ def test_misspelled_filter_fields_and_kinds_are_errors(store) -> None:
             r.retrieve("w1", filters={"kind": "video"})
 
 
-def test_server_fusion_searches_once_unless_asked_to_explain(tmp_path):
+class _CountingEngine:
+    """Records every method called on an index's engine (looks inside the index on purpose)."""
+
+    def __init__(self, engine):
+        self._inner, self.calls = engine, []
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*a, **kw):
+            self.calls.append(name)
+            return attr(*a, **kw)
+
+        return counted
+
+
+@pytest.mark.parametrize("engine", ["edge", "qdrant-client"])
+def test_one_engine_call_per_query_unless_asked_to_explain(tmp_path, engine):
     chunks, vecs = corpus(200, seed=5, unique_lengths=True)
-    with MultiModalIndex(tmp_path, embedder=VectorTable(), show_progress=False) as ix:
+    where = {"client": QdrantClient(location=":memory:")} if engine == "qdrant-client" else {"path": tmp_path}
+    with MultiModalIndex(**where, embedder=VectorTable(), show_progress=False) as ix:
         ix.add_embedded(chunks, vecs)
-        calls: list[str] = []
-        for name in ("search_lists", "search_fused"):
-            real = getattr(ix, name)
-
-            def counted(*a, _real=real, _name=name, **kw):
-                calls.append(_name)
-                return _real(*a, **kw)
-
-            setattr(ix, name, counted)
+        counter = ix._engine = _CountingEngine(ix._engine)
         text = " ".join(WORDS[:2])
+        # defaults: dedupe and near-duplicate removal on (payloads and vectors come with the hits)
+        client = FusedRetriever(ix, k=5).retrieve(text)
+        assert client and counter.calls == ["search"]
+        assert all(h.ranks for h in client)
+        counter.calls.clear()
         hits = FusedRetriever(ix, k=5, fusion="server").retrieve(text)
-        assert hits and calls == ["search_fused"]
+        assert hits and counter.calls == ["fused"]
         assert all(h.ranks == {} for h in hits)
-        calls.clear()
+        assert [h.id for h in hits] == [h.id for h in client]  # equal weights: the same ranking
+        counter.calls.clear()
         explained = FusedRetriever(ix, k=5, fusion="server", explain=True).retrieve(text)
-        assert calls == ["search_fused", "search_lists"]
+        assert counter.calls == ["fused", "search"]
         assert [h.id for h in explained] == [h.id for h in hits] and all(h.ranks for h in explained)
-        calls.clear()
-        FusedRetriever(ix, k=5).retrieve(text)
-        assert calls == ["search_lists"]
+        counter.calls.clear()
+        FusedRetriever(ix, k=5, near_duplicate_threshold=None, dedupe=False).retrieve(text)
+        assert counter.calls == ["search"]
+        ix._engine = counter._inner
 
 
 def test_near_duplicates_filling_the_top_still_leave_k_distinct_hits(store):

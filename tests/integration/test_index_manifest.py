@@ -277,7 +277,7 @@ def test_zero_nan_inf_and_wrong_size_vectors_are_refused(tmp_path):
         report = ix.add(two)
         assert report.added == 1 and [e.source for e in report.errors] == ["b.txt"]
         assert "zeros" in report.errors[0].error
-        assert len(ix) == 1 and ix.engine_impl.with_source("b.txt") == {}
+        assert len(ix) == 1 and ix.with_source("b.txt") == {}
 
 
 # ---------------------------------------------------------------------- damaged indexes
@@ -349,9 +349,9 @@ def test_same_content_at_two_paths_is_one_point(tmp_path, embedder):
         report = ix.add([b])
         assert (report.added, report.unchanged, report.deleted) == (0, 1, 0)
         assert len(ix) == 1
-        (pid,) = ix.engine_impl.existing([ix.point_id(a)[0]])
+        (pid,) = ix.existing([ix.point_id(a)[0]])
         assert ix.point_id(b)[0] == pid
-        assert ix.engine_impl.payloads([pid])[pid]["sources"] == ["a.txt", "b.txt"]
+        assert ix.fetch([pid])[pid].payload["sources"] == ["a.txt", "b.txt"]
         r = FusedRetriever(ix)
         for src in ("a.txt", "b.txt"):
             assert [h.chunk.text for h in r.retrieve("same paragraph", filters={"source": src})] == [same]
@@ -359,7 +359,7 @@ def test_same_content_at_two_paths_is_one_point(tmp_path, embedder):
         assert r.retrieve("same paragraph", filters={"source": "c.txt"}) == []
 
         assert ix.delete_source("a.txt") == 0  # b.txt still has it
-        assert len(ix) == 1 and ix.engine_impl.payloads([pid])[pid]["sources"] == ["b.txt"]
+        assert len(ix) == 1 and ix.fetch([pid])[pid].payload["sources"] == ["b.txt"]
         assert r.retrieve("same paragraph", filters={"source": "a.txt"}) == []
         (hit,) = r.retrieve("same paragraph", filters={"source": "b.txt"})
         assert hit.chunk.source == "b.txt"  # a hit never cites a path that no longer holds it
@@ -368,10 +368,10 @@ def test_same_content_at_two_paths_is_one_point(tmp_path, embedder):
 
         # both paths in one call; then one copy changes: the other keeps the old content
         assert ix.add([a, b]).added == 1
-        assert ix.engine_impl.payloads([pid])[pid]["sources"] == ["a.txt", "b.txt"]
+        assert ix.fetch([pid])[pid].payload["sources"] == ["a.txt", "b.txt"]
         report = ix.add([TextChunk(id="a1", text="A revised paragraph.", source="a.txt")])
         assert (report.added, report.deleted) == (1, 0)
-        assert len(ix) == 2 and ix.engine_impl.payloads([pid])[pid]["sources"] == ["b.txt"]
+        assert len(ix) == 2 and ix.fetch([pid])[pid].payload["sources"] == ["b.txt"]
 
 
 @pytest.mark.parametrize("where", ["edge", "remote"])
@@ -416,7 +416,7 @@ def test_images_in_the_index_folder_are_stored_relative_and_follow_a_move(tmp_pa
                             page=1, caption="a blue square")
         assert ix.add([inside, outside]).added == 2
         pid_in, pid_out = ix.point_id(inside)[0], ix.point_id(outside)[0]
-        raw = ix.engine_impl.payloads([pid_in, pid_out])
+        raw = {pid: p.payload for pid, p in ix.fetch([pid_in, pid_out]).items()}
         assert raw[pid_in]["image_path"] == "blobs/doc/page1.png"
         assert raw[pid_out]["image_path"] == outside.image_path  # outside the index: as given
         got = ix.chunks([pid_in, pid_out])
@@ -512,7 +512,7 @@ def test_copy_to_a_server_and_back(tmp_path, embedder):
             # interrupted copies are finished by running it again: nothing duplicated
             again = ix.copy_to(tmp_path / "server-files", client=client, show_progress=False)
             assert len(again) == n and {p.id for batch in again.scan() for p in batch} == ids
-            again.engine_impl.delete(sorted(ids)[: n // 2])
+            again.delete(sorted(ids)[: n // 2])
             assert len(again) == n - n // 2
             again.close()
             again = ix.copy_to(tmp_path / "server-files", client=client, show_progress=False)

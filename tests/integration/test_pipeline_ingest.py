@@ -187,7 +187,7 @@ def test_unchanged_files_are_not_read_again_and_changed_ones_replace_their_chunk
         texts = texts_of(rag)
         assert not any("quokka" in t for t in texts)
         assert sum("wombat" in t for t in texts) == 1
-        assert len(rag.index.engine_impl.with_source(str(beta))) == 1
+        assert len(rag.index.with_source(str(beta))) == 1
         hits = rag.search("wombat insulation", k=4)
         assert hits[0].chunk.source == str(beta) and "wombat" in hits[0].chunk.text
         assert all("quokka" not in h.chunk.text for h in hits)

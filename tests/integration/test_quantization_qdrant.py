@@ -53,7 +53,7 @@ def test_local_mode_accepts_and_ignores_quantization(quantization):
         with MultiModalIndex(client=client, dim=DIM, show_progress=False, quantization=q) as ix:
             assert ix.engine == "qdrant" and ix.quantization == q
             assert ix.add_embedded(chunks, vecs) == len(chunks)
-            engine = ix.engine_impl
+            engine = ix._engine  # looks inside on purpose: what was sent
             assert engine.local and engine._search_params is None
             info = engine.client.get_collection(engine.collection)
             assert info.config.quantization_config is None  # local mode drops it (see module doc)

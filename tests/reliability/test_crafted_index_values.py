@@ -150,7 +150,8 @@ def test_deep_nesting_is_damage_never_a_recursion_error(keyword_dir: Path, tmp_p
         deep = "x"
         for _ in range(200):
             deep = {"a": deep}
-        ix.engine_impl.upsert([Point(CRAFTED, None, ix.bm25.encode_document("harbour"),
+        ix._engine.upsert(  # raw, as a crafted folder holds it
+            [Point(CRAFTED, None, ix.bm25.encode_document("harbour"),
                                      {"kind": "text", "sources": ["z.md"], "source": "z.md", "text": "harbour", "metadata": deep})])
     for argv in _commands(keyword_dir, info=False)[:2]:
         _one_error_line(argv, str(keyword_dir))
@@ -179,8 +180,7 @@ def test_dense_manifest_over_a_keyword_only_store_is_refused(keyword_dir: Path) 
 def test_a_crafted_payload_value_fails_the_query_in_one_line(keyword_dir: Path, field: str, value: Any) -> None:
     payload = {"kind": "text", "sources": ["z.md"], "source": "z.md", "text": "harbour harbour", field: value}
     with MultiModalIndex(keyword_dir, show_progress=False) as ix:
-        ix.engine_impl.upsert([Point(CRAFTED, None, ix.bm25.encode_document("harbour harbour"), payload)])
-        ix._committed()  # the manifest counts it: the only problem verify finds is the point itself
+        ix.write_points([Point(CRAFTED, None, ix.bm25.encode_document("harbour harbour"), payload)])  # counted
     query, ask, verify = _commands(keyword_dir, info=False)
     for argv in (query, ask):
         _one_error_line(argv, str(keyword_dir), f"point {CRAFTED}", f"{field} must be")
@@ -195,8 +195,7 @@ def test_a_crafted_payload_value_fails_the_query_in_one_line(keyword_dir: Path, 
 def test_a_query_that_misses_the_damaged_point_still_answers(keyword_dir: Path) -> None:
     payload = {"kind": "text", "sources": ["z.md"], "source": "z.md", "text": 12345}
     with MultiModalIndex(keyword_dir, show_progress=False) as ix:
-        ix.engine_impl.upsert([Point(CRAFTED, None, ix.bm25.encode_document("zebra"), payload)])
-        ix._committed()
+        ix.write_points([Point(CRAFTED, None, ix.bm25.encode_document("zebra"), payload)])
         with pytest.raises(StoreError, match=f"point {CRAFTED}: text must be a string"):
             ix.chunks([CRAFTED])
     code, out, err = run("query", "sourdough", "--index", str(keyword_dir), "--keyword-only")

@@ -57,7 +57,7 @@ def test_verify_finds_missing_images_bad_vectors_and_count_mismatch(index_dir: P
             Point("00000000-0000-0000-0000-000000000003", np.ones(DIM, np.float32), ix.bm25.encode_document("w"),
                   {"kind": "video", "sources": ["z"], "source": "z"}),
         ]
-        ix.engine_impl.upsert(bad)  # the manifest still says 6
+        ix._engine.upsert(bad)  # raw: a damaged store  # the manifest still says 6
         problems = "\n".join(ix.verify())
     assert "image file missing" in problems and "zero vector" in problems
     assert "NaN or infinite" in problems and "unknown kind 'video'" in problems

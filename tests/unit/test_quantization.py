@@ -28,7 +28,8 @@ from qdrant_client import QdrantClient
 from mm_rag_plugin.errors import ConfigurationError
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
 from mm_rag_plugin.retrievers._edge import EdgeEngine
-from mm_rag_plugin.retrievers._filters import match, parse_filters
+from mm_rag_plugin.retrievers._filters import parse_filters
+from tests._filter_oracle import match
 from mm_rag_plugin.retrievers.engine import ListQuery
 from mm_rag_plugin.types import ImageChunk, TextChunk
 
@@ -193,10 +194,10 @@ def test_quantization_lives_in_the_shard_and_is_kept_on_reopen(built, data):
     with open_index(folders["binary"], "binary") as ix:
         explicit = dense_top(ix, random[:30])
     with open_index(folders["binary"]) as ix:
-        assert (ix.engine_impl.quantization, ix.engine_impl.oversampling) == ("binary", 10.0)
+        assert (ix.quantization, ix.oversampling) == ("binary", 10.0)
         assert dense_top(ix, random[:30]) == explicit
     with open_index(folders["int8"]) as ix:
-        assert (ix.engine_impl.quantization, ix.engine_impl.oversampling) == ("int8", 3.0)
+        assert (ix.quantization, ix.oversampling) == ("int8", 3.0)
 
 
 # ---------------------------------------------------------------------- quality
@@ -266,7 +267,7 @@ def test_delete_and_readd_keep_search_exact(tmp_path, data, quantization):
         assert len(ix) == n
         pids = [ix.point_id(c)[0] for c in chunks[:n]]
         gone = set(pids[::2]) | set(pids[1:700:4])
-        ix.engine_impl.delete(sorted(gone))
+        ix.delete(sorted(gone))
         assert len(ix) == n - len(gone)
         back = list(range(0, 40, 2))  # re-added after the delete
         assert ix.add_embedded([chunks[i] for i in back], vecs[back]) == len(back)
@@ -356,7 +357,7 @@ def test_in_memory_index(data):
     with MultiModalIndex(None, dim=DIM, show_progress=False, quantization="int8") as ix:
         assert ix.add_embedded(chunks[:1500], vecs[:1500]) == 1500
         ix.optimize()
-        scratch = ix.engine_impl.folder
+        scratch = ix._engine.folder  # looks inside on purpose
         assert [p for p in scratch.rglob("*") if "quantized" in p.name]
         pids = [ix.point_id(c)[0] for c in chunks[:1500]]
         stored = ix.vectors(pids)

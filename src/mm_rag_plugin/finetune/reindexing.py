@@ -185,7 +185,7 @@ def _copy_points(
     bad: list[str] = []
     with tqdm(total=len(old), unit="point", desc="reindexing", disable=not show_progress) as bar:
         for batch in old.scan(batch_size):
-            present = new.engine_impl.existing([p.id for p in batch])
+            present = new.existing([p.id for p in batch])
             if present:
                 _refresh_payloads(new, [p for p in batch if p.id in present])
             todo = [p for p in batch if p.id not in present]
@@ -237,8 +237,8 @@ def _refresh_payloads(new: Any, points: Sequence[Any]) -> None:
     sources may have changed since)."""
     from ..retrievers.engine import Point
 
-    stored = new.engine_impl.payloads([p.id for p in points])
-    stale = [p for p in points if stored.get(p.id) != p.payload]
+    stored = new.fetch([p.id for p in points])
+    stale = [p for p in points if p.id in stored and stored[p.id].payload != p.payload]
     if stale:
         vectors = new.vectors([p.id for p in stale])
         new.write_points([Point(p.id, vectors[p.id], p.sparse, p.payload) for p in stale if p.id in vectors])
@@ -248,11 +248,9 @@ def _drop_extra(old: Any, new: Any) -> None:
     """Delete points of *new* the old index no longer holds (deleted after an interrupted run)."""
     extra: list[str] = []
     for batch in new.scan(512):
-        have = old.engine_impl.existing([p.id for p in batch])
+        have = old.existing([p.id for p in batch])
         extra += [p.id for p in batch if p.id not in have]
-    if extra:
-        new.engine_impl.delete(extra)
-        new._committed()  # the manifest's point count
+    new.delete(extra)  # committed: the manifest's point count
 
 
 def check_reindex_target(index_dir: str | os.PathLike[str]) -> None:

@@ -41,7 +41,7 @@ import numpy as np
 
 from .._optional import require
 from ..errors import StoreError
-from ._filters import Condition, build
+from ._filters import Condition, FilterKit, build
 from ._folder import create_new, open_nofollow
 from .engine import (
     DEFAULT_OVERSAMPLING,
@@ -49,6 +49,7 @@ from .engine import (
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     SPARSE,
+    Found,
     ListQuery,
     Point,
     dense_vectors,
@@ -231,6 +232,18 @@ def search_ef(points: int) -> int:
     return next(ef for start, ef in SEARCH_EF_BY_SIZE if points >= start)
 
 
+def edge_kit(qe: Any) -> FilterKit:
+    """Filters as Qdrant Edge spells them."""
+    return FilterKit(
+        Filter=qe.Filter,
+        FieldCondition=qe.FieldCondition,
+        match_value=qe.MatchValue,
+        range=qe.RangeFloat,
+        is_empty=qe.IsEmptyCondition,
+        has_no_id=lambda: qe.HasIdCondition(set()),
+    )
+
+
 class EdgeEngine:
     """One Edge shard in *folder* (``None``: a temporary folder, removed on :meth:`close`)."""
 
@@ -246,6 +259,7 @@ class EdgeEngine:
         search_threads: int | None = None,
     ) -> None:
         self.qe = require("qdrant_edge", extra="index", package="qdrant-edge-py")
+        self.kit = edge_kit(self.qe)
         self._tmp = folder is None
         self.folder = Path(tempfile.mkdtemp(prefix="mm-rag-edge-")) if folder is None else Path(folder)
         self.quantization = quantization
@@ -265,6 +279,10 @@ class EdgeEngine:
             self._load()
 
     # ------------------------------------------------------------------ manifest and lifecycle
+    @property
+    def where(self) -> str:
+        return str(self.folder)
+
     @property
     def manifest_path(self) -> Path:
         return self.folder / MANIFEST
@@ -489,7 +507,7 @@ class EdgeEngine:
 
     def ids_where(self, conditions: tuple[Condition, ...]) -> list[str]:
         qe = self.qe
-        flt = build(conditions, qe)
+        flt = build(conditions, self.kit)
         out: list[str] = []
         offset = None
         while True:
@@ -508,7 +526,7 @@ class EdgeEngine:
     def _filter(self, conditions: tuple[Condition, ...], kind: str | None) -> Any:
         qe = self.qe
         kind_match = [qe.FieldCondition(key="kind", match=qe.MatchValue(kind))] if kind else []
-        return build(conditions, qe, extra=kind_match)
+        return build(conditions, self.kit, extra=kind_match)
 
     def _query(self, q: ListQuery) -> tuple[Any, Any]:
         qe = self.qe
@@ -517,8 +535,11 @@ class EdgeEngine:
             return qe.Query.Nearest(vec, using=SPARSE), None
         return qe.Query.Nearest(np.asarray(q.dense, dtype=np.float32).tolist(), using=DENSE), self._params
 
-    def search(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...]) -> list[list[tuple[str, float]]]:
+    def search(
+        self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], *, with_payload: bool = False, with_vector: bool = False
+    ) -> Found:
         qe = self.qe
+        vector = [DENSE] if with_vector and self.has_dense else False
         reqs = []
         for q in queries:
             query, params = self._query(q)
@@ -529,18 +550,36 @@ class EdgeEngine:
                     filter=self._filter(conditions, q.kind),
                     score_threshold=q.min_score,
                     params=params,
-                    with_payload=False,
-                    with_vector=False,
+                    with_payload=with_payload,
+                    with_vector=vector,
                 )
             )
         if not reqs:
-            return []
+            return Found([])
         try:
             with _quiet():
                 results = self.shard.query_batch(qe.QueryBatchRequest(reqs))
         except Exception as exc:
             raise StoreError(f"{self.folder}: search failed ({exc})") from exc
-        return [ranked(self._scored(res), q.limit) for q, res in zip(queries, results, strict=True)]
+        found = Found([ranked(self._scored(res), q.limit) for q, res in zip(queries, results, strict=True)])
+        if with_payload or vector:
+            for res in results:
+                self._keep(found, res, with_payload, bool(vector))
+        return found
+
+    def _keep(self, found: Found, points: Any, with_payload: bool, with_vector: bool) -> None:
+        ids, rows = [], []
+        for p in points:
+            pid = self._id(p.id)
+            if with_payload and pid not in found.payloads:
+                found.payloads[pid] = dict(p.payload or {})
+            if with_vector and pid not in found.vectors:
+                v = p.vector.get(DENSE) if isinstance(p.vector, dict) else None
+                if v is not None:
+                    ids.append(pid)
+                    rows.append(v)
+        if rows:
+            found.vectors.update(zip(ids, np.asarray(rows, dtype=np.float32), strict=True))
 
     def _id(self, pid: Any) -> str:
         """A point id as text (the engine's ids are UUIDs; their text is cached by value)."""
@@ -566,11 +605,14 @@ class EdgeEngine:
         rrf_k: float,
         weights: Sequence[float],
         limit: int,
-    ) -> list[tuple[str, float]]:
+        with_payload: bool = False,
+        with_vector: bool = False,
+    ) -> Found:
         """One call: every list as a prefetch, fused by Qdrant's weighted RRF."""
         from .fusion import qdrant_rrf_k
 
         qe = self.qe
+        vector = [DENSE] if with_vector and self.has_dense else False
         prefetch = []
         for q in queries:
             query, params = self._query(q)
@@ -584,13 +626,16 @@ class EdgeEngine:
                         limit=limit,
                         prefetches=prefetch,
                         query=qe.Fusion.Rrf(k=qdrant_rrf_k(rrf_k), weights=[float(w) for w in weights]),
-                        with_payload=False,
-                        with_vector=False,
+                        with_payload=with_payload,
+                        with_vector=vector,
                     )
                 )
         except Exception as exc:
             raise StoreError(f"{self.folder}: fused search failed ({exc})") from exc
-        return self._scored(res)
+        found = Found([self._scored(res)])
+        if with_payload or vector:
+            self._keep(found, res, with_payload, bool(vector))
+        return found
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:

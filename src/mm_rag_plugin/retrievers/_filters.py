@@ -1,4 +1,4 @@
-"""Metadata filters: one small language, evaluated by Qdrant or in Python with the same meaning.
+"""Metadata filters: one small language, evaluated by Qdrant with one meaning on both engines.
 
 The dict form (what users write):
 
@@ -22,7 +22,7 @@ conditions. :func:`from_qdrant` reads a ``qdrant_client.models.Filter`` into the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,7 +30,7 @@ from .._payload import RESERVED_KEYS
 from ..errors import InvalidInputError, echo
 
 __all__ = [
-    "Condition", "all_of", "any_of", "from_qdrant", "match", "matches_nothing", "none_of", "parse_filters", "to_qdrant",
+    "Condition", "FilterKit", "all_of", "any_of", "build", "from_qdrant", "matches_nothing", "none_of", "parse_filters",
 ]
 
 _RANGE_OPS = ("gt", "gte", "lt", "lte")
@@ -232,83 +232,33 @@ def _from_qdrant_item(item: Any) -> Condition:
     raise InvalidInputError(f"qdrant filter: {name} is not supported here", source="filters")
 
 
-def _get(payload: Mapping[str, Any], key: str) -> Any:
-    cur: Any = payload
-    for part in key.split("."):
-        if not isinstance(cur, Mapping) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
-def _eq(a: Any, b: Any) -> bool:
-    return a == b and isinstance(a, bool) == isinstance(b, bool)
-
-
 def matches_nothing(conditions: tuple[Condition, ...]) -> bool:
     """True when a condition can match no payload (an empty list of allowed values)."""
     return any(c.op == "any" and not c.value for c in conditions)
 
 
-def _values(payload: Mapping[str, Any], key: str) -> list[Any]:
-    """The values a key holds (an array field holds several; ``source`` means every path)."""
-    if key == "source" and isinstance(payload.get("sources"), list):
-        return list(payload["sources"])
-    v = _get(payload, key)
-    if v is None:
-        return []
-    return list(v) if isinstance(v, list) else [v]
+@dataclass(frozen=True, slots=True)
+class FilterKit:
+    """How one engine spells a filter: Qdrant Edge and qdrant-client use the same class names with
+    different constructors, so each engine hands :func:`build` its own kit (:func:`~._edge.edge_kit`,
+    :func:`~._remote.client_kit`); nothing here guesses which engine it is talking to."""
+
+    Filter: Callable[..., Any]
+    FieldCondition: Callable[..., Any]
+    match_value: Callable[[Any], Any]
+    range: Callable[..., Any]
+    is_empty: Callable[[str], Any]
+    has_no_id: Callable[[], Any]
 
 
-def _holds(payload: Mapping[str, Any], c: Condition) -> bool:
-    if c.op == "and":
-        return all(_holds(payload, x) for x in c.value)
-    if c.op == "or":
-        return any(_holds(payload, x) for x in c.value)
-    if c.op == "not":
-        return not any(_holds(payload, x) for x in c.value)
-    values = _values(payload, c.key)
-    if c.op == "empty":
-        return not values
-    if c.op == "eq":
-        return any(_eq(v, c.value) for v in values)
-    if c.op == "any":
-        return any(_eq(v, x) for v in values for x in c.value)
-    if c.op == "except":
-        return bool(values) and not any(_eq(v, x) for v in values for x in c.value)
-    r = c.value
-    for v in values:
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            continue
-        if ("gt" in r and not v > r["gt"]) or ("gte" in r and not v >= r["gte"]):
-            continue
-        if ("lt" in r and not v < r["lt"]) or ("lte" in r and not v <= r["lte"]):
-            continue
-        return True
-    return False
-
-
-def match(payload: Mapping[str, Any], conditions: tuple[Condition, ...]) -> bool:
-    """Whether *payload* satisfies every condition (Qdrant's semantics for these operators)."""
-    return all(_holds(payload, c) for c in conditions)
-
-
-def build(conditions: tuple[Condition, ...], kit: Any, *, extra: list[Any] | None = None) -> Any:
-    """A filter for *conditions* (all must hold) built with *kit* (``qdrant_client.models`` or
-    ``qdrant_edge``: the same class names), or None when there is nothing to filter on."""
+def build(conditions: tuple[Condition, ...], kit: FilterKit, *, extra: list[Any] | None = None) -> Any:
+    """A filter for *conditions* (all must hold) built with the engine's *kit*, or None when there
+    is nothing to filter on."""
     must = [_build(c, kit) for c in conditions] + list(extra or [])
     return kit.Filter(must=must) if must else None
 
 
-def _match(kit: Any, cls: str, value: Any) -> Any:
-    m = getattr(kit, cls)
-    if kit.__name__.startswith("qdrant_client"):
-        return m(**{"value": value} if cls == "MatchValue" else {"any": value} if cls == "MatchAny" else {"except": value})
-    return m(value)
-
-
-def _build(c: Condition, kit: Any) -> Any:
-    edge = not kit.__name__.startswith("qdrant_client")
+def _build(c: Condition, kit: FilterKit) -> Any:
     if c.op in _GROUPS:
         parts = [_build(x, kit) for x in c.value]
         if c.op == "and":
@@ -317,32 +267,24 @@ def _build(c: Condition, kit: Any) -> Any:
             return kit.Filter(should=parts) if parts else kit.Filter(must=[_impossible(kit)])
         return kit.Filter(must_not=parts)
     key = "sources" if c.key == "source" else c.key  # a point lists every path its content was found at
-    rng = kit.RangeFloat if edge else kit.Range
     if c.op == "empty":
-        return kit.IsEmptyCondition(key) if edge else kit.IsEmptyCondition(is_empty=kit.PayloadField(key=key))
+        return kit.is_empty(key)
     if c.op == "eq" and isinstance(c.value, float):
-        return kit.FieldCondition(key=key, range=rng(gte=c.value, lte=c.value))
+        return kit.FieldCondition(key=key, range=kit.range(gte=c.value, lte=c.value))
     if c.op == "eq":
-        return kit.FieldCondition(key=key, match=_match(kit, "MatchValue", c.value))
+        return kit.FieldCondition(key=key, match=kit.match_value(c.value))
     if c.op in ("any", "except"):
         if not c.value:
             if c.op == "any":
                 return _impossible(kit)
-            return kit.Filter(must_not=[kit.IsEmptyCondition(key) if edge else kit.IsEmptyCondition(is_empty=kit.PayloadField(key=key))])
+            return kit.Filter(must_not=[kit.is_empty(key)])
         eq = [_build(Condition(c.key, "eq", v), kit) for v in c.value]
         if c.op == "any":
             return kit.Filter(should=eq)
-        present = kit.IsEmptyCondition(key) if edge else kit.IsEmptyCondition(is_empty=kit.PayloadField(key=key))
-        return kit.Filter(must_not=[*eq, present])
-    return kit.FieldCondition(key=key, range=rng(**c.value))
+        return kit.Filter(must_not=[*eq, kit.is_empty(key)])
+    return kit.FieldCondition(key=key, range=kit.range(**c.value))
 
 
-def _impossible(kit: Any) -> Any:
+def _impossible(kit: FilterKit) -> Any:
     """A condition no point satisfies (an empty list of allowed values)."""
-    edge = not kit.__name__.startswith("qdrant_client")
-    return kit.Filter(must=[kit.HasIdCondition(set()) if edge else kit.HasIdCondition(has_id=[])])
-
-
-def to_qdrant(conditions: tuple[Condition, ...], models: Any) -> Any:
-    """A ``qdrant_client.models.Filter`` (or None) for *conditions*."""
-    return build(conditions, models)
+    return kit.Filter(must=[kit.has_no_id()])

@@ -15,6 +15,7 @@ search parameters, which local mode ignores with a warning, are not sent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Iterator, Sequence, Set
@@ -25,12 +26,13 @@ import numpy as np
 
 from .._optional import require
 from ..errors import StoreError
-from ._filters import Condition, to_qdrant
+from ._filters import Condition, FilterKit, build
 from .engine import (
     DENSE,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     SPARSE,
+    Found,
     ListQuery,
     Point,
     dense_vectors,
@@ -46,6 +48,23 @@ logger = logging.getLogger(__name__)
 __all__ = ["RemoteEngine"]
 
 _META_KEY = "mm_rag"
+
+
+def client_kit(m: Any) -> FilterKit:
+    """Filters as ``qdrant_client.models`` spells them."""
+    return FilterKit(
+        Filter=m.Filter,
+        FieldCondition=m.FieldCondition,
+        match_value=lambda v: m.MatchValue(value=v),
+        range=m.Range,
+        is_empty=lambda key: m.IsEmptyCondition(is_empty=m.PayloadField(key=key)),
+        has_no_id=lambda: m.HasIdCondition(has_id=[]),
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class RemoteEngine:
@@ -64,6 +83,7 @@ class RemoteEngine:
     ) -> None:
         qc = require("qdrant_client", extra="index", package="qdrant-client")
         self.models = qc.models
+        self.kit = client_kit(qc.models)
         self.collection = collection
         self.quantization, self.oversampling = quantization, oversampling
         self._owns_client = client is None
@@ -72,7 +92,7 @@ class RemoteEngine:
         try:
             self.client = client if client is not None else qc.QdrantClient(url=url, api_key=api_key, **client_kwargs)
         except Exception as exc:  # bad URL, bad options
-            raise StoreError(f"cannot connect to Qdrant at {url}: {exc}") from exc
+            raise StoreError(f"cannot connect to Qdrant at {url}: {_one_line(exc)}") from exc
         self.where = f"{url or 'client'}/{collection}"
         opts = getattr(self.client, "init_options", None) or {}
         self.local = opts.get("path") is not None or opts.get("location") == ":memory:"
@@ -84,14 +104,24 @@ class RemoteEngine:
             )
         self.has_dense = False
 
+    @contextlib.contextmanager
+    def _mapped(self, what: str) -> Iterator[None]:
+        """Every call to the server goes through here: a failure of qdrant-client or the transport
+        (HTTP error, dropped connection, timeout, bad response) becomes one :class:`StoreError`
+        naming the collection and what was being done, on one line."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"{self.where}: {what} failed: {_one_line(exc)}") from exc
+
     # ------------------------------------------------------------------ manifest and lifecycle
     def read_manifest(self) -> dict[str, Any] | None:
-        try:
+        with self._mapped("reading the collection"):
             if not self.client.collection_exists(self.collection):
                 return None
             info = self.client.get_collection(self.collection)
-        except Exception as exc:
-            raise StoreError(f"cannot read collection {self.where}: {exc}") from exc
         vectors = info.config.params.vectors
         self.has_dense = isinstance(vectors, dict) and DENSE in vectors
         meta = info.config.metadata or {}
@@ -104,7 +134,7 @@ class RemoteEngine:
         m = self.models
         dim = manifest.get("dim")
         vectors = {DENSE: m.VectorParams(size=int(dim), distance=m.Distance.COSINE)} if dim else {}
-        try:
+        with self._mapped("creating the collection"):
             self.client.create_collection(
                 self.collection,
                 vectors_config=vectors,
@@ -118,15 +148,11 @@ class RemoteEngine:
                     self.client.create_payload_index(self.collection, key, m.PayloadSchemaType.KEYWORD)
                 for key in INTEGER_FIELDS:
                     self.client.create_payload_index(self.collection, key, m.PayloadSchemaType.INTEGER)
-        except Exception as exc:
-            raise StoreError(f"cannot create collection {self.where}: {exc}") from exc
         self.has_dense = bool(dim)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        try:
+        with self._mapped("updating the manifest"):
             self.client.update_collection(self.collection, metadata={_META_KEY: manifest})
-        except Exception as exc:
-            raise StoreError(f"cannot update the manifest of {self.where}: {exc}") from exc
 
     def _quantization_config(self) -> Any:
         m = self.models
@@ -142,7 +168,8 @@ class RemoteEngine:
 
     def close(self) -> None:
         if self._owns_client:
-            self.client.close()
+            with self._mapped("closing the client"):
+                self.client.close()
 
     # ------------------------------------------------------------------ writes
     def upsert(self, points: Sequence[Point]) -> None:
@@ -157,60 +184,61 @@ class RemoteEngine:
             if len(p.sparse):
                 vec[SPARSE] = m.SparseVector(indices=p.sparse.indices.tolist(), values=p.sparse.values.tolist())
             structs.append(m.PointStruct(id=p.id, vector=vec, payload=p.payload))
-        try:
+        with self._mapped(f"upsert of {len(structs)} points"):
             self.client.upsert(self.collection, points=structs, wait=True)
-        except Exception as exc:
-            raise StoreError(f"upsert of {len(structs)} points into {self.where} failed: {exc}") from exc
 
     def set_sources(self, updates: dict[str, list[str]], image_follows: Set[str] = frozenset()) -> None:
-        for pid, sources in updates.items():
-            payload = sources_payload(sources, pid in image_follows)
-            self.client.set_payload(self.collection, payload=payload, points=[pid], wait=True)
+        with self._mapped("updating sources"):
+            for pid, sources in updates.items():
+                payload = sources_payload(sources, pid in image_follows)
+                self.client.set_payload(self.collection, payload=payload, points=[pid], wait=True)
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
-            self.client.delete(self.collection, points_selector=self.models.PointIdsList(points=list(ids)), wait=True)
+            with self._mapped(f"deleting {len(ids)} points"):
+                self.client.delete(self.collection, points_selector=self.models.PointIdsList(points=list(ids)), wait=True)
 
     # ------------------------------------------------------------------ reads
     def existing(self, ids: Sequence[str]) -> dict[str, list[str]]:
         if not ids:
             return {}
-        recs = self.client.retrieve(self.collection, list(ids), with_payload=["sources"], with_vectors=False)
+        with self._mapped("reading points"):
+            recs = self.client.retrieve(self.collection, list(ids), with_payload=["sources"], with_vectors=False)
         return {str(r.id): list((r.payload or {}).get("sources") or []) for r in recs}
 
-    def with_source(self, source: str) -> dict[str, list[str]]:
-        flt = to_qdrant((Condition("source", "eq", source),), self.models)
-        out: dict[str, list[str]] = {}
+    def _scroll(self, flt: Any, with_payload: Any, batch: int = 1024, with_vectors: bool = False) -> Iterator[list[Any]]:
         offset = None
         while True:
-            recs, offset = self.client.scroll(
-                self.collection, scroll_filter=flt, limit=1024, offset=offset, with_payload=["sources"], with_vectors=False
-            )
-            out.update({str(r.id): list((r.payload or {}).get("sources") or []) for r in recs})
+            with self._mapped("reading points"):
+                recs, offset = self.client.scroll(
+                    self.collection, scroll_filter=flt, limit=batch, offset=offset, with_payload=with_payload, with_vectors=with_vectors
+                )
+            yield recs
             if offset is None:
-                return out
+                return
+
+    def with_source(self, source: str) -> dict[str, list[str]]:
+        flt = build((Condition("source", "eq", source),), self.kit)
+        out: dict[str, list[str]] = {}
+        for recs in self._scroll(flt, ["sources"]):
+            out.update({str(r.id): list((r.payload or {}).get("sources") or []) for r in recs})
+        return out
 
     def sources(self) -> list[str]:
-        res = self.client.facet(self.collection, key="sources", limit=1 << 30, exact=True)
+        with self._mapped("listing sources"):
+            res = self.client.facet(self.collection, key="sources", limit=1 << 30, exact=True)
         return sorted(str(h.value) for h in res.hits)
 
     def ids_where(self, conditions: tuple[Condition, ...]) -> list[str]:
-        flt = to_qdrant(conditions, self.models)
-        out: list[str] = []
-        offset = None
-        while True:
-            recs, offset = self.client.scroll(
-                self.collection, scroll_filter=flt, limit=1024, offset=offset, with_payload=False, with_vectors=False
-            )
-            out.extend(str(r.id) for r in recs)
-            if offset is None:
-                return out
+        flt = build(conditions, self.kit)
+        return [str(r.id) for recs in self._scroll(flt, False) for r in recs]
 
     def count(self, kind: str | None = None) -> int:
-        flt = to_qdrant((Condition("kind", "eq", kind),), self.models) if kind else None
-        return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
+        flt = build((Condition("kind", "eq", kind),), self.kit) if kind else None
+        with self._mapped("counting points"):
+            return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
 
-    def _request(self, q: ListQuery, conditions: tuple[Condition, ...], cls: Any) -> Any:
+    def _request(self, q: ListQuery, conditions: tuple[Condition, ...], cls: Any, **extra: Any) -> Any:
         m = self.models
         conds = conditions + ((Condition("kind", "eq", q.kind),) if q.kind else ())
         if q.sparse is not None:
@@ -218,30 +246,36 @@ class RemoteEngine:
             using = SPARSE
         else:
             query, using = np.asarray(q.dense, dtype=np.float32).tolist(), DENSE
-        kw: dict[str, Any] = dict(query=query, using=using, filter=to_qdrant(conds, m), limit=q.limit)
+        kw: dict[str, Any] = dict(query=query, using=using, filter=build(conds, self.kit), limit=q.limit, **extra)
         if q.sparse is None and self._search_params is not None:
             kw["params"] = self._search_params
         if q.min_score is not None:
             kw["score_threshold"] = q.min_score
-        if cls is m.QueryRequest:
-            kw["with_payload"] = False
         return cls(**kw)
 
-    def search(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...]) -> list[list[tuple[str, float]]]:
+    def _vector_selector(self, with_vector: bool) -> Any:
+        return [DENSE] if with_vector and self.has_dense else False
+
+    def search(
+        self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], *, with_payload: bool = False, with_vector: bool = False
+    ) -> Found:
         if not queries:
-            return []
+            return Found([])
         # fetch a margin more, so that equal scores at the cut are resolved by id as in every engine
+        extra = dict(with_payload=with_payload, with_vector=self._vector_selector(with_vector))
         reqs = [
-            self._request(replace(q, limit=q.limit + tie_margin(q.limit)), conditions, self.models.QueryRequest)
+            self._request(replace(q, limit=q.limit + tie_margin(q.limit)), conditions, self.models.QueryRequest, **extra)
             for q in queries
         ]
-        try:
+        with self._mapped("query"):
             responses = self.client.query_batch_points(self.collection, requests=reqs)
-        except Exception as exc:
-            raise StoreError(f"query on {self.where} failed: {exc}") from exc
-        return [
+        found = Found([
             ranked(((str(p.id), float(p.score)) for p in r.points), q.limit) for q, r in zip(queries, responses, strict=True)
-        ]
+        ])
+        if with_payload or with_vector:
+            for r in responses:
+                _keep(found, r.points, with_payload, with_vector)
+        return found
 
     def fused(
         self,
@@ -251,40 +285,54 @@ class RemoteEngine:
         rrf_k: float,
         weights: Sequence[float],
         limit: int,
-    ) -> list[tuple[str, float]]:
+        with_payload: bool = False,
+        with_vector: bool = False,
+    ) -> Found:
         """Server-side fusion: Query API prefetch + weighted RRF, one request."""
         m = self.models
         prefetch = [self._request(q, conditions, m.Prefetch) for q in queries]
-        try:
+        with self._mapped("fused query"):
             res = self.client.query_points(
                 self.collection,
                 prefetch=prefetch,
                 query=m.RrfQuery(rrf=m.Rrf(k=qdrant_rrf_k(rrf_k), weights=[float(w) for w in weights])),
                 limit=limit,
-                with_payload=False,
+                with_payload=with_payload,
+                with_vectors=self._vector_selector(with_vector),
             )
-        except Exception as exc:
-            raise StoreError(f"fused query on {self.where} failed: {exc}") from exc
-        return [(str(p.id), float(p.score)) for p in res.points]
+        found = Found([[(str(p.id), float(p.score)) for p in res.points]])
+        if with_payload or with_vector:
+            _keep(found, res.points, with_payload, with_vector)
+        return found
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}
-        recs = self.client.retrieve(self.collection, list(ids), with_payload=True, with_vectors=False)
+        with self._mapped("reading payloads"):
+            recs = self.client.retrieve(self.collection, list(ids), with_payload=True, with_vectors=False)
         return {str(r.id): dict(r.payload or {}) for r in recs}
 
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not ids or not self.has_dense:
             return {}
-        return dense_vectors(self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=[DENSE]))
+        with self._mapped("reading vectors"):
+            recs = self.client.retrieve(self.collection, list(ids), with_payload=False, with_vectors=[DENSE])
+        return dense_vectors(recs)
 
     def scan(self, batch: int = 256) -> Iterator[list[Point]]:
-        offset = None
-        while True:
-            recs, offset = self.client.scroll(self.collection, limit=batch, offset=offset, with_payload=True, with_vectors=True)
+        for recs in self._scroll(None, True, batch, with_vectors=True):
             yield [record_to_point(str(r.id), r.vector, r.payload) for r in recs]
-            if offset is None:
-                return
 
     def memory_bytes(self) -> dict[str, int]:
         return {}  # the server manages its own memory
+
+
+def _keep(found: Found, points: Sequence[Any], with_payload: bool, with_vector: bool) -> None:
+    for p in points:
+        pid = str(p.id)
+        if with_payload:
+            found.payloads[pid] = dict(p.payload or {})
+        if with_vector:
+            v = p.vector.get(DENSE) if isinstance(p.vector, dict) else p.vector
+            if v is not None:
+                found.vectors[pid] = np.asarray(v, np.float32)

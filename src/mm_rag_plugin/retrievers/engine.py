@@ -28,11 +28,11 @@ import numpy as np
 
 from ..errors import ConfigurationError
 from ..ids import stored_text, unstored_text
-from ._filters import Condition
+from ._filters import Condition, FilterKit
 from .bm25 import SparseVector
 
 __all__ = [
-    "DENSE", "QUANTIZATIONS", "SPARSE", "Engine", "ListQuery", "Point", "TextSafeEngine", "check_quantization",
+    "DENSE", "QUANTIZATIONS", "SPARSE", "Engine", "Found", "ListQuery", "Point", "TextSafeEngine", "check_quantization",
     "dense_vectors", "ranked", "record_to_point", "sources_payload", "tie_margin",
 ]
 
@@ -69,10 +69,30 @@ class ListQuery:
     min_score: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What one search call returns: the ranked lists (``(id, score)`` best first; one list for a
+    fused search), and, when asked for in the same call, the hits' stored payloads and dense vectors."""
+
+    lists: list[list[tuple[str, float]]]
+    payloads: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    vectors: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
 class Engine(Protocol):
-    """A store for the index's points. Ids are UUID strings; scores are Qdrant's."""
+    """A store for the index's points. Ids are UUID strings; scores are Qdrant's.
+
+    Every engine declares what it is (``name``, ``where``), whether its store holds dense vectors
+    (``has_dense``, known once the manifest is read or created), the quantization it was created
+    with, and how it spells filters (``kit``); a failure of the store is raised as
+    :class:`~..errors.StoreError`."""
 
     name: str
+    where: str
+    has_dense: bool
+    quantization: str | None
+    oversampling: float | None
+    kit: FilterKit
 
     # manifest and lifecycle
     def read_manifest(self) -> dict[str, Any] | None: ...
@@ -93,8 +113,8 @@ class Engine(Protocol):
     def sources(self) -> list[str]: ...
     def count(self, kind: str | None = None) -> int: ...
     def search(
-        self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...]
-    ) -> list[list[tuple[str, float]]]: ...
+        self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], *, with_payload: bool = False, with_vector: bool = False
+    ) -> Found: ...
     def fused(
         self,
         queries: Sequence[ListQuery],
@@ -103,7 +123,9 @@ class Engine(Protocol):
         rrf_k: float,
         weights: Sequence[float],
         limit: int,
-    ) -> list[tuple[str, float]]: ...
+        with_payload: bool = False,
+        with_vector: bool = False,
+    ) -> Found: ...
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
     def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
     def scan(self, batch: int = 256) -> Iterator[list[Point]]: ...
@@ -161,11 +183,11 @@ class TextSafeEngine:
     def sources(self) -> list[str]:
         return unstored_text(self._inner.sources())
 
-    def search(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...]) -> list[list[tuple[str, float]]]:
-        return self._inner.search(queries, _stored_conditions(conditions))
+    def search(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], **kwargs: Any) -> Found:
+        return _unstore_found(self._inner.search(queries, _stored_conditions(conditions), **kwargs))
 
-    def fused(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], **kwargs: Any) -> list[tuple[str, float]]:
-        return self._inner.fused(queries, _stored_conditions(conditions), **kwargs)
+    def fused(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], **kwargs: Any) -> Found:
+        return _unstore_found(self._inner.fused(queries, _stored_conditions(conditions), **kwargs))
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return {pid: _unstore_names(p) for pid, p in self._inner.payloads(ids).items()}
@@ -173,6 +195,12 @@ class TextSafeEngine:
     def scan(self, batch: int = 256) -> Iterator[list[Point]]:
         for points in self._inner.scan(batch):
             yield [dataclasses.replace(p, payload=_unstore_names(p.payload)) for p in points]
+
+
+def _unstore_found(found: Found) -> Found:
+    for p in found.payloads.values():
+        _unstore_names(p)
+    return found
 
 
 def _stored_conditions(conditions: tuple[Condition, ...]) -> tuple[Condition, ...]:

@@ -51,7 +51,7 @@ from ..types import Chunk, Embedder, ImageChunk, ReadResult, TextChunk
 from ._filters import Condition
 from ._lock import FolderLock
 from .bm25 import BM25Encoder
-from .engine import Engine, ListQuery, Point, TextSafeEngine, check_quantization
+from .engine import Engine, Found, ListQuery, Point, TextSafeEngine, check_quantization
 from .ingest import IngestReport, ingest
 from .manifest import FORMAT, check_manifest, describe_model, model_identity, same_model
 
@@ -146,14 +146,14 @@ class MultiModalIndex:
             self.close()
             raise
         # an existing shard keeps the quantization it was created with
-        self.quantization = getattr(self._engine, "quantization", self.quantization)
-        self.oversampling = getattr(self._engine, "oversampling", self.oversampling) or self.oversampling
+        self.quantization = self._engine.quantization
+        self.oversampling = self._engine.oversampling or self.oversampling
 
     # ------------------------------------------------------------------ opening
     @property
     def where(self) -> str:
         if self.remote:
-            return getattr(self._engine, "where", "qdrant")
+            return self._engine.where
         return str(self.path) if self.path else ":memory:"
 
     def _prepare_folder(self, create: bool) -> None:
@@ -217,8 +217,8 @@ class MultiModalIndex:
             self._create(embedder, dim, bm25, keyword_only)
             return
         manifest = check_manifest(stored, self._manifest_where())
-        has_dense = getattr(self._engine, "has_dense", None)  # how the store was created
-        if isinstance(has_dense, bool) and has_dense == manifest["keyword_only"]:
+        has_dense = self._engine.has_dense  # how the store was created
+        if has_dense == manifest["keyword_only"]:
             raise StoreError(
                 f"{self._manifest_where()}: damaged index: keyword_only is {str(manifest['keyword_only']).lower()} but the "
                 f"store was created {'with' if has_dense else 'without'} dense vectors; restore it from a backup, "
@@ -378,31 +378,78 @@ class MultiModalIndex:
                 points[p.id].payload["sources"] = _merged(points[p.id].payload["sources"], [chunk.source])
             else:
                 points[p.id] = p
-        present = self._engine.existing(list(points))
-        self._add_sources({pid: p.payload["sources"] for pid, p in points.items() if pid in present}, present)
-        new = [p for pid, p in points.items() if pid not in present]
+        return self.store(list(points.values()))
+
+    # ------------------------------------------------------------------ point operations
+    # The only way in for callers (ingest, the keyed stores, reindexing, the pipeline, copies): each
+    # operation commits what it must (the manifest's point count) before it returns.
+    def store(self, points: Sequence[Point]) -> int:
+        """The write sequence: points already stored (same id) get the new points' ``sources``
+        merged into theirs, the others are written; committed. Returns how many were new."""
+        present = self.merge_sources({p.id: p.payload.get("sources") or [] for p in points})
+        new = [p for p in points if p.id not in present]
         self.write_points(new)
         return len(new)
 
-    def write_points(self, points: Sequence[Point]) -> None:
-        """Upsert *points* and record the new count in the manifest (one committed batch)."""
-        if points:
-            self._engine.upsert(points)
-            self._committed()
-
-    def _committed(self) -> None:
-        self.manifest["points"] = self._engine.count()
-        self._engine.write_manifest(self.manifest)
-
-    def _add_sources(self, wanted: dict[str, list[str]], present: dict[str, list[str]]) -> None:
+    def merge_sources(self, wanted: Mapping[str, Sequence[str]]) -> set[str]:
+        """Add the paths in *wanted* (point id -> paths) to the ``sources`` of those points the
+        index holds; returns the ids it holds (the others are for the caller to write)."""
+        present = self._engine.existing(list(wanted))
         updates = {}
-        for pid, sources in wanted.items():
-            have = present.get(pid, [])
-            merged = _merged(have, sources)
+        for pid, have in present.items():
+            merged = _merged(have, wanted[pid])
             if merged != have:
                 updates[pid] = merged
         if updates:
             self._engine.set_sources(updates)
+        return set(present)
+
+    def write_points(self, points: Sequence[Point]) -> None:
+        """Upsert *points* as they are (replacing points with the same id); committed."""
+        if points:
+            self._engine.upsert(points)
+            self._commit()
+
+    def existing(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        """The ids among *ids* that the index holds, each with its ``sources``."""
+        return self._engine.existing(list(ids))
+
+    def with_source(self, source: str) -> dict[str, list[str]]:
+        """The points found at *source* (point id -> all their sources)."""
+        return self._engine.with_source(source)
+
+    def ids_where(self, conditions: tuple[Condition, ...]) -> list[str]:
+        """The ids of every point matching *conditions* (all of them for ``()``)."""
+        return self._engine.ids_where(conditions)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete the points with these ids (ids not stored are ignored); committed. Returns how
+        many were stored."""
+        present = self._engine.existing(list(ids))
+        if present:
+            self._engine.delete(sorted(present))
+            self._commit()
+        return len(present)
+
+    def delete_where(self, conditions: tuple[Condition, ...]) -> int:
+        """Delete every point matching *conditions*; committed. Returns how many."""
+        pids = self._engine.ids_where(conditions)
+        if pids:
+            self._engine.delete(pids)
+            self._commit()
+        return len(pids)
+
+    def fetch(self, ids: Sequence[str], *, vectors: bool = False) -> dict[str, Point]:
+        """The stored points with these ids, payloads as stored (not resolved: see
+        :meth:`payloads` for what answers read) and, with *vectors*, their dense vectors."""
+        payloads = self._engine.payloads(list(ids))
+        dense = self._engine.vectors(list(payloads)) if vectors and payloads else {}
+        empty = _empty_sparse()
+        return {pid: Point(pid, dense.get(pid), empty, p) for pid, p in payloads.items()}
+
+    def _commit(self) -> None:
+        self.manifest["points"] = self._engine.count()
+        self._engine.write_manifest(self.manifest)
 
     def point_id(self, chunk: Chunk) -> tuple[str, dict[str, Any]]:
         """The content-derived point id of *chunk*, and its payload (paths under the index folder
@@ -484,7 +531,7 @@ class MultiModalIndex:
         if doomed:
             self._engine.delete(sorted(doomed))
         if updates or doomed:
-            self._committed()
+            self._commit()
         return len(doomed)
 
     def optimize(self) -> None:
@@ -493,7 +540,8 @@ class MultiModalIndex:
 
     # ------------------------------------------------------------------ reads (used by retrievers)
     def search_lists(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...]) -> list[list[tuple[str, float]]]:
-        return self._engine.search(queries, conditions)
+        """Each list ranked by the engine (ids and scores only)."""
+        return self._engine.search(queries, conditions).lists
 
     def search_fused(
         self,
@@ -504,9 +552,32 @@ class MultiModalIndex:
         limit: int,
         weights: Sequence[float] | None = None,
     ) -> list[tuple[str, float]]:
-        """The lists fused by the engine in one call (Qdrant's weighted RRF)."""
-        w = [1.0] * len(queries) if weights is None else list(weights)
-        return self._engine.fused(queries, conditions, rrf_k=rrf_k, weights=w, limit=limit)
+        """The lists fused by the engine in one call (Qdrant's weighted RRF); ids and scores only."""
+        return self.search(queries, conditions, fuse=(rrf_k, limit, weights), payloads=False).lists[0]
+
+    def search(
+        self,
+        queries: Sequence[ListQuery],
+        conditions: tuple[Condition, ...],
+        *,
+        fuse: tuple[float, int, Sequence[float] | None] | None = None,
+        payloads: bool = True,
+        vectors: bool = False,
+    ) -> Found:
+        """One engine call for a query: the ranked lists (or, with ``fuse=(rrf_k, limit,
+        weights)``, the one list Qdrant fuses), with the hits' payloads (checked and resolved as
+        :meth:`payloads` gives them) and, with *vectors*, their dense vectors, in that same call."""
+        if fuse is None:
+            found = self._engine.search(queries, conditions, with_payload=payloads, with_vector=vectors)
+        else:
+            rrf_k, limit, weights = fuse
+            w = [1.0] * len(queries) if weights is None else list(weights)
+            found = self._engine.fused(
+                queries, conditions, rrf_k=rrf_k, weights=w, limit=limit, with_payload=payloads, with_vector=vectors
+            )
+        if payloads:  # checked and resolved as read: a query reads few of the hits it gets
+            found = Found(found.lists, _Resolving(self, found.payloads), found.vectors)  # type: ignore[arg-type]
+        return found
 
     def chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
         """Chunks by point id (ids not found are left out); a damaged payload raises
@@ -529,7 +600,10 @@ class MultiModalIndex:
         """Stored payloads by point id, image paths resolved against the index folder. An image
         point whose file :meth:`image_file` refuses is left out (as if deleted), with one warning:
         no caller can read a path the index did not check."""
-        out = self._engine.payloads(ids)
+        return self._resolve(self._engine.payloads(ids))
+
+    def _resolve(self, out: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Stored payloads made safe to answer with (see :meth:`payloads`), in place."""
         self._check_payloads(out)
         for pid, p in list(out.items()):
             if p.get("kind") != "image":
@@ -740,14 +814,12 @@ class MultiModalIndex:
             copied: set[str] = set()
             with bar:
                 for batch in self.scan(batch_size):
-                    present = target._engine.existing([p.id for p in batch])
-                    target._engine.upsert([p for p in batch if p.id not in present])
-                    target._add_sources({p.id: p.payload.get("sources", []) for p in batch if p.id in present}, present)
+                    target.store(batch)
                     if target.blob_dir is not None:
                         for p in batch:
                             self._copy_image(p, target, copied)
                     bar.update(len(batch))
-            target._committed()
+            target._commit()
             target.optimize()
             if len(target) < total:
                 raise StoreError(f"copy to {target.where} ended with {len(target)} of {total} points")
@@ -832,11 +904,6 @@ class MultiModalIndex:
             ix.close()
             raise
         return ix
-
-    # ------------------------------------------------------------------ internals for ingest
-    @property
-    def engine_impl(self) -> Engine:
-        return self._engine
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -924,6 +991,12 @@ def _merged(have: Sequence[str], more: Sequence[str]) -> list[str]:
     return out
 
 
+def _empty_sparse() -> Any:
+    from .bm25 import SparseVector
+
+    return SparseVector(np.empty(0, np.uint32), np.empty(0, np.float32))
+
+
 def _same_sparse(stored: Any, expected: Any) -> bool:
     """Whether a stored sparse vector is the one its text encodes to (order of entries aside)."""
     if expected is None:
@@ -933,6 +1006,36 @@ def _same_sparse(stored: Any, expected: Any) -> bool:
         np.array_equal(np.asarray(stored.indices)[a], np.asarray(expected.indices)[b])
         and np.allclose(np.asarray(stored.values)[a], np.asarray(expected.values)[b], rtol=1e-4, atol=1e-6)
     )
+
+
+class _Resolving(dict):  # type: ignore[type-arg]
+    """Payloads that come with search hits, each checked and resolved (:meth:`MultiModalIndex.payloads`'s
+    rule) when first read; one the rule refuses reads as absent."""
+
+    def __init__(self, index: MultiModalIndex, raw: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self._index, self._raw = index, raw
+
+    def __contains__(self, pid: object) -> bool:
+        return self._get(pid) is not None
+
+    def __getitem__(self, pid: str) -> dict[str, Any]:
+        p = self._get(pid)
+        if p is None:
+            raise KeyError(pid)
+        return p
+
+    def get(self, pid: str, default: Any = None) -> Any:  # type: ignore[override]
+        p = self._get(pid)
+        return default if p is None else p
+
+    def _get(self, pid: object) -> dict[str, Any] | None:
+        if dict.__contains__(self, pid):
+            return dict.__getitem__(self, pid)  # type: ignore[no-any-return]
+        raw = self._raw.get(pid)  # type: ignore[call-overload]
+        p = None if raw is None else self._index._resolve({pid: raw}).get(pid)  # type: ignore[dict-item]
+        dict.__setitem__(self, pid, p)
+        return p
 
 
 class _Closed:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._items import as_chunk
 from ..errors import InvalidInputError
 from ..types import Chunk, Embedder, FileError, ImageChunk, ReadResult, TextChunk
 
@@ -58,36 +59,6 @@ def _embed_images(embedder: Embedder, chunks: Sequence[ImageChunk]) -> tuple[np.
     for e in res.errors:
         errs[e.index] = str(e.error)
     return np.asarray(res.vectors, np.float32), errs
-
-
-def _framework_of(item: object) -> str | None:
-    for cls in type(item).__mro__:
-        mod = cls.__module__
-        if mod.startswith("langchain_core.documents"):
-            return "langchain"
-        if mod.startswith("llama_index.core.schema"):
-            return "llama_index"
-    return None
-
-
-def as_chunk(item: object) -> Chunk:
-    """*item* as a chunk: chunks as they are; a LangChain ``Document`` or a LlamaIndex node
-    (text or image) converted, its metadata kept."""
-    if isinstance(item, (TextChunk, ImageChunk)):
-        return item
-    framework = _framework_of(item)
-    if framework == "langchain":
-        from ..integrations.langchain._convert import document_to_chunk
-
-        return document_to_chunk(item)  # type: ignore[arg-type]
-    if framework == "llama_index":
-        from ..integrations.llama_index._convert import node_to_chunk
-
-        return node_to_chunk(item)  # type: ignore[arg-type]
-    raise InvalidInputError(
-        f"cannot index a {type(item).__name__}: expected a TextChunk, ImageChunk, LangChain Document or LlamaIndex node",
-        source=f"<{type(item).__name__}>",
-    )
 
 
 def ingest(
@@ -140,9 +111,8 @@ def ingest(
                 srcs = sources.setdefault(pid, [])
                 if chunk.source not in srcs:
                     srcs.append(chunk.source)
-            present = index.engine_impl.existing(list(todo))
+            present = index.merge_sources({pid: sources[pid] for pid in todo})
             unchanged += len(present)
-            index._add_sources({pid: sources[pid] for pid in present}, present)
             fresh = [(pid, c) for pid, c in todo.items() if pid not in present]
             points: list[Point] = []
             for chunk, vec, err in _vectors(index, embedder, [c for _, c in fresh]):

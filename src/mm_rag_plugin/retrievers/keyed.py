@@ -98,30 +98,17 @@ class KeyedStore:
 
     def delete(self, keys: Sequence[str]) -> int:
         """Remove the items with these ids (ids not stored are ignored); returns how many were."""
-        pids = [self.point_id(k) for k in keys]
-        present = self.index.engine_impl.existing(pids)
-        if present:
-            self.index.engine_impl.delete(sorted(present))
-            self.index._committed()
-        return len(present)
+        return self.index.delete([self.point_id(k) for k in keys])
 
     def delete_where(self, conditions: tuple[Condition, ...]) -> int:
         """Remove every item matching *conditions* (at least one condition is required)."""
         if not conditions:
             raise InvalidInputError("delete_where needs a filter (refusing to delete everything)", source="filters")
-        pids = self.index.engine_impl.ids_where(self._conditions(conditions))
-        if pids:
-            self.index.engine_impl.delete(pids)
-            self.index._committed()
-        return len(pids)
+        return self.index.delete_where(self._conditions(conditions))
 
     def clear(self) -> int:
         """Remove every item (of this store's kind)."""
-        pids = self.index.engine_impl.ids_where(self._conditions(()))
-        if pids:
-            self.index.engine_impl.delete(pids)
-            self.index._committed()
-        return len(pids)
+        return self.index.delete_where(self._conditions(()))
 
     # ------------------------------------------------------------------ reads
     def get(self, keys: Sequence[str]) -> list[Stored]:
@@ -137,7 +124,7 @@ class KeyedStore:
 
     def get_where(self, conditions: tuple[Condition, ...]) -> list[Stored]:
         """Every stored item matching *conditions* (of this store's kind)."""
-        pids = self.index.engine_impl.ids_where(self._conditions(conditions))
+        pids = self.index.ids_where(self._conditions(conditions))
         payloads = self.index.payloads(pids)
         return [self._stored(pid, payloads[pid]) for pid in pids if pid in payloads]
 
@@ -160,6 +147,7 @@ class KeyedStore:
         rrf_k: float = DEFAULT_RRF_K,
         weights: Mapping[str, float] | None = None,
         prefetch_k: int | None = None,
+        vectors_into: dict[str, np.ndarray] | None = None,
     ) -> list[Stored]:
         """The best *k* items, best first.
 
@@ -186,14 +174,17 @@ class KeyedStore:
             raise ConfigurationError(f"mode must be 'dense', 'keyword' or 'hybrid', got {mode!r}")
         if not lists:
             return []
-        results = self.index.search_lists(lists, conditions)
+        found = self.index.search(lists, conditions, vectors=vectors_into is not None)  # payloads come with the hits
         if mode == "hybrid":
-            fused = rrf({q.name: r for q, r in zip(lists, results, strict=True)}, k=rrf_k, weights=weights)
+            fused = rrf({q.name: r for q, r in zip(lists, found.lists, strict=True)}, k=rrf_k, weights=weights)
             ranked = [(f.id, f.score) for f in fused[:k]]
         else:
-            ranked = results[0][:k]
-        payloads = self.index.payloads([pid for pid, _ in ranked])
-        return [self._stored(pid, payloads[pid], score) for pid, score in ranked if pid in payloads]
+            ranked = found.lists[0][:k]
+        payloads = found.payloads
+        out = [self._stored(pid, payloads[pid], score) for pid, score in ranked if pid in payloads]
+        if vectors_into is not None:  # the hits' dense vectors, from the same call (MMR)
+            vectors_into.update(found.vectors)
+        return out
 
     def _vector(self, vector: Any) -> np.ndarray:
         if self.index.keyword_search_only:
@@ -225,10 +216,10 @@ class KeyedStore:
             raise InvalidInputError(f"lambda_mult must be between 0 and 1, got {lambda_mult!r}")
         if not isinstance(fetch_k, int) or fetch_k < 1:
             raise InvalidInputError(f"fetch_k must be an integer >= 1, got {fetch_k!r}")
-        candidates = self.search(vector=vector, k=max(fetch_k, k), conditions=conditions, mode="dense")
+        vecs: dict[str, np.ndarray] = {}
+        candidates = self.search(vector=vector, k=max(fetch_k, k), conditions=conditions, mode="dense", vectors_into=vecs)
         if not candidates:
             return []
-        vecs = self.index.vectors([s.pid for s in candidates])
         rows = [vecs.get(s.pid) for s in candidates]
         usable = [(s, v) for s, v in zip(candidates, rows, strict=True) if v is not None]
         chosen = mmr_select(self._vector(vector), np.stack([v for _, v in usable]), k, float(lambda_mult)) if usable else []

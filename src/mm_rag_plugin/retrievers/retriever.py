@@ -30,7 +30,7 @@ from .._payload import payload_to_chunk
 from ..errors import ConfigurationError, InvalidInputError
 from ..types import Embedder, Hit, ImageInput
 from ._filters import matches_nothing, parse_filters
-from .engine import ListQuery
+from .engine import Found, ListQuery
 from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, distinct, rrf, rrf_sort_key
 from .index import MultiModalIndex
 
@@ -156,21 +156,24 @@ class FusedRetriever:
         lists = self._lists(query, image, depth, kind_filter)
         if not lists:
             return []
-        fused = self._fuse(lists, conditions, depth)
+        fused, found = self._fuse(lists, conditions, depth)
         if self.score_threshold is not None:
             fused = [f for f in fused if f.score >= self.score_threshold]
-        return self._finish(fused, k)
+        return self._finish(fused, found, k)
 
-    def _fuse(self, lists: list[ListQuery], conditions: tuple, depth: int) -> list[Fused]:
+    def _fuse(self, lists: list[ListQuery], conditions: tuple, depth: int) -> tuple[list[Fused], Found]:
+        """The fused ranking, and what post-processing reads (payloads; vectors when near
+        duplicates are removed), all from one engine call."""
+        vectors = self.dedupe and self.near_duplicate_threshold is not None
         if self.fusion == "client":
-            results = self.index.search_lists(lists, conditions)  # each list ranked by the engine
-            return rrf({q.name: r for q, r in zip(lists, results, strict=True)}, k=self.rrf_k, weights=self.weights)
-        pairs = self.index.search_fused(
-            lists, conditions, rrf_k=self.rrf_k, limit=depth * len(lists), weights=[self.weights[q.name] for q in lists]
-        )
-        pairs.sort(key=lambda t: rrf_sort_key(t[1], t[0]))
+            found = self.index.search(lists, conditions, vectors=vectors)  # each list ranked by the engine
+            fused = rrf({q.name: r for q, r in zip(lists, found.lists, strict=True)}, k=self.rrf_k, weights=self.weights)
+            return fused, found
+        fuse = (self.rrf_k, depth * len(lists), [self.weights[q.name] for q in lists])
+        found = self.index.search(lists, conditions, fuse=fuse, vectors=vectors)
+        pairs = sorted(found.lists[0], key=lambda t: rrf_sort_key(t[1], t[0]))
         if not self.explain:
-            return [Fused(i, s) for i, s in pairs]
+            return [Fused(i, s) for i, s in pairs], found
         results = self.index.search_lists(lists, conditions)
         ranks: dict[str, dict[str, int]] = {}
         raw: dict[str, dict[str, float]] = {}
@@ -178,20 +181,19 @@ class FusedRetriever:
             for rank, (pid, score) in enumerate(r, start=1):
                 ranks.setdefault(pid, {})[q.name] = rank
                 raw.setdefault(pid, {})[q.name] = score
-        return [Fused(i, s, ranks.get(i, {}), raw.get(i, {})) for i, s in pairs]
+        return [Fused(i, s, ranks.get(i, {}), raw.get(i, {})) for i, s in pairs], found
 
-    def _finish(self, fused: list[Fused], k: int) -> list[Hit]:
-        # Work on raw payloads, read only as deep as the result needs, through a pipeline of lazy
-        # stages (payload pages -> exact duplicates out -> near duplicates out -> the head); chunks
-        # are built only for the hits returned.
+    def _finish(self, fused: list[Fused], found: Found, k: int) -> list[Hit]:
+        # Lazy stages over the hits and the payloads that came with them (exact duplicates out ->
+        # near duplicates out -> the head); chunks are built only for the hits returned.
         want = k + sum(self.quotas.values())
         room = 3 * want if self.quotas else want  # quotas promote hits from below the first k
-        page = room + room // 2 if self.dedupe else room  # spare for duplicates, which are rare
-        stream = self._with_payloads(fused, page)
+        payloads = found.payloads
+        stream: Iterator[tuple[Fused, dict[str, Any]]] = ((f, payloads[f.id]) for f in fused if f.id in payloads)
         if self.dedupe:
             stream = distinct(stream, lambda it: _content_key(it[1]))
             if self.near_duplicate_threshold is not None:
-                stream = self._near_distinct(stream, room)
+                stream = self._near_distinct(stream, room, found.vectors)
         items = self._head(stream, room)
         if self.quotas:
             items = apply_quotas(items, k, _kind, self.quotas)
@@ -199,26 +201,14 @@ class FusedRetriever:
             Hit(payload_to_chunk(payload), f.score, dict(f.ranks), dict(f.list_scores)) for f, payload in items[:k]
         ]
 
-    def _with_payloads(self, fused: list[Fused], page: int) -> Iterator[tuple[Fused, dict[str, Any]]]:
-        """``(fused, payload)`` best first, reading payloads a page at a time (pages double)."""
-        start = 0
-        while start < len(fused):
-            part = fused[start : start + page]
-            payloads = self.index.payloads([f.id for f in part])
-            for f in part:
-                if f.id in payloads:  # deleted since the search
-                    yield f, payloads[f.id]
-            start += len(part)
-            page *= 2
-
-    def _near_distinct(self, items: Iterator[tuple[Fused, dict[str, Any]]], batch: int) -> Iterator[tuple[Fused, dict[str, Any]]]:
+    def _near_distinct(
+        self, items: Iterator[tuple[Fused, dict[str, Any]]], batch: int, vectors: Mapping[str, np.ndarray]
+    ) -> Iterator[tuple[Fused, dict[str, Any]]]:
         """*items* without those whose vector is ``near_duplicate_threshold``-similar to a better
-        kept item of the same kind; vectors are read a batch at a time, as far as the reader pulls."""
+        kept item of the same kind (vectors came with the search), as far as the reader pulls."""
         threshold = float(self.near_duplicate_threshold or 1.0)
         kept: list[tuple[Fused, dict[str, Any]]] = []
-        vectors: dict[str, np.ndarray] = {}
         while part := list(islice(items, batch)):
-            vectors.update(self.index.vectors([f.id for f, _ in part]))
             # greedy in rank order: the items kept so far stay kept, each new one is checked
             # against them and against the better new ones
             head = kept + part
