@@ -497,11 +497,16 @@ def _cmd_verify(args, out, err) -> int:
 
 def _cmd_info(args, out, err) -> int:
     from .retrievers import MultiModalIndex
+    from .retrievers._lock import IndexInUseError
     from .retrievers.manifest import describe_model
 
     # what the index holds and its manifest say it all: the model is named, never loaded
     remote = dict(url=args.url, api_key=args.qdrant_api_key, collection=args.collection) if args.url else {}
-    with MultiModalIndex(args.index, keyword_only=True, create=False, show_progress=False, **remote) as index:
+    try:
+        index = MultiModalIndex(args.index, keyword_only=True, create=False, show_progress=False, **remote)
+    except IndexInUseError as exc:  # another process holds it: its manifest still answers
+        return _info_from_manifest(args, exc.holder, out)
+    with index:
         dense = not index.keyword_only
         info: dict[str, Any] = {
             "index_dir": str(index.path),
@@ -520,6 +525,39 @@ def _cmd_info(args, out, err) -> int:
             json.dump(info, out, indent=2)
             print(file=out)
             return 0
+    for key, value in info.items():
+        print(f"{key:<13} {one_line(value)}", file=out)
+    return 0
+
+
+def _info_from_manifest(args: argparse.Namespace, holder: str, out: TextIO) -> int:
+    """``info`` of an index another process holds: what its manifest records (items as of its
+    last completed write; texts and images are counted only by opening the index)."""
+    from .retrievers.manifest import describe_model, read_folder_manifest
+
+    folder = Path(os.path.abspath(Path(args.index).expanduser()))
+    manifest = read_folder_manifest(folder)
+    dense = not manifest["keyword_only"]
+    info: dict[str, Any] = {
+        "index_dir": str(folder),
+        "engine": "qdrant-edge",
+        "items": manifest.get("points", 0),
+        "texts": None,
+        "images": None,
+        "model": describe_model(manifest["model"]) if dense else None,
+        "dim": manifest["dim"],
+        "keyword_only": manifest["keyword_only"],
+        "quantization": None,
+        "search": "dense + keyword" if dense and not args.keyword_only else "keyword-only",
+        "held_by": holder,
+    }
+    if args.json:
+        info["model_identity"] = manifest["model"]
+        json.dump(info, out, indent=2)
+        print(file=out)
+        return 0
+    info["texts"] = info["images"] = info["quantization"] = "unknown while the index is in use"
+    info["items"] = f"{info['items']} (from the manifest: the index is in use)"
     for key, value in info.items():
         print(f"{key:<13} {one_line(value)}", file=out)
     return 0
