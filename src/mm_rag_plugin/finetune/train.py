@@ -742,7 +742,7 @@ def finetune(
         }, tmp)
         os.replace(tmp, state_path)
 
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar as tqdm
 
     trainer.train_mode()
     seconds, done = 0.0, 0

@@ -738,7 +738,7 @@ class MultiModalIndex:
         skipped, so a copy that was interrupted is finished by running it again. Images extracted
         into this folder are copied along when the target is a folder, file by file, each one only
         when :meth:`image_file` accepts it (no link is followed; a refused one is warned about)."""
-        from tqdm.auto import tqdm
+        from .._progress import progress_bar as tqdm
 
         target = MultiModalIndex._for_copy(self, path, url=url, api_key=api_key, client=client, collection=collection)
         try:
