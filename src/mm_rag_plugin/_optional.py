@@ -17,6 +17,9 @@ def require(module: str, *, extra: str, package: str | None = None) -> ModuleTyp
 
     Call it once, at construction time, never inside a loop.
     """
+    from ._progress import quiet_notebook_tqdm
+
+    quiet_notebook_tqdm()  # before a dependency imports tqdm.auto (in a notebook without ipywidgets it warns)
     try:
         return importlib.import_module(module)
     except ImportError as exc:

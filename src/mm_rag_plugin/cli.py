@@ -126,31 +126,60 @@ def _count(text: str) -> int:
 
 def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The ``mm-rag`` parser and its subcommands' parsers (for per-command usage errors)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--index", default=os.environ.get("MM_RAG_INDEX", ".mm_rag"), help="index folder (default: %(default)s)")
-    common.add_argument("--model", help="open_clip architecture, hf-hub:org/repo or local-dir:/path ($MM_RAG_MODEL)")
-    common.add_argument("--pretrained", help="open_clip pretrained tag ($MM_RAG_PRETRAINED)")
-    common.add_argument("--checkpoint", help="local weights file for --model ($MM_RAG_CHECKPOINT)")
-    common.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    common.add_argument(
+    # each command takes (and its --help lists) only the options it uses; the others default below
+    base = argparse.ArgumentParser(add_help=False)
+    base.add_argument("--index", default=os.environ.get("MM_RAG_INDEX", ".mm_rag"), help="index folder (default: %(default)s)")
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--model", help="open_clip architecture, hf-hub:org/repo or local-dir:/path ($MM_RAG_MODEL)")
+    model.add_argument("--pretrained", help="open_clip pretrained tag ($MM_RAG_PRETRAINED)")
+    model.add_argument("--checkpoint", help="local weights file for --model ($MM_RAG_CHECKPOINT)")
+    model.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    precision = argparse.ArgumentParser(add_help=False)
+    precision.add_argument(
         "--precision", choices=("auto", "fp32", "bf16", "fp16"),
-        help="model numerics ($MM_RAG_PRECISION; default auto: bf16 on CPUs that compute it natively, else fp32); "
-        "finetune: training autocast (auto: bf16 where it is faster: GPUs with bf16, CPUs with AVX512-BF16/AMX "
-        "for --train all)",
+        help="model numerics ($MM_RAG_PRECISION; default auto: bf16 on CPUs that compute it natively, else fp32)",
     )
-    common.add_argument(
+    train_precision = argparse.ArgumentParser(add_help=False)
+    train_precision.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16", "fp16"),
+        help="training autocast (default auto: bf16 where it is faster: GPUs with bf16, CPUs with AVX512-BF16/AMX "
+        "for --train all); the base model is loaded in fp32 either way",
+    )
+    keyword = argparse.ArgumentParser(add_help=False)
+    keyword.add_argument(
         "--keyword-only", action="store_true",
         help="no model: build a keyword-only index, or search an index by keywords (BM25) only",
     )
-    common.add_argument("--url", help="Qdrant server/cluster URL instead of the embedded index")
-    common.add_argument("--collection", default="mm_rag", help="Qdrant collection with --url (default: %(default)s)")
-    common.add_argument("--qdrant-api-key", default=os.environ.get("QDRANT_API_KEY"), help="Qdrant API key ($QDRANT_API_KEY)")
-    common.add_argument(
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument("--url", help="Qdrant server/cluster URL instead of the embedded index")
+    server.add_argument("--collection", default="mm_rag", help="Qdrant collection with --url (default: %(default)s)")
+    server.add_argument("--qdrant-api-key", default=os.environ.get("QDRANT_API_KEY"), help="Qdrant API key ($QDRANT_API_KEY)")
+    quantization = argparse.ArgumentParser(add_help=False)
+    quantization.add_argument(
         "--quantization", choices=("int8", "binary"), default=os.environ.get("MM_RAG_QUANTIZATION") or None,
-        help="keep vectors quantized in RAM, rescored from disk: int8 (1/4 the memory) or binary (1/32)",
+        help="a new index keeps vectors quantized in RAM, rescored from disk: int8 (1/4 the memory) or binary (1/32)",
     )
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars (shown only on a terminal)")
-    common.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks")
+    # finetune and reindex work on a folder with a model: --url and --keyword-only are refused by name
+    not_here = argparse.ArgumentParser(add_help=False)
+    not_here.add_argument("--url", help=argparse.SUPPRESS)
+    not_here.add_argument("--keyword-only", action="store_true", help=argparse.SUPPRESS)
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("-q", "--quiet", action="store_true", help="no progress bars (shown only on a terminal)")
+    output.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks")
+    searching = [base, model, precision, keyword, server, output]
+    parents = {
+        "ingest": [base, model, precision, keyword, server, quantization, output],
+        "query": searching, "ask": searching, "eval": searching, "delete": searching, "copy": searching,
+        "info": [base, keyword, server, output],
+        "verify": [base, server, output],
+        "finetune": [base, model, train_precision, not_here, output],
+        "reindex": [base, model, precision, not_here, output],
+    }
+    defaults = dict(
+        model=None, pretrained=None, checkpoint=None, device=None, precision=None, keyword_only=False, url=None,
+        collection="mm_rag", qdrant_api_key=os.environ.get("QDRANT_API_KEY"),
+        quantization=os.environ.get("MM_RAG_QUANTIZATION") or None,
+    )
 
     p = argparse.ArgumentParser(
         prog="mm-rag", description="Multimodal RAG over your documents: text and images, BM25 + CLIP fused.",
@@ -162,9 +191,10 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         commands[name] = sub.add_parser(
-            name, parents=[common], help=help, description=help[:1].upper() + help[1:] + ".",
+            name, parents=parents[name], help=help, description=help[:1].upper() + help[1:] + ".",
             epilog=_ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        commands[name].set_defaults(**{k: v for k, v in defaults.items() if commands[name].get_default(k) is None})
         return commands[name]
 
     def top_k(s: argparse.ArgumentParser, default: int, what: str) -> None:
@@ -196,6 +226,8 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     s = command("eval", "recall@k, MRR and nDCG for dense, BM25 and fused search")
     s.add_argument("qrels", help='JSONL file: {"query": "...", "relevant": ["file or chunk id", ...]} per line')
     top_k(s, 10, "cut-off")
+    s.add_argument("--no-dedupe", action="store_true",
+                   help="keep near-duplicate hits (by default they are removed, and the report says how many)")
     s.add_argument("--json", action="store_true", help="print JSON")
 
     s = command("info", "index statistics, model and location (read from the index; no model is loaded)")
@@ -249,7 +281,14 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse *argv*; a bad argument exits with code 2 and the usage of the command it was given to."""
     parser, commands = _parsers()
-    args, extra = parser.parse_known_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given and not given[0].startswith("-") and given[0] not in commands:  # a misspelt command
+        import difflib
+
+        close = difflib.get_close_matches(given[0], list(commands), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else f"choose from {', '.join(commands)}"
+        parser.error(f"unknown command '{one_line(given[0])[:60]}' ({hint})")
+    args, extra = parser.parse_known_args(given)
     command = commands[args.command]
     if extra:
         command.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -401,12 +440,14 @@ def _cmd_ask(args, out, err) -> int:
         if not ans.generated:
             print("[extractive answer: no generator was used; set GOOGLE_API_KEY for a written answer]\n", file=out)
         print(ans.text, file=out)
-        if ans.sources:
+        if ans.citations:  # the sources the answer cites, by their numbers in it (--json lists all retrieved)
             print("\nsources:", file=out)
-            for i, hit in enumerate(ans.sources, 1):
-                c = hit.chunk
+            for cited in sorted(ans.citations, key=lambda c: c.number):
+                c = cited.hit.chunk
                 ref = c.image_path if c.kind == "image" else c.source
-                print(f"  [{i}] {c.kind}: {one_line(ref)}" + (f" (page {c.page})" if c.page else ""), file=out)
+                print(f"  [{cited.number}] {c.kind}: {one_line(ref)}" + (f" (page {c.page})" if c.page else ""), file=out)
+        elif ans.sources:
+            print(f"\n(the answer cites none of the {len(ans.sources)} retrieved sources; --json lists them)", file=out)
     return 0
 
 
@@ -435,16 +476,29 @@ def _cmd_eval(args, out, err) -> int:
         if not rag.keyword_only:
             modes = {"dense": {"bm25": 0.0}, **modes, "fused": {}}
         results: dict[str, dict[str, float]] = {}
+        dedupe = not args.no_dedupe
+        dropped: dict[str, int] = {}
         for mode, weights in modes.items():
-            retriever = FusedRetriever(rag.index, rag.embedder, weights=weights)
-            scores = [_metrics(retriever.retrieve(q, k=args.k), rel, args.k) for q, rel in queries]
+            retriever = FusedRetriever(rag.index, rag.embedder, weights=weights, dedupe=dedupe)
+            raw = FusedRetriever(rag.index, rag.embedder, weights=weights, dedupe=False) if dedupe else None
+            scores = []
+            dropped[mode] = 0
+            for q, rel in queries:
+                hits = retriever.retrieve(q, k=args.k)
+                scores.append(_metrics(hits, rel, args.k))
+                if raw is not None:  # dedupe only removes: a top-k hit missing from the deduped top k was dropped
+                    kept = {h.id for h in hits}
+                    dropped[mode] += sum(1 for h in raw.retrieve(q, k=args.k) if h.id not in kept)
             results[mode] = {
                 f"recall@{args.k}": sum(s[0] for s in scores) / len(scores),
                 "mrr": sum(s[1] for s in scores) / len(scores),
                 f"ndcg@{args.k}": sum(s[2] for s in scores) / len(scores),
             }
         if args.json:
-            json.dump({"queries": len(queries), "k": args.k, "results": results}, out, indent=2)
+            report = {"queries": len(queries), "k": args.k, "dedupe": dedupe, "results": results}
+            if dedupe:
+                report["near_duplicates_dropped"] = dropped
+            json.dump(report, out, indent=2)
             print(file=out)
             return 0
         names = list(next(iter(results.values())))
@@ -452,6 +506,12 @@ def _cmd_eval(args, out, err) -> int:
         print(f"{'mode':<8}" + "".join(f"{n:>12}" for n in names), file=out)
         for mode, row in results.items():
             print(f"{mode:<8}" + "".join(f"{row[n]:>12.3f}" for n in names), file=out)
+        if dedupe:
+            per_mode = ", ".join(f"{mode} {n}" for mode, n in dropped.items())
+            print(f"near-duplicate removal dropped {sum(dropped.values())} hits from the top {args.k} ({per_mode}); "
+                  "--no-dedupe keeps them", file=out)
+        else:
+            print("near-duplicate removal off (--no-dedupe)", file=out)
     return 0
 
 
@@ -497,11 +557,16 @@ def _cmd_verify(args, out, err) -> int:
 
 def _cmd_info(args, out, err) -> int:
     from .retrievers import MultiModalIndex
+    from .retrievers._lock import IndexInUseError
     from .retrievers.manifest import describe_model
 
     # what the index holds and its manifest say it all: the model is named, never loaded
     remote = dict(url=args.url, api_key=args.qdrant_api_key, collection=args.collection) if args.url else {}
-    with MultiModalIndex(args.index, keyword_only=True, create=False, show_progress=False, **remote) as index:
+    try:
+        index = MultiModalIndex(args.index, keyword_only=True, create=False, show_progress=False, **remote)
+    except IndexInUseError as exc:  # another process holds it: its manifest still answers
+        return _info_from_manifest(args, exc.holder, out)
+    with index:
         dense = not index.keyword_only
         info: dict[str, Any] = {
             "index_dir": str(index.path),
@@ -525,6 +590,39 @@ def _cmd_info(args, out, err) -> int:
     return 0
 
 
+def _info_from_manifest(args: argparse.Namespace, holder: str, out: TextIO) -> int:
+    """``info`` of an index another process holds: what its manifest records (items as of its
+    last completed write; texts and images are counted only by opening the index)."""
+    from .retrievers.manifest import describe_model, read_folder_manifest
+
+    folder = Path(os.path.abspath(Path(args.index).expanduser()))
+    manifest = read_folder_manifest(folder)
+    dense = not manifest["keyword_only"]
+    info: dict[str, Any] = {
+        "index_dir": str(folder),
+        "engine": "qdrant-edge",
+        "items": manifest.get("points", 0),
+        "texts": None,
+        "images": None,
+        "model": describe_model(manifest["model"]) if dense else None,
+        "dim": manifest["dim"],
+        "keyword_only": manifest["keyword_only"],
+        "quantization": None,
+        "search": "dense + keyword" if dense and not args.keyword_only else "keyword-only",
+        "held_by": holder,
+    }
+    if args.json:
+        info["model_identity"] = manifest["model"]
+        json.dump(info, out, indent=2)
+        print(file=out)
+        return 0
+    info["texts"] = info["images"] = info["quantization"] = "unknown while the index is in use"
+    info["items"] = f"{info['items']} (from the manifest: the index is in use)"
+    for key, value in info.items():
+        print(f"{key:<13} {one_line(value)}", file=out)
+    return 0
+
+
 def _finetune_base(args: argparse.Namespace) -> Any:
     """The model to fine-tune: --model ... or $MM_RAG_MODEL ...; with --from-index, else the index's own."""
     from .embeddings.open_clip import ENV_CHECKPOINT, ENV_MODEL, ENV_PRETRAINED, OpenCLIPEmbedder
@@ -538,11 +636,10 @@ def _finetune_base(args: argparse.Namespace) -> Any:
 
         with MultiModalIndex(args.index, keyword_only=True, create=False) as index:
             identity = index.model
+        # fp32 weights: a base loaded in bf16 would train from rounded weights (--precision is the training autocast)
         if identity:
-            return load_model(identity, device=args.device, precision=args.precision)
-    return OpenCLIPEmbedder(
-        args.model, args.pretrained, checkpoint=args.checkpoint, device=args.device, precision=args.precision or "auto"
-    )
+            return load_model(identity, device=args.device, precision="fp32")
+    return OpenCLIPEmbedder(args.model, args.pretrained, checkpoint=args.checkpoint, device=args.device, precision="fp32")
 
 
 def _cmd_finetune(args, out, err) -> int:
@@ -662,6 +759,27 @@ _COMMANDS = {
 }
 
 
+def _model_advice(exc: ModelLoadError) -> str:
+    """A model that cannot be loaded, said for the command line: the short reason, cut at a whole
+    sentence, and the options that fix it (not the Python API the library's message names)."""
+    import re
+
+    reason = str(exc.reason).strip()
+    cut = re.search(r"\.\.\.<\d+ chars>$", reason)
+    if cut:  # echo()'s repr, cut mid-sentence: keep the whole sentences (or clauses) before the cut
+        reason = reason[: cut.start()]
+        end = max(reason.rfind(". "), reason.rfind("; "), reason.rfind(": "))
+        reason = reason[:end] if end > 0 else reason
+    reason = reason.replace('"', "").replace("'", "").rstrip(" .:;")
+    built = re.search(r"The index was built with [^:]*", str(exc))
+    fix = (
+        f"{built.group(0)}: unset $MM_RAG_MODEL / --model to load it, or "
+        if built else "to use weights copied to this machine: --model local-dir:DIR (a folder with open_clip_config.json "
+        "and the weights) or --checkpoint FILE (with --model NAME, its architecture), or "
+    )
+    return f"could not load the model ({reason}); {fix}--keyword-only for keyword search without a model"
+
+
 def _progress(args: argparse.Namespace) -> bool:
     """Progress bars (tqdm, on standard error) only on a terminal: in a pipe or a log file their
     carriage returns and cursor moves would be noise."""
@@ -723,7 +841,8 @@ def _main(argv: Sequence[str] | None, out_stream: TextIO | None, err_stream: Tex
     except (MMRagError, OSError) as exc:
         if args.verbose:
             traceback.print_exc(file=err)
-        print(f"mm-rag {args.command}: error: {one_line(exc)}", file=err)
+        message = _model_advice(exc) if isinstance(exc, ModelLoadError) else str(exc)
+        print(f"mm-rag {args.command}: error: {one_line(message)}", file=err)
         return 3 if isinstance(exc, ModelLoadError) else 1
     finally:
         if not args.verbose:

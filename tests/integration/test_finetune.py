@@ -399,6 +399,8 @@ def test_pairs_from_an_index_dumped_then_fine_tuned_from_the_cli(base_dir, tmp_p
     record = json.loads((model / "finetune.json").read_text())
     assert record["base"]["name"] == f"local-dir:{base_dir.resolve()}"  # the index's own model
     assert record["data"]["origins"] == {"caption": 24, "context": 24} and record["steps"] == 3
+    # the base model is loaded in fp32 whatever --precision (the training autocast) says (issue 30)
+    assert record["settings"]["base_precision"] == "fp32" and record["settings"]["precision"] in ("fp32", "bf16")
 
     code, out, err = run("finetune", "--pairs", str(tmp_path / "pairs.jsonl"), "--out", str(model), "--quiet")
     assert code == 1 and "already holds a fine-tuned model" in err

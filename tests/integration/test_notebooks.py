@@ -47,6 +47,9 @@ def run_notebook(kernel_path, tiny_clip_dir, monkeypatch):
             nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
         )
         client.execute()
+        run.stderr = "".join(  # type: ignore[attr-defined]
+            o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"
+        )
         return {cell.source: _text(cell) for cell in nb.cells if cell.cell_type == "code"}
 
     return run
@@ -162,3 +165,17 @@ def test_llamaindex_notebook(run_notebook, gemini):
     assert "[1] image | source: " in tool and "inverter_fault.png" in tool
     assert tool.rstrip().splitlines()[-1].startswith("['inverter_fault.png'")
     _check_gemini_requests(gemini)
+
+
+@pytest.mark.parametrize(("name", "answer_cell"), [("langchain", "chain.invoke("), ("llamaindex", "engine.aquery(")])
+def test_framework_notebooks_run_without_a_key(run_notebook, name, answer_cell):
+    """No Gemini key: the answer cell falls back to the extractive answer, like the quickstart (issue 30)."""
+    out = run_notebook(name)
+    answer = _cell(out, answer_cell)
+    assert answer.startswith("EXTRACTIVE answer (no Gemini API key set)\n") and "E-217" in answer
+    assert "No answer generator was used" in answer
+    head = "\nCited sources:\n" if name == "langchain" else "\nSources:\n"
+    assert answer.split(head, 1)[1].startswith("[1] ")
+    tool = _cell(out, "tool.invoke(" if name == "langchain" else "tool.call(")
+    assert "inverter_fault.png" in tool
+    assert "IProgress" not in run_notebook.stderr  # show_progress=False: no TqdmWarning without ipywidgets

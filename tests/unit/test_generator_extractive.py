@@ -33,7 +33,7 @@ def test_extractive_answer_quotes_best_passages_with_sources(tmp_path):
     assert ans.generated is False and ans.model is None
     assert ans.text.startswith("No answer generator was used (no Gemini API key is configured)")
     assert "[1] Passage from manual.pdf, page 7: ... Batteries are covered for six months only." in ans.text
-    assert f"[2] Image from image {png} (manual.pdf, page 8): Battery warranty table" in ans.text
+    assert f"[2] Image from manual.pdf, page 8 ({png}): Battery warranty table" in ans.text  # issue 30: no "image from image"
     assert "[3] Passage from other.md: Unrelated" in ans.text and "Fourth" not in ans.text
     assert [c.number for c in ans.citations] == [1, 2, 3]
     assert [c.hit.id for c in ans.citations] == ["t1", "i1", "t2"]

@@ -413,7 +413,7 @@ class OpenCLIPEmbedder:
             return self._finish(self.model.encode_image(batch))
 
     def _progress(self, total: int, desc: str):
-        from tqdm.auto import tqdm
+        from .._progress import progress_bar as tqdm
 
         return tqdm(total=total, desc=desc, unit="item", disable=not self.show_progress or total == 0)
 

@@ -176,7 +176,7 @@ def _copy_points(
     old: Any, new: Any, embedder: Embedder, batch_size: int, skip_unreadable: bool, show_progress: bool
 ) -> tuple[int, int, int, list[str]]:
     """Stream *old*'s points into *new* with new vectors; returns (embedded, texts, images, skipped)."""
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar as tqdm
 
     from ..retrievers.engine import Point
 

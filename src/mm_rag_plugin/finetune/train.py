@@ -742,7 +742,7 @@ def finetune(
         }, tmp)
         os.replace(tmp, state_path)
 
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar as tqdm
 
     trainer.train_mode()
     seconds, done = 0.0, 0
@@ -796,7 +796,7 @@ def finetune(
         "data": {"sha256": data_sha, "pairs": len(pair_list), "train": len(train_pairs), "heldout": len(held),
                  "heldout_file": HELDOUT_JSONL, "origins": _origins(pair_list)},
         "settings": {**settings, "lr": trainer.optimizer.param_groups[0]["initial_lr"], "loss": trainer.loss_name,
-                     "precision": precision_used, "device": str(emb.device)},
+                     "precision": precision_used, "base_precision": base.precision, "device": str(emb.device)},
         "steps": len(plan),
         "trainable_params": trainer.trainable_params,
         "before": before,

@@ -90,10 +90,8 @@ def _where(hit: Hit) -> str:
     where = one_line(chunk.source)  # a crafted name must not start a line of the answer
     if chunk.page is not None:
         where += f", page {chunk.page}"
-    if isinstance(chunk, ImageChunk):
-        where = (
-            f"image {one_line(chunk.image_path)} ({where})" if chunk.image_path != chunk.source else f"image {where}"
-        )
+    if isinstance(chunk, ImageChunk) and chunk.image_path != chunk.source:  # an image extracted from a document
+        where = f"{where} ({one_line(chunk.image_path)})"
     return where
 
 

@@ -303,7 +303,7 @@ class DocumentLoader:
         files = self.files()
         if not files:
             return
-        from tqdm.auto import tqdm
+        from .._progress import progress_bar as tqdm
 
         bar = tqdm(total=len(files), unit="file", desc="reading", disable=not self.show_progress)
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import StoreError
 from ._folder import open_nofollow
 
-__all__ = ["FolderLock"]
+__all__ = ["FolderLock", "IndexInUseError"]
 
 LOCK_FILE = "lock"
 
@@ -31,6 +31,14 @@ def _holder(fd: int, wait: float = 0.5) -> str:
         if text or time.monotonic() >= deadline:
             return text or "another process"
         time.sleep(0.02)
+
+
+class IndexInUseError(StoreError):
+    """The folder's lock is held by another process (``holder``: its pid and command)."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class FolderLock:
@@ -54,9 +62,15 @@ class FolderLock:
                 holder = _holder(fd)
             finally:
                 os.close(fd)
-            raise StoreError(
-                f"{self.path.parent}: the index is in use by {holder}; one process at a time may open an "
-                "embedded index (wait for it to finish, or serve the index from a Qdrant server with --url)"
+            if holder.startswith(f"pid {os.getpid()} ("):
+                raise StoreError(
+                    f"{self.path.parent}: the index is already open in this process: close() it or use the "
+                    "index object that has it open (one open index object per folder and process)"
+                ) from None
+            raise IndexInUseError(
+                f"{self.path.parent}: the index is in use by {holder} (another process); one process at a time "
+                "may open an embedded index (wait for it to finish, or serve the index from a Qdrant server with --url)",
+                holder,
             ) from None
         try:
             os.ftruncate(fd, 0)

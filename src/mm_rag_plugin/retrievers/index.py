@@ -37,6 +37,7 @@ import shutil
 import stat
 import tempfile
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -50,6 +51,7 @@ from ..ids import content_hash, stable_id
 from ..types import Chunk, Embedder, ImageChunk, ReadResult, TextChunk
 from ._filters import Condition
 from ._lock import FolderLock
+from ._shared import Hold, folder_key, join
 from .bm25 import BM25Encoder
 from .engine import Engine, Found, ListQuery, Point, TextSafeEngine, check_quantization
 from .ingest import IngestReport, ingest
@@ -126,6 +128,7 @@ class MultiModalIndex:
         self.path = None if path is None else Path(os.path.abspath(Path(path).expanduser()))
         self.remote = url is not None or client is not None
         self._lock: FolderLock | None = None
+        self._hold: Hold | None = None
         self._engine: Engine = _Closed()
         if not self.remote and self.path is not None:
             self._prepare_folder(create)
@@ -133,14 +136,14 @@ class MultiModalIndex:
             if self.remote:
                 from ._remote import RemoteEngine
 
-                self._engine = TextSafeEngine(RemoteEngine(
+                self._start(lambda: TextSafeEngine(RemoteEngine(
                     collection=collection, url=url, api_key=api_key, client=client,
                     quantization=quantization, oversampling=self.oversampling, **client_kwargs,
-                ))
+                )))
             else:
                 from ._edge import EdgeEngine
 
-                self._engine = TextSafeEngine(EdgeEngine(self.path, quantization=quantization, oversampling=self.oversampling))
+                self._start(lambda: TextSafeEngine(EdgeEngine(self.path, quantization=quantization, oversampling=self.oversampling)))
             self._open(embedder, dim, bm25, keyword_only, create)
         except BaseException:
             self.close()
@@ -179,6 +182,10 @@ class MultiModalIndex:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"{folder}: cannot create the index folder ({exc})") from exc
+        self._hold = join(folder_key(folder))  # open in this process already (a re-run notebook cell): shared
+        if self._hold is not None:
+            self._finalizer = weakref.finalize(self, self._hold.release)
+            return
         self._lock = FolderLock(folder)
         self._lock.acquire()
         try:  # what the folder holds is decided under the lock: another writer may just have finished
@@ -805,7 +812,7 @@ class MultiModalIndex:
         skipped, so a copy that was interrupted is finished by running it again. Images extracted
         into this folder are copied along when the target is a folder, file by file, each one only
         when :meth:`image_file` accepts it (no link is followed; a refused one is warned about)."""
-        from tqdm.auto import tqdm
+        from .._progress import progress_bar as tqdm
 
         target = MultiModalIndex._for_copy(self, path, url=url, api_key=api_key, client=client, collection=collection)
         try:
@@ -863,19 +870,20 @@ class MultiModalIndex:
         ix.remote = remote.get("url") is not None or remote.get("client") is not None
         ix.path = None if path is None else Path(os.path.abspath(Path(path).expanduser()))
         ix._lock = None
+        ix._hold = None
         ix._engine = _Closed()
         try:
             if ix.remote:
                 from ._remote import RemoteEngine
 
-                ix._engine = TextSafeEngine(RemoteEngine(quantization=source.quantization, oversampling=source.oversampling, **remote))
+                ix._start(lambda: TextSafeEngine(RemoteEngine(quantization=source.quantization, oversampling=source.oversampling, **remote)))
             else:
                 if ix.path is None:
                     raise ConfigurationError("copy_to needs a folder path, url= or client=")
                 ix._prepare_folder(create=True)
                 from ._edge import EdgeEngine
 
-                ix._engine = TextSafeEngine(EdgeEngine(ix.path, quantization=source.quantization, oversampling=source.oversampling))
+                ix._start(lambda: TextSafeEngine(EdgeEngine(ix.path, quantization=source.quantization, oversampling=source.oversampling)))
             stored = ix._engine.read_manifest()
             if stored is None:
                 ix._engine.create(manifest)
@@ -906,11 +914,24 @@ class MultiModalIndex:
         return ix
 
     # ------------------------------------------------------------------ lifecycle
+    def _start(self, make: Any) -> None:
+        """Use the engine this process already has open on the folder, or open one with *make*.
+        Either way the object lets it go when closed, dropped or collected (``weakref.finalize``)."""
+        if self._hold is None:
+            key = None if self.remote or self.path is None else folder_key(self.path)
+            self._hold = Hold(make(), self._lock, key)
+            self._lock = None  # the hold releases it
+            self._finalizer = weakref.finalize(self, self._hold.release)
+        self._engine = self._hold.engine
+
     def close(self) -> None:
-        """Flush and release the store (and the folder's lock)."""
-        engine, self._engine = self._engine, _Closed()
+        """Flush and release the store (and the folder's lock). Other index objects of this process
+        on the same folder share its engine: the folder is let go when the last one is closed."""
+        self._engine = _Closed()
+        finalizer = getattr(self, "_finalizer", None)
         try:
-            engine.close()
+            if finalizer is not None:
+                finalizer()  # runs Hold.release once, however often close() is called
         finally:
             if self._lock is not None:
                 self._lock.release()

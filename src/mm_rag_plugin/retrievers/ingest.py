@@ -72,7 +72,7 @@ def ingest(
 ) -> IngestReport:
     """Stream *items* into *index* batch by batch (see the module docstring). *embedder* is None
     only for a keyword-only index."""
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar as tqdm
 
     errors: list[FileError] = []
     total: int | None = None

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from .._payload import too_deep
-from ..errors import ConfigurationError, StoreError, echo
+from ..errors import ConfigurationError, IndexNotFoundError, StoreError, echo
 from ..ids import file_sha256
 
 __all__ = ["FORMAT", "check_manifest", "describe_model", "load_model", "model_identity", "same_model"]
@@ -259,3 +259,22 @@ def load_model(identity: Mapping[str, Any], *, device: str | None = None, precis
             "restore the original weights, or ingest the documents into a new index folder with the new model"
         )
     return emb
+
+
+def read_folder_manifest(folder: Path) -> dict[str, Any]:
+    """The checked manifest of the index in *folder*, read without opening its shard (so while
+    another process holds the index) and without following a link (:mod:`._folder`)."""
+    import json
+
+    from ._folder import open_nofollow
+
+    path = Path(folder) / "manifest.json"
+    try:
+        with open(open_nofollow(path, os.O_RDONLY), "rb") as fh:
+            text = fh.read(1 << 20).decode("utf-8", "replace")
+        data = json.loads(text)
+    except FileNotFoundError:
+        raise IndexNotFoundError(f"{folder}: no index here (no manifest.json); run `mm-rag ingest` first") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise StoreError(f"{path}: cannot read the index manifest ({echo(exc)})") from None
+    return check_manifest(data, str(path))

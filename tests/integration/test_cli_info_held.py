@@ -1,0 +1,55 @@
+"""``mm-rag info`` answers from the manifest while another process holds the index, naming it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mm_rag_plugin import MultiModalIndex, TextChunk
+from tests._cli import run
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+# holds the index until its stdin closes; says "ready" once it has the lock
+_HOLD = r"""
+import sys
+from mm_rag_plugin import MultiModalIndex
+ix = MultiModalIndex(sys.argv[1], create=False, keyword_only=True)
+print("ready", flush=True)
+sys.stdin.read()
+ix.close()
+"""
+
+
+def test_info_beside_a_holder(tmp_path: Path) -> None:
+    folder = tmp_path / "ix"
+    with MultiModalIndex(folder, keyword_only=True) as ix:
+        ix.add([TextChunk(id=f"t{i}", text=f"text number {i}", source=f"{i}.txt") for i in range(3)])
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(folder)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        line = holder.stdout.readline()  # type: ignore[union-attr]
+        assert line.strip() == "ready", holder.stderr.read()  # type: ignore[union-attr]
+        code, out, err = run("info", "--index", str(folder))
+        assert code == 0, err
+        lines = dict(line.split(None, 1) for line in out.splitlines())
+        assert lines["held_by"].startswith(f"pid {holder.pid} (")
+        assert lines["items"].startswith("3 (from the manifest")
+        assert lines["keyword_only"].strip() == "True"
+        code, out, err = run("info", "--index", str(folder), "--json")
+        assert code == 0, err
+        report = json.loads(out)
+        assert report["items"] == 3 and report["held_by"].startswith(f"pid {holder.pid} (")
+        assert report["texts"] is None and report["keyword_only"] is True
+        code, out, err = run("query", "text", "--index", str(folder), "--keyword-only")
+        assert code == 1 and f"in use by pid {holder.pid} (" in err  # other commands still refuse
+    finally:
+        holder.communicate("")  # closing stdin lets it go
+    code, out, err = run("info", "--index", str(folder))
+    assert code == 0 and "held_by" not in out and "texts" in out
