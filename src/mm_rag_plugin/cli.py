@@ -539,7 +539,7 @@ def _finetune_base(args: argparse.Namespace) -> Any:
         with MultiModalIndex(args.index, keyword_only=True, create=False) as index:
             identity = index.model
         if identity:
-            return load_model(identity, device=args.device, precision=args.precision)
+            return load_model(identity, device=args.device, precision=args.precision, text_tower=False)
     return OpenCLIPEmbedder(
         args.model, args.pretrained, checkpoint=args.checkpoint, device=args.device, precision=args.precision or "auto"
     )
