@@ -13,6 +13,7 @@ import functools
 import gzip
 import html
 import importlib.util
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 def _pairs(word: tuple[str, ...]) -> set[tuple[str, str]]:
-    return set(zip(word, word[1:]))
+    return set(itertools.pairwise(word))
 
 
 class ClipTokenizer:
@@ -61,7 +62,8 @@ class ClipTokenizer:
 
         self._ftfy = __import__("ftfy")
         self.byte_encoder = _bytes_to_unicode()
-        merges = gzip.open(bpe_path).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+        with gzip.open(bpe_path) as fh:
+            merges = fh.read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
         pairs = [tuple(m.split()) for m in merges]
         vocab = list(self.byte_encoder.values())
         vocab = vocab + [v + "</w>" for v in vocab] + ["".join(p) for p in pairs] + [SOT, EOT]

@@ -297,9 +297,20 @@ def _fp32_weights(embedder: Any, weights_file: Path | None) -> dict[int, Any]:
     (its own weights are rounded); empty for an fp32 model or no file."""
     if embedder.precision == "fp32" or weights_file is None:
         return {}
-    from open_clip.factory import load_state_dict
+    import torch
 
-    sd = load_state_dict(str(weights_file))
+    if weights_file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        sd = load_file(str(weights_file))
+    else:  # memory-mapped: no second copy of the whole model's weights
+        sd = torch.load(weights_file, map_location="cpu", weights_only=True, mmap=True)
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        return {}
+    if next(iter(sd), "").startswith("module."):
+        sd = {k[7:]: v for k, v in sd.items()}
     out = {}
     for name, p in embedder.model.named_parameters():
         value = sd.get(name)
