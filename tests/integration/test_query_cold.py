@@ -76,7 +76,7 @@ def test_tiny_model_text_tower_vectors(tiny_clip_dir: Path, cache: Path) -> None
     # today's vectors (bf16 where the CPU computes it natively): as close as fp32 torch's own are
     today, exact = default.embed_texts(TEXTS), fp32.embed_texts(TEXTS)
     assert (_cos(vecs, today) >= np.minimum(_cos(exact, today) - 1e-5, 0.9999)).all()
-    assert np.array_equal(second.embed_query(TEXTS[1]), vecs[1])
+    assert np.allclose(second.embed_query(TEXTS[1]), vecs[1], atol=1e-5)  # alone: other padding, same vector
     # an image query (and anything else) loads the whole model, once
     image = SAMPLES / "inverter_fault.png"
     got = second.embed_query(image=str(image))
