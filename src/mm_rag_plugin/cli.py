@@ -57,6 +57,7 @@ environment:
   MM_RAG_DEVICE          cuda, mps or cpu (--device)
   MM_RAG_PRECISION       auto, fp32, bf16 or fp16 (--precision)
   MM_RAG_QUANTIZATION    int8 or binary, for a new index (--quantization)
+  MM_RAG_TEXT_TOWER      0 turns off the cached NumPy text tower of CPU text queries (loads the whole model)
   GOOGLE_API_KEY         Gemini API key for `ask` (or GEMINI_API_KEY); without one answers are extractive
   GEMINI_API_KEY         the same, when GOOGLE_API_KEY is not set
   GOOGLE_GENAI_USE_VERTEXAI, GOOGLE_CLOUD_PROJECT, GOOGLE_CLOUD_LOCATION
@@ -638,7 +639,7 @@ def _finetune_base(args: argparse.Namespace) -> Any:
             identity = index.model
         # fp32 weights: a base loaded in bf16 would train from rounded weights (--precision is the training autocast)
         if identity:
-            return load_model(identity, device=args.device, precision="fp32")
+            return load_model(identity, device=args.device, precision="fp32", text_tower=False)
     return OpenCLIPEmbedder(args.model, args.pretrained, checkpoint=args.checkpoint, device=args.device, precision="fp32")
 
 

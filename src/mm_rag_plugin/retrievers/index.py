@@ -583,7 +583,7 @@ class MultiModalIndex:
                 queries, conditions, rrf_k=rrf_k, weights=w, limit=limit, with_payload=payloads, with_vector=vectors
             )
         if payloads:  # checked and resolved as read: a query reads few of the hits it gets
-            found = Found(found.lists, _Resolving(self, found.payloads), found.vectors)  # type: ignore[arg-type]
+            found = Found(found.lists, _Resolving(self, found.payloads), found.vectors)
         return found
 
     def chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
@@ -1029,7 +1029,7 @@ def _same_sparse(stored: Any, expected: Any) -> bool:
     )
 
 
-class _Resolving(dict):  # type: ignore[type-arg]
+class _Resolving(dict[str, Any]):
     """Payloads that come with search hits, each checked and resolved (:meth:`MultiModalIndex.payloads`'s
     rule) when first read; one the rule refuses reads as absent."""
 
@@ -1046,15 +1046,16 @@ class _Resolving(dict):  # type: ignore[type-arg]
             raise KeyError(pid)
         return p
 
-    def get(self, pid: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, pid: str, default: Any = None) -> Any:
         p = self._get(pid)
         return default if p is None else p
 
-    def _get(self, pid: object) -> dict[str, Any] | None:
+    def _get(self, pid: Any) -> dict[str, Any] | None:
         if dict.__contains__(self, pid):
-            return dict.__getitem__(self, pid)  # type: ignore[no-any-return]
-        raw = self._raw.get(pid)  # type: ignore[call-overload]
-        p = None if raw is None else self._index._resolve({pid: raw}).get(pid)  # type: ignore[dict-item]
+            got: dict[str, Any] | None = dict.__getitem__(self, pid)
+            return got
+        raw = self._raw.get(pid)
+        p = None if raw is None else self._index._resolve({pid: raw}).get(pid)
         dict.__setitem__(self, pid, p)
         return p
 

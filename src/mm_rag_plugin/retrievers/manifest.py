@@ -226,38 +226,66 @@ def _manifest_problem(data: Mapping[str, Any]) -> str | None:
     return None
 
 
-def load_model(identity: Mapping[str, Any], *, device: str | None = None, precision: str | None = None) -> Any:
+def load_model(
+    identity: Mapping[str, Any], *, device: str | None = None, precision: str | None = None, text_tower: bool = True
+) -> Any:
     """Load the model an index was built with (an :class:`~mm_rag_plugin.OpenCLIPEmbedder`).
+
+    With *text_tower* (default) and on the CPU, a model whose text tower is cached
+    (:mod:`mm_rag_plugin.embeddings.text_tower`) comes back as a
+    :class:`~mm_rag_plugin.embeddings.lazy.LazyOpenCLIPEmbedder`: text queries run without torch,
+    and the whole model is loaded when first needed. Loading the whole model here caches its text
+    tower for the next process.
 
     Raises :class:`~mm_rag_plugin.errors.ModelLoadError` saying how to fix it when the weights are
     not here, and :class:`ConfigurationError` when they are but differ from those recorded."""
-    from ..embeddings.open_clip import OpenCLIPEmbedder
     from ..errors import ModelLoadError
 
     name = str(identity.get("name"))
     pretrained = identity.get("pretrained")
     weights = identity.get("weights") or None
     prec: Any = precision or "auto"  # the machine's best, not the one recorded: the vectors agree
-    try:
-        if name.startswith("local-dir:"):
-            emb = OpenCLIPEmbedder(name, device=device, precision=prec)
-        elif weights and pretrained == weights.get("path"):
-            emb = OpenCLIPEmbedder(name, checkpoint=pretrained, device=device, precision=prec)
-        else:
-            emb = OpenCLIPEmbedder(name, pretrained, device=device, precision=prec)
-    except ModelLoadError as exc:
-        raise ModelLoadError(
-            f"the index was built with {describe_model(identity)}, which cannot be loaded here ({exc.reason}). "
-            "Put those weights on this machine (see --model / --checkpoint, $MM_RAG_MODEL / $MM_RAG_CHECKPOINT) "
-            "and pass them, or search by keywords only with --keyword-only (keyword_only=True).",
-            reason=exc.reason,
-        ) from exc
+
+    def build() -> Any:
+        from ..embeddings.open_clip import OpenCLIPEmbedder
+
+        try:
+            if name.startswith("local-dir:"):
+                return OpenCLIPEmbedder(name, device=device, precision=prec)
+            if weights and pretrained == weights.get("path"):
+                return OpenCLIPEmbedder(name, checkpoint=pretrained, device=device, precision=prec)
+            return OpenCLIPEmbedder(name, pretrained, device=device, precision=prec)
+        except ModelLoadError as exc:
+            raise ModelLoadError(
+                f"the index was built with {describe_model(identity)}, which cannot be loaded here ({exc.reason}). "
+                "Put those weights on this machine (see --model / --checkpoint, $MM_RAG_MODEL / $MM_RAG_CHECKPOINT) "
+                "and pass them, or search by keywords only with --keyword-only (keyword_only=True).",
+                reason=exc.reason,
+            ) from exc
+
+    key, weights_file = _tower_key(identity, device) if text_tower else (None, None)
+    emb: Any = None
+    if key is not None:
+        from ..embeddings.lazy import LazyOpenCLIPEmbedder
+        from ..embeddings.text_tower import load_text_tower
+
+        tower = load_text_tower(key, int(identity["dim"]))
+        if tower is not None:
+            emb = LazyOpenCLIPEmbedder(tower, build, model_name=tower.meta["model_name"], pretrained=tower.meta["pretrained"], dim=tower.dim)
+            if emb.model_name != name or not same_model(identity, model_identity(emb, identity)):
+                emb = None  # a tower of other weights under this key: the whole model decides
+    if emb is None:
+        emb = build()
     got = model_identity(emb, identity)
     if not same_model(identity, got):
         raise ConfigurationError(
             f"the index was built with {describe_model(identity)}, but the weights found now are {describe_model(got)}; "
             "restore the original weights, or ingest the documents into a new index folder with the new model"
         )
+    if key is not None and not hasattr(emb, "tower"):
+        from ..embeddings.text_tower import export_text_tower
+
+        export_text_tower(emb, key, weights_file)  # for the next process; never raises
     return emb
 
 
@@ -278,3 +306,29 @@ def read_folder_manifest(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError, RecursionError) as exc:
         raise StoreError(f"{path}: cannot read the index manifest ({echo(exc)})") from None
     return check_manifest(data, str(path))
+
+
+def _tower_key(identity: Mapping[str, Any], device: str | None) -> tuple[str | None, Path | None]:
+    """The text-tower cache key of the model *identity* names, from the weights found on this
+    machine (never from the index), and the weights file; ``None`` where no tower is used: not on
+    the CPU, or weights that are not here."""
+    from ..embeddings.open_clip import ENV_DEVICE
+    from ..embeddings.text_tower import enabled, tower_key
+
+    if not enabled() or (device or os.environ.get(ENV_DEVICE) or "cpu") != "cpu":
+        return None, None
+    name, pretrained = identity.get("name"), identity.get("pretrained")
+    if not isinstance(name, str) or not isinstance(identity.get("dim"), int):
+        return None, None
+    if name.startswith("local-dir:"):
+        path = _weights_file(name, None)
+    elif isinstance(pretrained, str) and (identity.get("weights") or {}).get("path") == pretrained:
+        path = Path(pretrained) if Path(pretrained).is_file() else None
+    elif isinstance(pretrained, str) and not (identity.get("weights") or {}):
+        return tower_key(name, pretrained, None), None  # an open_clip pretrained tag
+    else:
+        return None, None
+    if path is None:
+        return None, None
+    path = path.resolve()
+    return tower_key(name, pretrained, weights_record(path)["sha256"]), path
