@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from mm_rag_plugin.errors import ConfigurationError, InvalidInputError, StoreError
+from mm_rag_plugin.errors import ConfigurationError, InvalidInputError
 from mm_rag_plugin.ids import content_hash
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
 from mm_rag_plugin.retrievers._filters import parse_filters

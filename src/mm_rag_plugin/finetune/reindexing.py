@@ -177,7 +177,6 @@ def _copy_points(
 ) -> tuple[int, int, int, list[str]]:
     """Stream *old*'s points into *new* with new vectors; returns (embedded, texts, images, skipped)."""
     from .._progress import progress_bar as tqdm
-
     from ..retrievers.engine import Point
 
     embedded = texts = images = 0
