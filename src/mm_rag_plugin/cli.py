@@ -164,6 +164,9 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     not_here = argparse.ArgumentParser(add_help=False)
     not_here.add_argument("--url", help=argparse.SUPPRESS)
     not_here.add_argument("--keyword-only", action="store_true", help=argparse.SUPPRESS)
+    # verify never loads a model: --keyword-only is accepted (scripts pass it) but not listed
+    quiet_keyword = argparse.ArgumentParser(add_help=False)
+    quiet_keyword.add_argument("--keyword-only", action="store_true", help=argparse.SUPPRESS)
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("-q", "--quiet", action="store_true", help="no progress bars (shown only on a terminal)")
     output.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks")
@@ -172,7 +175,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         "ingest": [base, model, precision, keyword, server, quantization, output],
         "query": searching, "ask": searching, "eval": searching, "delete": searching, "copy": searching,
         "info": [base, keyword, server, output],
-        "verify": [base, server, output],
+        "verify": [base, server, quiet_keyword, output],
         "finetune": [base, model, train_precision, not_here, output],
         "reindex": [base, model, precision, not_here, output],
     }
