@@ -30,7 +30,8 @@ def _converter(item: object) -> Callable[[Any], Chunk] | None:
         for prefix, target in CONVERTERS.items():
             if cls.__module__.startswith(prefix):
                 module, _, name = target.partition(":")
-                return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+                fn: Callable[[Any], Chunk] = getattr(importlib.import_module(module), name)
+                return fn
     return None
 
 

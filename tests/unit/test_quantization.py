@@ -29,9 +29,9 @@ from mm_rag_plugin.errors import ConfigurationError
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
 from mm_rag_plugin.retrievers._edge import EdgeEngine
 from mm_rag_plugin.retrievers._filters import parse_filters
-from tests._filter_oracle import match
 from mm_rag_plugin.retrievers.engine import ListQuery
 from mm_rag_plugin.types import ImageChunk, TextChunk
+from tests._filter_oracle import match
 
 DIM = 128
 N = 2000

@@ -576,7 +576,7 @@ class MultiModalIndex:
                 queries, conditions, rrf_k=rrf_k, weights=w, limit=limit, with_payload=payloads, with_vector=vectors
             )
         if payloads:  # checked and resolved as read: a query reads few of the hits it gets
-            found = Found(found.lists, _Resolving(self, found.payloads), found.vectors)  # type: ignore[arg-type]
+            found = Found(found.lists, _Resolving(self, found.payloads), found.vectors)
         return found
 
     def chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
@@ -1008,16 +1008,17 @@ def _same_sparse(stored: Any, expected: Any) -> bool:
     )
 
 
-class _Resolving(dict):  # type: ignore[type-arg]
+class _Resolving(dict[str, dict[str, Any]]):
     """Payloads that come with search hits, each checked and resolved (:meth:`MultiModalIndex.payloads`'s
     rule) when first read; one the rule refuses reads as absent."""
 
     def __init__(self, index: MultiModalIndex, raw: dict[str, dict[str, Any]]) -> None:
         super().__init__()
         self._index, self._raw = index, raw
+        self._refused: set[str] = set()
 
     def __contains__(self, pid: object) -> bool:
-        return self._get(pid) is not None
+        return isinstance(pid, str) and self._get(pid) is not None
 
     def __getitem__(self, pid: str) -> dict[str, Any]:
         p = self._get(pid)
@@ -1025,16 +1026,21 @@ class _Resolving(dict):  # type: ignore[type-arg]
             raise KeyError(pid)
         return p
 
-    def get(self, pid: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, pid: str, default: Any = None) -> Any:
         p = self._get(pid)
         return default if p is None else p
 
-    def _get(self, pid: object) -> dict[str, Any] | None:
+    def _get(self, pid: str) -> dict[str, Any] | None:
         if dict.__contains__(self, pid):
-            return dict.__getitem__(self, pid)  # type: ignore[no-any-return]
-        raw = self._raw.get(pid)  # type: ignore[call-overload]
-        p = None if raw is None else self._index._resolve({pid: raw}).get(pid)  # type: ignore[dict-item]
-        dict.__setitem__(self, pid, p)
+            return dict.__getitem__(self, pid)
+        raw = self._raw.get(pid)
+        if raw is None or pid in self._refused:
+            return None
+        p = self._index._resolve({pid: raw}).get(pid)
+        if p is None:
+            self._refused.add(pid)
+        else:
+            dict.__setitem__(self, pid, p)
         return p
 
 
