@@ -227,3 +227,12 @@ class TreeMemorySampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def edge_engine(index: Any) -> Any:
+    """The Qdrant Edge engine under a :class:`MultiModalIndex`, for the benchmarks' search-width
+    sweeps only (they set its private search parameters; nothing in the library reaches it)."""
+    engine = index._engine
+    while hasattr(engine, "_inner"):  # the name-safe wrapper
+        engine = engine._inner
+    return engine

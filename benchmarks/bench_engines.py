@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import RESULTS, dir_size, disk_allocated, machine, mib, percentiles, rss_bytes
+from benchmarks._common import RESULTS, dir_size, disk_allocated, edge_engine, machine, mib, percentiles, rss_bytes
 
 DIM = 512
 K = 10
@@ -335,10 +335,11 @@ def child_query(contestant: str, folder: Path, data: Path, opts: dict[str, Any],
     if contestant == "edge" or len(meta["cluster"]) <= 200_000:  # numpy is exact search: checked up to 200k
         res["recall_at_10"] = recall()
     if contestant == "edge" and ef_sweep:
-        qe = ix.engine_impl.qe
+        engine = edge_engine(ix)
+        qe = engine.qe
         sweep = {}
         for ef in ef_sweep:
-            ix.engine_impl._params = qe.SearchParams(hnsw_ef=ef)
+            engine._params = qe.SearchParams(hnsw_ef=ef)
             for i in range(3):
                 fused(i)
             sweep[str(ef)] = {"fused_p50_ms": percentiles(lat(None, range(N_QUERIES)))["p50_ms"],

@@ -72,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import RESULTS, save, spread
+from benchmarks._common import RESULTS, edge_engine, save, spread
 from benchmarks._load import BackgroundLoad
 from benchmarks._peers import langchain_ensemble, langchain_lookup, llamaindex_fusion, llamaindex_lookup
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
@@ -620,7 +620,7 @@ def sweep_ef(system: Ours, d: Data, truth: np.ndarray, efs: Sequence[int]) -> di
     """Ours at each search width ``hnsw_ef``: fused p50 over every query (quiet) and dense recall@10."""
     from mm_rag_plugin.retrievers import _edge
 
-    engine = system.index.engine_impl
+    engine = edge_engine(system.index)
     before = _edge.SEARCH_EF
     out: dict[str, Any] = {}
     try:
