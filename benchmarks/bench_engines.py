@@ -44,7 +44,16 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import RESULTS, dir_size, disk_allocated, edge_engine, machine, mib, percentiles, rss_bytes
+from benchmarks._common import (
+    RESULTS,
+    dir_size,
+    disk_allocated,
+    edge_engine,
+    machine,
+    mib,
+    percentiles,
+    rss_bytes,
+)
 
 DIM = 512
 K = 10
