@@ -53,6 +53,13 @@ def check_package(path: Path, max_unpacked: int, label: str) -> list[zipfile.Zip
         raise InvalidInputError(
             f"not a readable {label} file (truncated or damaged zip: {exc})"[:300], source=str(path)
         ) from exc
+    check_unpacked(path, infos, max_unpacked, label)
+    return infos
+
+
+def check_unpacked(path: Path, infos: Any, max_unpacked: int, label: str) -> None:
+    """Refuse a zip bomb from its declared sizes: a part over *max_unpacked* bytes, or parts
+    summing to over four times that (:mod:`zipfile` never inflates past a declared size)."""
     total = 0
     for info in infos:
         total += info.file_size
@@ -63,7 +70,6 @@ def check_package(path: Path, max_unpacked: int, label: str) -> list[zipfile.Zip
                 "refused as a possible zip bomb",
                 source=str(path),
             )
-    return infos
 
 
 def _is_encrypted_ole(path: Path) -> bool:

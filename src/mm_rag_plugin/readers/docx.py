@@ -17,7 +17,7 @@ from typing import Any
 from .._optional import require
 from ..errors import InvalidInputError
 from ._base import BaseReader, ChunkBuilder, _ChunkLimitReached
-from ._office import add_table
+from ._office import add_table, check_unpacked
 from ._tables import TABLE_CAPTION
 
 __all__ = ["DocxReader"]
@@ -112,16 +112,7 @@ class DocxReader(BaseReader):
                 infos = zf.infolist()
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise InvalidInputError(f"not a readable DOCX file ({type(exc).__name__}: {exc})"[:300], source=str(path)) from exc
-        total = 0
-        for info in infos:
-            total += info.file_size
-            if info.file_size > limit or total > 4 * limit:
-                raise InvalidInputError(
-                    f"DOCX part {info.filename[:100]!r} inflates to {info.file_size:,} bytes "
-                    f"({total:,} so far), over the limit of {limit:,} (max_unpacked_bytes): "
-                    "refused as a possible zip bomb",
-                    source=str(path),
-                )
+        check_unpacked(path, infos, limit, "DOCX")
 
     def _image(
         self, document: Any, blip: Any, para_el: Any, n: int, section: str | None, out: ChunkBuilder
