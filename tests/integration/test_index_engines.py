@@ -327,6 +327,41 @@ def test_one_engine_call_per_query_unless_asked_to_explain(tmp_path, engine):
         FusedRetriever(ix, k=5, near_duplicate_threshold=None, dedupe=False).retrieve(text)
         assert counter.calls == ["search"]
         ix._engine = counter._inner
+        # below the engine: a server gets one request per query, payloads and vectors in it; Qdrant
+        # Edge (in this process) answers the lists with ids, then reads the payloads and vectors of
+        # the hits the query gets to (one read each), never the lists' every hit
+        if engine == "qdrant-client":
+            sent = _count_calls(where["client"], ("query_points", "query_batch_points", "retrieve", "scroll"))
+            for fusion in ("client", "server"):
+                sent.clear()
+                assert FusedRetriever(ix, k=5, fusion=fusion).retrieve(text)
+                assert len(sent) == 1 and sent[0] in ("query_points", "query_batch_points"), (fusion, sent)
+        else:
+            edge = ix._engine._inner
+            shard = edge.shard
+            edge.shard = proxy = _CountingEngine(shard)  # the native shard's methods cannot be replaced
+            try:
+                for fusion in ("client", "server"):
+                    proxy.calls.clear()
+                    assert FusedRetriever(ix, k=5, fusion=fusion).retrieve(text)
+                    sent = [c for c in proxy.calls if c in ("query", "query_batch", "retrieve")]
+                    assert sent[0] in ("query", "query_batch") and sent[1:] == ["retrieve", "retrieve"], (fusion, sent)
+            finally:
+                edge.shard = shard
+
+
+def _count_calls(obj, names):
+    """Record calls of *obj*'s methods *names* (by name, in order), for the test's lifetime."""
+    sent = []
+    for name in names:
+        method = getattr(obj, name)
+
+        def counted(*a, _method=method, _name=name, **kw):
+            sent.append(_name)
+            return _method(*a, **kw)
+
+        setattr(obj, name, counted)
+    return sent
 
 
 def test_near_duplicates_filling_the_top_still_leave_k_distinct_hits(store):

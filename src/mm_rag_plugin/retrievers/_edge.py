@@ -538,8 +538,9 @@ class EdgeEngine:
     def search(
         self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], *, with_payload: bool = False, with_vector: bool = False
     ) -> Found:
+        """The lists in one ``query_batch`` call, ids and scores only; payloads and vectors are
+        read on demand (:meth:`Found.load`) for the hits a query gets to."""
         qe = self.qe
-        vector = [DENSE] if with_vector and self.has_dense else False
         reqs = []
         for q in queries:
             query, params = self._query(q)
@@ -550,8 +551,8 @@ class EdgeEngine:
                     filter=self._filter(conditions, q.kind),
                     score_threshold=q.min_score,
                     params=params,
-                    with_payload=with_payload,
-                    with_vector=vector,
+                    with_payload=False,
+                    with_vector=False,
                 )
             )
         if not reqs:
@@ -561,25 +562,11 @@ class EdgeEngine:
                 results = self.shard.query_batch(qe.QueryBatchRequest(reqs))
         except Exception as exc:
             raise StoreError(f"{self.folder}: search failed ({exc})") from exc
-        found = Found([ranked(self._scored(res), q.limit) for q, res in zip(queries, results, strict=True)])
-        if with_payload or vector:
-            for res in results:
-                self._keep(found, res, with_payload, bool(vector))
-        return found
+        lists = [ranked(self._scored(res), q.limit) for q, res in zip(queries, results, strict=True)]
+        return Found(lists, fetch=self._fetch if with_payload or with_vector else None)
 
-    def _keep(self, found: Found, points: Any, with_payload: bool, with_vector: bool) -> None:
-        ids, rows = [], []
-        for p in points:
-            pid = self._id(p.id)
-            if with_payload and pid not in found.payloads:
-                found.payloads[pid] = dict(p.payload or {})
-            if with_vector and pid not in found.vectors:
-                v = p.vector.get(DENSE) if isinstance(p.vector, dict) else None
-                if v is not None:
-                    ids.append(pid)
-                    rows.append(v)
-        if rows:
-            found.vectors.update(zip(ids, np.asarray(rows, dtype=np.float32), strict=True))
+    def _fetch(self, payload_ids: Sequence[str], vector_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+        return self.payloads(payload_ids), self.vectors(vector_ids)
 
     def _id(self, pid: Any) -> str:
         """A point id as text (the engine's ids are UUIDs; their text is cached by value)."""
@@ -612,7 +599,6 @@ class EdgeEngine:
         from .fusion import qdrant_rrf_k
 
         qe = self.qe
-        vector = [DENSE] if with_vector and self.has_dense else False
         prefetch = []
         for q in queries:
             query, params = self._query(q)
@@ -626,16 +612,13 @@ class EdgeEngine:
                         limit=limit,
                         prefetches=prefetch,
                         query=qe.Fusion.Rrf(k=qdrant_rrf_k(rrf_k), weights=[float(w) for w in weights]),
-                        with_payload=with_payload,
-                        with_vector=vector,
+                        with_payload=False,
+                        with_vector=False,
                     )
                 )
         except Exception as exc:
             raise StoreError(f"{self.folder}: fused search failed ({exc})") from exc
-        found = Found([self._scored(res)])
-        if with_payload or vector:
-            self._keep(found, res, with_payload, bool(vector))
-        return found
+        return Found([self._scored(res)], fetch=self._fetch if with_payload or with_vector else None)
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Iterable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Protocol
@@ -69,14 +69,38 @@ class ListQuery:
     min_score: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+#: ``fetch(payload_ids, vector_ids) -> (payloads, vectors)``: reads hits' payloads and vectors on demand.
+Fetch = Callable[[Sequence[str], Sequence[str]], tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]]
+
+
+@dataclass(slots=True)
 class Found:
     """What one search call returns: the ranked lists (``(id, score)`` best first; one list for a
-    fused search), and, when asked for in the same call, the hits' stored payloads and dense vectors."""
+    fused search), and the hits' stored payloads and dense vectors when asked for.
+
+    A remote engine returns them with the hits, in the same request. An in-process engine
+    (Qdrant Edge) gives a *fetch* instead: copying a hit's payload or vector out of the engine
+    costs per hit, not per call, and a query reads only the head of what its lists found (at
+    10k items: 1.9 ms for three lists' ids, 4.8 ms with every hit's payload, 11.5 ms with payloads
+    and vectors; 0.1 ms for the 15 payloads a query reads). :meth:`load` reads what is missing."""
 
     lists: list[list[tuple[str, float]]]
     payloads: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     vectors: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    fetch: Fetch | None = None
+
+    def load(self, ids: Sequence[str], *, payloads: bool = True, vectors: bool = False) -> None:
+        """Make sure the payloads (and, with *vectors*, the dense vectors) of these hits are in
+        :attr:`payloads` / :attr:`vectors`, reading the missing ones in one fetch."""
+        if self.fetch is None:
+            return
+        raw = getattr(self.payloads, "raw", self.payloads)  # the index's checking view keeps the raw dict
+        want_p = [i for i in ids if i not in raw] if payloads else []
+        want_v = [i for i in ids if i not in self.vectors] if vectors else []
+        if want_p or want_v:
+            got_p, got_v = self.fetch(want_p, want_v)
+            raw.update(got_p)
+            self.vectors.update(got_v)
 
 
 class Engine(Protocol):
@@ -200,6 +224,14 @@ class TextSafeEngine:
 def _unstore_found(found: Found) -> Found:
     for p in found.payloads.values():
         _unstore_names(p)
+    inner = found.fetch
+    if inner is not None:
+
+        def fetch(payload_ids: Sequence[str], vector_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+            payloads, vectors = inner(payload_ids, vector_ids)
+            return {pid: _unstore_names(p) for pid, p in payloads.items()}, vectors
+
+        found.fetch = fetch
     return found
 
 

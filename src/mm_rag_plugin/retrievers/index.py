@@ -583,7 +583,7 @@ class MultiModalIndex:
                 queries, conditions, rrf_k=rrf_k, weights=w, limit=limit, with_payload=payloads, with_vector=vectors
             )
         if payloads:  # checked and resolved as read: a query reads few of the hits it gets
-            found = Found(found.lists, _Resolving(self, found.payloads), found.vectors)
+            found = Found(found.lists, _Resolving(self, found.payloads), found.vectors, found.fetch)
         return found
 
     def chunks(self, ids: Sequence[str]) -> dict[str, Chunk]:
@@ -1030,12 +1030,13 @@ def _same_sparse(stored: Any, expected: Any) -> bool:
 
 
 class _Resolving(dict[str, Any]):
-    """Payloads that come with search hits, each checked and resolved (:meth:`MultiModalIndex.payloads`'s
-    rule) when first read; one the rule refuses reads as absent."""
+    """Payloads that come with search hits (``raw``, filled by the engine or by
+    :meth:`Found.load`), each checked and resolved (:meth:`MultiModalIndex.payloads`'s rule) when
+    first read; one the rule refuses reads as absent."""
 
     def __init__(self, index: MultiModalIndex, raw: dict[str, dict[str, Any]]) -> None:
         super().__init__()
-        self._index, self._raw = index, raw
+        self._index, self.raw = index, raw
 
     def __contains__(self, pid: object) -> bool:
         return self._get(pid) is not None
@@ -1054,8 +1055,10 @@ class _Resolving(dict[str, Any]):
         if dict.__contains__(self, pid):
             got: dict[str, Any] | None = dict.__getitem__(self, pid)
             return got
-        raw = self._raw.get(pid)
-        p = None if raw is None else self._index._resolve({pid: raw}).get(pid)
+        raw = self.raw.get(pid)
+        if raw is None:
+            return None  # not read (yet): Found.load reads it
+        p = self._index._resolve({pid: raw}).get(pid)
         dict.__setitem__(self, pid, p)
         return p
 

@@ -22,14 +22,12 @@ import numpy as np
 from .._payload import chunk_to_payload, payload_to_chunk
 from ..errors import ConfigurationError, InvalidInputError
 from ..types import Chunk
-from ._filters import Condition, matches_nothing
-from .engine import ListQuery, Point
-from .fusion import DEFAULT_RRF_K, rrf
+from ._filters import Condition
+from .engine import Point
 from .index import MultiModalIndex, key_point_id
+from .search import SearchOptions, search
 
-__all__ = ["KeyedStore", "Stored", "mmr_select"]
-
-Mode = Literal["dense", "keyword", "hybrid"]
+__all__ = ["KeyedStore", "Stored"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,106 +136,14 @@ class KeyedStore:
 
     def search(
         self,
+        options: SearchOptions,
         *,
         vector: np.ndarray | None = None,
         text: str | None = None,
-        k: int = 4,
-        conditions: tuple[Condition, ...] = (),
-        mode: Mode = "dense",
-        rrf_k: float = DEFAULT_RRF_K,
-        weights: Mapping[str, float] | None = None,
-        prefetch_k: int | None = None,
-        vectors_into: dict[str, np.ndarray] | None = None,
-    ) -> list[Stored]:
-        """The best *k* items, best first.
-
-        ``dense``: cosine similarity to *vector* (score in [-1, 1]); ``keyword``: BM25 on *text*;
-        ``hybrid``: dense text, dense image and BM25 lists fused by weighted RRF (the retrievers'
-        fusion; score is the fused score)."""
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
-        if matches_nothing(conditions):
-            return []
-        conditions = self._conditions(conditions)
-        depth = prefetch_k or max(50, 4 * k)
-        if mode == "dense":
-            lists = [ListQuery("dense", k, dense=self._vector(vector))]
-        elif mode == "keyword":
-            lists = self._keyword(text, k)
-        elif mode == "hybrid":
-            lists = self._keyword(text, depth)
-            if vector is not None:
-                vec = self._vector(vector)
-                kinds = [self.kind] if self.kind else ["text", "image"]
-                lists += [ListQuery(f"dense_{kind}", depth, dense=vec, kind=kind) for kind in kinds]
-        else:
-            raise ConfigurationError(f"mode must be 'dense', 'keyword' or 'hybrid', got {mode!r}")
-        if not lists:
-            return []
-        found = self.index.search(lists, conditions, vectors=vectors_into is not None)  # payloads come with the hits
-        if mode == "hybrid":
-            fused = rrf({q.name: r for q, r in zip(lists, found.lists, strict=True)}, k=rrf_k, weights=weights)
-            ranked = [(f.id, f.score) for f in fused[:k]]
-        else:
-            ranked = found.lists[0][:k]
-        payloads = found.payloads
-        out = [self._stored(pid, payloads[pid], score) for pid, score in ranked if pid in payloads]
-        if vectors_into is not None:  # the hits' dense vectors, from the same call (MMR)
-            vectors_into.update(found.vectors)
-        return out
-
-    def _vector(self, vector: Any) -> np.ndarray:
-        if self.index.keyword_search_only:
-            raise ConfigurationError(f"{self.index.where}: this index is searched by keywords only (no dense vectors)")
-        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if vec.shape != (self.index.dim,) or not np.isfinite(vec).all():
-            raise InvalidInputError(f"query vector must be {self.index.dim} finite numbers, got shape {vec.shape}")
-        return vec
-
-    def _keyword(self, text: str | None, depth: int) -> list[ListQuery]:
-        if not text or not text.strip():
-            return []
-        sparse = self.index.bm25.encode_query(text)
-        return [ListQuery("bm25", depth, sparse=sparse)] if len(sparse) else []
-
-    def mmr(
-        self,
-        vector: np.ndarray,
-        *,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
         conditions: tuple[Condition, ...] = (),
     ) -> list[Stored]:
-        """Maximal marginal relevance: *fetch_k* nearest items, then *k* of them chosen one by one
-        for similarity to the query minus ``1 - lambda_mult`` times similarity to those already
-        chosen (``lambda_mult=1``: plain similarity; 0: maximal diversity)."""
-        if not 0.0 <= float(lambda_mult) <= 1.0:
-            raise InvalidInputError(f"lambda_mult must be between 0 and 1, got {lambda_mult!r}")
-        if not isinstance(fetch_k, int) or fetch_k < 1:
-            raise InvalidInputError(f"fetch_k must be an integer >= 1, got {fetch_k!r}")
-        vecs: dict[str, np.ndarray] = {}
-        candidates = self.search(vector=vector, k=max(fetch_k, k), conditions=conditions, mode="dense", vectors_into=vecs)
-        if not candidates:
-            return []
-        rows = [vecs.get(s.pid) for s in candidates]
-        usable = [(s, v) for s, v in zip(candidates, rows, strict=True) if v is not None]
-        chosen = mmr_select(self._vector(vector), np.stack([v for _, v in usable]), k, float(lambda_mult)) if usable else []
-        return [usable[i][0] for i in chosen]
-
-
-def mmr_select(query: np.ndarray, vectors: np.ndarray, k: int, lambda_mult: float) -> list[int]:
-    """Indices of *k* rows of *vectors* chosen by maximal marginal relevance to *query* (cosine)."""
-    q = query / max(float(np.linalg.norm(query)), 1e-12)
-    v = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    relevance = v @ q
-    chosen: list[int] = []
-    redundancy = np.full(len(v), -np.inf)
-    for _ in range(min(k, len(v))):
-        penalty = np.where(np.isinf(redundancy), 0.0, redundancy)
-        score = lambda_mult * relevance - (1.0 - lambda_mult) * penalty
-        score[chosen] = -np.inf
-        best = int(np.argmax(score))
-        chosen.append(best)
-        redundancy = np.maximum(redundancy, v @ v[best])
-    return chosen
+        """The best ``options.k`` items (of this store's kind), best first, by the searcher every
+        entry point shares (:mod:`.search`): ``dense`` (score: cosine), ``keyword`` (BM25),
+        ``hybrid`` (fused RRF score) or ``mmr`` (cosine), with the options' post-processing."""
+        matches = search(self.index, options, text=text, vector=vector, conditions=self._conditions(conditions))
+        return [self._stored(m.id, dict(m.payload), m.score) for m in matches]

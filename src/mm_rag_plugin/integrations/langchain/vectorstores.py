@@ -41,6 +41,7 @@ from ...retrievers._filters import parse_filters  # noqa: E402
 from ...retrievers.fusion import DEFAULT_RRF_K  # noqa: E402
 from ...retrievers.index import MultiModalIndex  # noqa: E402
 from ...retrievers.keyed import KeyedStore, Stored  # noqa: E402
+from ...retrievers.search import STORE_DEFAULTS, SearchOptions  # noqa: E402
 from ...types import Chunk, ImageChunk  # noqa: E402
 from .._framework import ForeignTextEmbedder, image_chunk_from_path, metadata_chunk, open_store_index  # noqa: E402
 
@@ -256,11 +257,13 @@ class MultiModalVectorStore(VectorStore):
     def similarity_search_with_score_by_vector(
         self, embedding: Sequence[float], k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        flt, threshold = kwargs.pop("filter", None), kwargs.pop("score_threshold", None)
-        _no_options("similarity_search", kwargs)
-        found = self.store.search(vector=np.asarray(embedding), k=k, conditions=parse_filters(flt, scope="metadata"))
-        out = [(self._document(s), float(s.score or 0.0)) for s in found]
-        return [(d, s) for d, s in out if threshold is None or s >= threshold]
+        """Documents by cosine similarity to *embedding*, with the similarity. Options: ``filter``,
+        ``score_threshold``, and the searcher's post-processing (``dedupe``,
+        ``near_duplicate_threshold``, ``quotas``, ``min_similarity``; off by default here)."""
+        flt = kwargs.pop("filter", None)
+        options = _options("dense", "similarity_search", k, kwargs)
+        found = self.store.search(options, vector=np.asarray(embedding), conditions=parse_filters(flt, scope="metadata"))
+        return [(self._document(s), float(s.score or 0.0)) for s in found]
 
     def similarity_search_by_image(self, image: Any, k: int = 4, **kwargs: Any) -> list[Document]:
         """Documents (texts and images) nearest to an image (a path, bytes or PIL image)."""
@@ -270,19 +273,18 @@ class MultiModalVectorStore(VectorStore):
 
     def hybrid_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         """Dense (text->text, text->image) and BM25 lists fused by weighted RRF: what
-        :meth:`as_retriever` does by default. ``weights={"dense_text": 1, "dense_image": 1,
-        "bm25": 1}``, ``rrf_k``, ``filter``, ``image=`` (query by text and image)."""
-        flt, weights, image = kwargs.pop("filter", None), kwargs.pop("weights", None), kwargs.pop("image", None)
-        rrf_k = kwargs.pop("rrf_k", self.rrf_k)
-        fetch_k = kwargs.pop("fetch_k", None)
-        _no_options("hybrid_search", kwargs)
+        :meth:`as_retriever` does by default, ranked as ``FusedRetriever`` ranks with the same
+        options (its defaults: exact and near-duplicate removal on). ``weights={"dense_text": 1,
+        "dense_image": 1, "bm25": 1}``, ``rrf_k``, ``fetch_k`` (depth of each list), ``filter``,
+        ``image=`` (query by text and image), ``score_threshold``, ``quotas``, ``dedupe``,
+        ``near_duplicate_threshold``, ``min_similarity``, ``fusion``."""
+        flt, image = kwargs.pop("filter", None), kwargs.pop("image", None)
+        kwargs.setdefault("rrf_k", self.rrf_k)
+        options = _options("hybrid", "hybrid_search", k, kwargs)
         vector = None
         if not self.index.keyword_search_only and self.index.embedder is not None:
             vector = self.index.embedder.embed_query(query or None, image=image)
-        found = self.store.search(
-            vector=vector, text=query, k=k, conditions=parse_filters(flt, scope="metadata"), mode="hybrid",
-            rrf_k=rrf_k, weights=weights, prefetch_k=fetch_k,
-        )
+        found = self.store.search(options, vector=vector, text=query, conditions=parse_filters(flt, scope="metadata"))
         return [self._document(s) for s in found]
 
     def max_marginal_relevance_search(
@@ -293,11 +295,13 @@ class MultiModalVectorStore(VectorStore):
     def max_marginal_relevance_search_by_vector(
         self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
+        """*k* of the *fetch_k* nearest documents, chosen by maximal marginal relevance."""
         flt = kwargs.pop("filter", None)
-        _no_options("max_marginal_relevance_search", kwargs)
-        found = self.store.mmr(
-            np.asarray(embedding), k=k, fetch_k=fetch_k, lambda_mult=lambda_mult, conditions=parse_filters(flt, scope="metadata")
-        )
+        if isinstance(fetch_k, bool) or not isinstance(fetch_k, int) or fetch_k < 1:
+            raise InvalidInputError(f"fetch_k must be an integer >= 1, got {fetch_k!r}")
+        kwargs.update(fetch_k=max(fetch_k, k), lambda_mult=lambda_mult)
+        options = _options("mmr", "max_marginal_relevance_search", k, kwargs)
+        found = self.store.search(options, vector=np.asarray(embedding), conditions=parse_filters(flt, scope="metadata"))
         return [self._document(s) for s in found]
 
     # async searches run the sync ones in a worker thread (embedding is CPU/GPU work)
@@ -350,13 +354,30 @@ class MultiModalVectorStore(VectorStore):
         return MultiModalVectorStoreRetriever(vectorstore=self, tags=tags, **kwargs)
 
 
+#: The searcher's post-processing options every search type accepts.
+_POST = {"dedupe", "near_duplicate_threshold", "quotas", "min_similarity"}
 #: search_kwargs each search type accepts.
 _SEARCH_KWARGS = {
-    "hybrid": {"k", "filter", "weights", "rrf_k", "fetch_k", "image"},
-    "similarity": {"k", "filter", "score_threshold"},
-    "similarity_score_threshold": {"k", "filter", "score_threshold"},
-    "mmr": {"k", "filter", "fetch_k", "lambda_mult"},
+    "hybrid": {"k", "filter", "weights", "rrf_k", "fetch_k", "image", "score_threshold", "fusion", *_POST},
+    "similarity": {"k", "filter", "score_threshold", *_POST},
+    "similarity_score_threshold": {"k", "filter", "score_threshold", *_POST},
+    "mmr": {"k", "filter", "fetch_k", "lambda_mult", *_POST},
 }
+#: LangChain's names for the searcher's options.
+_RENAMED = {"fetch_k": "prefetch_k"}
+
+
+def _options(mode: str, where: str, k: Any, kwargs: dict[str, Any]) -> SearchOptions:
+    """The store's defaults for *mode* (:data:`~mm_rag_plugin.retrievers.search.STORE_DEFAULTS`)
+    with *k* and the options in *kwargs*; anything else is a :class:`ConfigurationError`."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
+    accepted = {"hybrid": "hybrid", "dense": "similarity", "mmr": "mmr"}[mode]
+    unknown = sorted(set(kwargs) - _SEARCH_KWARGS[accepted])
+    if unknown:
+        raise ConfigurationError(f"{where}(): unknown option(s) {unknown}; accepted: {sorted(_SEARCH_KWARGS[accepted] - {'k', 'filter'})}")
+    changes = {_RENAMED.get(name, name): value for name, value in kwargs.items() if value is not None or name == "near_duplicate_threshold"}
+    return STORE_DEFAULTS[mode].replace(k=k, **changes)
 
 
 class MultiModalVectorStoreRetriever(VectorStoreRetriever):

@@ -46,6 +46,7 @@ from ...retrievers._filters import Condition, all_of, any_of, none_of, parse_fil
 from ...retrievers.fusion import DEFAULT_RRF_K  # noqa: E402
 from ...retrievers.index import MultiModalIndex  # noqa: E402
 from ...retrievers.keyed import KeyedStore, Stored  # noqa: E402
+from ...retrievers.search import STORE_DEFAULTS, SearchOptions  # noqa: E402
 from ...types import Chunk, ImageChunk  # noqa: E402
 from .._framework import ForeignTextEmbedder, metadata_chunk, open_store_index  # noqa: E402
 from ._convert import chunk_to_node  # noqa: E402
@@ -227,7 +228,12 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         return await _in_thread(self.get_nodes, node_ids, filters)
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """Answer *query* in its mode (DEFAULT, HYBRID, SPARSE / TEXT_SEARCH, MMR)."""
+        """Answer *query* in its mode (DEFAULT, HYBRID, SPARSE / TEXT_SEARCH, MMR), ranked by the
+        searcher every entry point shares: DEFAULT, SPARSE and MMR return what their list holds
+        (no duplicate removal), HYBRID ranks as ``FusedRetriever`` does (duplicate removal on).
+        ``vector_store_kwargs`` may set the searcher's options (``dedupe``,
+        ``near_duplicate_threshold``, ``quotas``, ``score_threshold``, ``min_similarity``,
+        ``rrf_k``, ``weights``, ``fusion``)."""
         mode = VectorStoreQueryMode(query.mode)
         conditions = _conditions(query.filters)
         if query.node_ids:
@@ -236,39 +242,38 @@ class MultiModalVectorStore(BasePydanticVectorStore):
             conditions = (*conditions, Condition("ref_doc_id", "any", tuple(query.doc_ids)))
         k = query.similarity_top_k
         vector = None if query.query_embedding is None else np.asarray(query.query_embedding, dtype=np.float32)
+        text = None
         if mode == VectorStoreQueryMode.DEFAULT:
-            _no_options(kwargs)
             if vector is None:
                 raise InvalidInputError("a DEFAULT (dense) query needs query_embedding")
-            found = self._store.search(vector=vector, k=k, conditions=conditions)
+            options = _options("dense", k, kwargs)
         elif mode in (VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.TEXT_SEARCH):
-            _no_options(kwargs)
-            found = self._store.search(text=query.query_str, k=query.sparse_top_k or k, conditions=conditions, mode="keyword")
+            text, vector = query.query_str, None
+            options = _options("keyword", query.sparse_top_k or k, kwargs)
         elif mode == VectorStoreQueryMode.HYBRID:
-            _no_options(kwargs)
-            weights = None
+            text = query.query_str
             if query.alpha is not None:
                 if not 0.0 <= query.alpha <= 1.0:
                     raise InvalidInputError(f"alpha must be between 0 and 1, got {query.alpha}")
-                weights = {"dense_text": query.alpha, "dense_image": query.alpha, "bm25": 1.0 - query.alpha}
-            found = self._store.search(
-                vector=vector, text=query.query_str, k=query.hybrid_top_k or k, conditions=conditions, mode="hybrid",
-                rrf_k=self._rrf_k, weights=weights, prefetch_k=query.sparse_top_k,
-            )
+                kwargs.setdefault("weights", {"dense_text": query.alpha, "dense_image": query.alpha, "bm25": 1.0 - query.alpha})
+            kwargs.setdefault("rrf_k", self._rrf_k)
+            if query.sparse_top_k:
+                kwargs.setdefault("prefetch_k", query.sparse_top_k)
+            options = _options("hybrid", query.hybrid_top_k or k, kwargs)
         elif mode == VectorStoreQueryMode.MMR:
             factor = kwargs.pop("mmr_prefetch_factor", 4.0)
             fetch_k = kwargs.pop("mmr_prefetch_k", None) or int(k * factor)
-            _no_options(kwargs)
             if vector is None:
                 raise InvalidInputError("an MMR query needs query_embedding")
-            lam = 0.5 if query.mmr_threshold is None else query.mmr_threshold
-            found = self._store.mmr(vector, k=k, fetch_k=max(fetch_k, k), lambda_mult=lam, conditions=conditions)
-            sims = _cosines(self._index, vector, found)
-            found = [Stored(s.key, s.chunk, s.payload, sim, s.pid) for s, sim in zip(found, sims, strict=True)]
+            lam = kwargs.pop("mmr_threshold", None)  # as LlamaIndex's own stores take it (vector_store_kwargs)
+            lam = query.mmr_threshold if lam is None else lam
+            kwargs.update(prefetch_k=max(fetch_k, k), lambda_mult=0.5 if lam is None else lam)
+            options = _options("mmr", k, kwargs)
         else:
             raise ConfigurationError(
                 f"query mode {mode.value!r} is not supported; use default, hybrid, sparse, text_search or mmr"
             )
+        found = self._store.search(options, vector=vector, text=text, conditions=conditions)
         return VectorStoreQueryResult(
             nodes=[_node(s) for s in found], similarities=[float(s.score or 0.0) for s in found], ids=[s.key for s in found]
         )
@@ -370,19 +375,18 @@ def _keys(key: str) -> list[str]:
     return [key, f"metadata.{key}"] if key in CHUNK_KEYS else [f"metadata.{key}"]
 
 
-def _cosines(index: MultiModalIndex, query: np.ndarray, found: list[Stored]) -> list[float]:
-    vecs = index.vectors([s.pid for s in found])
-    q = query / max(float(np.linalg.norm(query)), 1e-12)
-    out = []
-    for s in found:
-        v = vecs.get(s.pid)
-        out.append(0.0 if v is None else float(v @ q / max(float(np.linalg.norm(v)), 1e-12)))
-    return out
+#: The searcher's options a query may set through ``vector_store_kwargs``.
+_OPTIONS = {
+    "dedupe", "near_duplicate_threshold", "quotas", "score_threshold", "min_similarity", "rrf_k", "weights",
+    "fusion", "prefetch_k", "lambda_mult",
+}
 
 
-def _no_options(kwargs: dict[str, Any]) -> None:
-    if kwargs:
-        raise ConfigurationError(f"query(): unknown option(s) {sorted(kwargs)}")
+def _options(mode: str, k: int, kwargs: dict[str, Any]) -> SearchOptions:
+    unknown = sorted(set(kwargs) - _OPTIONS)
+    if unknown:
+        raise ConfigurationError(f"query(): unknown option(s) {unknown}; accepted: {sorted(_OPTIONS)}")
+    return STORE_DEFAULTS[mode].replace(k=k, **kwargs)
 
 
 async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
