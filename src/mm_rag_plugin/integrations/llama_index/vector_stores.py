@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -41,16 +42,19 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict  # noqa: E402
 
+from ...embeddings.batch import embed_chunks  # noqa: E402
 from ...errors import ConfigurationError, InvalidInputError  # noqa: E402
 from ...retrievers._filters import Condition, all_of, any_of, none_of, parse_filters  # noqa: E402
 from ...retrievers.fusion import DEFAULT_RRF_K  # noqa: E402
 from ...retrievers.index import MultiModalIndex  # noqa: E402
 from ...retrievers.keyed import KeyedStore, Stored  # noqa: E402
-from ...types import Chunk, ImageChunk  # noqa: E402
+from ...types import Chunk  # noqa: E402
 from .._framework import ForeignTextEmbedder, metadata_chunk, open_store_index  # noqa: E402
 from ._convert import chunk_to_node  # noqa: E402
 
 __all__ = ["MultiModalVectorStore"]
+
+logger = logging.getLogger(__name__)
 
 FRAMEWORK = "llama_index"
 #: Node-content keys LlamaIndex adds to metadata dicts (not the user's metadata).
@@ -140,8 +144,10 @@ class MultiModalVectorStore(BasePydanticVectorStore):
 
     # ------------------------------------------------------------------ writes
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
-        """Store *nodes* (replacing nodes with the same id); returns their ids. Nodes without an
-        embedding are embedded with the index's model."""
+        """Store *nodes* (replacing nodes with the same id); returns the ids of the nodes stored.
+        Nodes without an embedding are embedded with the index's model; one that cannot be (an
+        unreadable image, a zero or non-finite vector) is logged as a warning naming its file and
+        left out, and the others are stored."""
         if add_kwargs:
             raise ConfigurationError(f"add(): unknown option(s) {sorted(add_kwargs)}")
         items: list[tuple[str, Chunk, np.ndarray | None]] = []
@@ -158,23 +164,19 @@ class MultiModalVectorStore(BasePydanticVectorStore):
                 missing.append(i)
             items.append((node.node_id, chunk, vector))
             extra.append({"ref_doc_id": node.ref_doc_id, "node": _node_record(node)})
+        failed: set[int] = set()
         if missing:
-            self._embed(items, missing)
-        return self._store.put(items, framework=FRAMEWORK, extra=extra)
-
-    def _embed(self, items: list[tuple[str, Chunk, np.ndarray | None]], which: list[int]) -> None:
-        embedder = self._index.embedder
-        if embedder is None:
-            raise ConfigurationError("nodes without embeddings need the index's model (pass embed_model=)")
-        texts = [i for i in which if not isinstance(items[i][1], ImageChunk)]
-        images = [i for i in which if isinstance(items[i][1], ImageChunk)]
-        if texts:
-            for i, v in zip(texts, embedder.embed_texts([items[i][1].text for i in texts]), strict=True):
-                items[i] = (items[i][0], items[i][1], v)
-        if images:
-            paths = [items[i][1].image_path for i in images]  # type: ignore[union-attr]
-            for i, v in zip(images, embedder.embed_images(paths), strict=True):
-                items[i] = (items[i][0], items[i][1], v)
+            embedder = self._index.embedder
+            if embedder is None:
+                raise ConfigurationError("nodes without embeddings need the index's model (pass embed_model=)")
+            embedded = embed_chunks(embedder, [items[i][1] for i in missing])
+            for i, vector in zip(missing, embedded.vectors, strict=True):
+                items[i] = (items[i][0], items[i][1], vector)
+            for e in embedded.errors:
+                failed.add(missing[e.index])
+                logger.warning("node %s not stored: %s", items[missing[e.index]][0], e)
+        keep = [i for i in range(len(items)) if i not in failed]
+        return self._store.put([items[i] for i in keep], framework=FRAMEWORK, extra=[extra[i] for i in keep])
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         return await _in_thread(self.add, nodes, **kwargs)
