@@ -110,7 +110,7 @@ def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk]) -> Embedded:
         result: Any = embedder.embed_images([chunks[i].image_path for i in images], on_error="collect")  # type: ignore[union-attr]
         for e in result.errors:
             i = images[e.index]
-            problems[i] = (_image_problem(chunks[i], e.error), type(e.error).__name__)  # type: ignore[arg-type]
+            problems[i] = (_image_problem(chunks[i], e.error), type(e.error).__name__)
         for j, i in enumerate(images):
             if i not in problems:
                 rows[i] = result.vectors[j]

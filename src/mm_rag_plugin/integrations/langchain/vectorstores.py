@@ -43,7 +43,8 @@ from ...retrievers.fusion import DEFAULT_RRF_K  # noqa: E402
 from ...retrievers.index import MultiModalIndex  # noqa: E402
 from ...retrievers.keyed import KeyedStore, Stored  # noqa: E402
 from ...types import Chunk  # noqa: E402
-from .._framework import ForeignTextEmbedder, image_chunk_from_path, metadata_chunk, open_store_index  # noqa: E402
+from .._framework import ForeignTextEmbedder, open_store_index  # noqa: E402
+from ._convert import document_to_chunk, image_to_chunk  # noqa: E402
 
 __all__ = ["MultiModalVectorStore", "MultiModalVectorStoreRetriever"]
 
@@ -144,7 +145,7 @@ class MultiModalVectorStore(VectorStore):
         for i, (key, doc) in enumerate(zip(keys, documents, strict=True)):
             if not isinstance(doc, Document):
                 raise InvalidInputError(f"expected a LangChain Document, got {type(doc).__name__}", source=f"documents[{i}]")
-            chunks.append(metadata_chunk(key, doc.page_content, dict(doc.metadata)))
+            chunks.append(document_to_chunk(doc, key=key))
         return self._put(keys, chunks)
 
     def add_images(
@@ -169,7 +170,7 @@ class MultiModalVectorStore(VectorStore):
         chunks: list[Chunk] = []
         for i, uri in enumerate(uris):
             meta = dict(metadatas[i]) if metadatas else {}
-            chunks.append(image_chunk_from_path(keys[i], uri, meta))
+            chunks.append(image_to_chunk(keys[i], uri, meta))
         return self._put(keys, chunks)
 
     def _put(self, keys: list[str], chunks: list[Chunk]) -> list[str]:

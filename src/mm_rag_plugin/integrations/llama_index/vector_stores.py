@@ -15,8 +15,6 @@ For ``MultiModalVectorStoreIndex``, one index serves both stores:
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -29,7 +27,7 @@ from ..._optional import require
 require("llama_index.core", extra="llamaindex", package="llama-index-core")
 
 from llama_index.core.bridge.pydantic import PrivateAttr  # noqa: E402
-from llama_index.core.schema import BaseNode, ImageNode  # noqa: E402
+from llama_index.core.schema import BaseNode  # noqa: E402
 from llama_index.core.vector_stores.types import (  # noqa: E402
     BasePydanticVectorStore,
     FilterCondition,
@@ -49,8 +47,8 @@ from ...retrievers.fusion import DEFAULT_RRF_K  # noqa: E402
 from ...retrievers.index import MultiModalIndex  # noqa: E402
 from ...retrievers.keyed import KeyedStore, Stored  # noqa: E402
 from ...types import Chunk  # noqa: E402
-from .._framework import ForeignTextEmbedder, metadata_chunk, open_store_index  # noqa: E402
-from ._convert import chunk_to_node  # noqa: E402
+from .._framework import ForeignTextEmbedder, open_store_index  # noqa: E402
+from ._convert import chunk_to_node, node_to_chunk  # noqa: E402
 
 __all__ = ["MultiModalVectorStore"]
 
@@ -156,7 +154,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         for i, node in enumerate(nodes):
             if not isinstance(node, BaseNode):
                 raise InvalidInputError(f"expected a LlamaIndex node, got {type(node).__name__}", source=f"nodes[{i}]")
-            chunk = node_chunk(node, as_text=self.kind == "text")
+            chunk = node_to_chunk(node, keyed=True, as_text=self.kind == "text")
             if self.kind is not None and chunk.kind != self.kind:
                 raise InvalidInputError(f"node {node.node_id}: a {chunk.kind} node in a store of {self.kind} nodes")
             vector = None if node.embedding is None else np.asarray(node.embedding, dtype=np.float32)
@@ -279,32 +277,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         return await _in_thread(self.query, query, **kwargs)
 
 
-# ---------------------------------------------------------------------- nodes <-> chunks
-def node_chunk(node: BaseNode, *, as_text: bool = False) -> Chunk:
-    """A LlamaIndex node as a chunk with the node's id and metadata (an ``ImageNode`` becomes an
-    image chunk: its ``image_path``, or its base64 ``image`` as a ``data:`` URI; with *as_text*
-    its text, as the text store of a ``MultiModalVectorStoreIndex`` holds it)."""
-    meta = dict(node.metadata)
-    if isinstance(node, ImageNode) and not as_text and (node.image_path or node.image or node.image_url):
-        if node.image_path:
-            image_path = str(node.image_path)
-        elif node.image:
-            mime = node.image_mimetype or "image/png"
-            data = node.image if isinstance(node.image, str) else base64.b64encode(node.image).decode("ascii")
-            image_path = f"data:{mime};base64,{data}"
-        else:
-            raise InvalidInputError(
-                f"node {node.node_id}: images given by URL are not fetched; download {node.image_url} and pass image_path",
-                source=str(node.image_url),
-            )
-        fields = {**meta, "kind": "image", "image_path": image_path}
-        fields.setdefault("source", image_path if node.image_path else node.node_id)
-        chunk = metadata_chunk(node.node_id, node.get_content(), fields)
-    else:  # a text node is text whatever its metadata says
-        chunk = metadata_chunk(node.node_id, node.get_content(), {k: v for k, v in meta.items() if k != "kind"})
-    return dataclasses.replace(chunk, metadata=meta)
-
-
+# ---------------------------------------------------------------------- nodes <-> records
 def _node_record(node: BaseNode) -> str:
     data = node_to_metadata_dict(node, remove_text=False, flat_metadata=False)
     return json.dumps({"_node_content": data["_node_content"], "_node_type": data["_node_type"]})
