@@ -278,7 +278,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     s = command("reindex", "re-embed the index with another model (--model); the folders are swapped at the end")
     s.add_argument("--batch-size", type=_positive_int, default=64, help="points per batch (default: %(default)s)")
     s.add_argument("--keep-old", action="store_true", help="keep the old index as INDEX.before-reindex")
-    s.add_argument("--skip-unreadable", action="store_true", help="leave out images that cannot be read (default: stop)")
+    s.add_argument("--skip-unreadable", action="store_true", help="leave out points that cannot be embedded, such as unreadable images (default: stop)")
     return p, commands
 
 
@@ -750,7 +750,7 @@ def _cmd_reindex(args, out, err) -> int:
           + (f", {resumed} from an interrupted run" if resumed > 0 else "") + f") in {rep.seconds:.1f} s", file=out)
     print(f"model: {one_line(rep.previous_model)} -> {one_line(rep.model)}", file=out)
     for s in rep.skipped[:_MAX_ERRORS_SHOWN]:
-        print(f"  left out (unreadable): {one_line(s)}", file=out)
+        print(f"  left out: {one_line(s)}", file=out)
     if rep.kept_old:
         print(f"the old index is kept in {one_line(rep.kept_old)}", file=out)
     return 0

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ..embeddings.batch import embed_chunks
 from ..errors import ConfigurationError, IndexNotFoundError, InvalidInputError, StoreError
-from ..types import Embedder
+from ..types import Chunk, Embedder, ImageChunk, TextChunk
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ class ReindexReport:
     embedded: int  # points embedded by this run (the rest were there from an interrupted run)
     texts: int
     images: int
-    skipped: tuple[str, ...]  # images that could not be read (skip_unreadable=True), left out
+    skipped: tuple[str, ...]  # points that could not be embedded (skip_unreadable=True), left out: one line each
     model: str  # the new model, described
     previous_model: str
     kept_old: str | None  # where the old index was kept (keep_old=True)
@@ -93,9 +92,10 @@ def reindex(
 ) -> ReindexReport:
     """Re-embed the index folder *index_dir* with *embedder* (see the module docstring).
 
-    Images that cannot be read stop the reindex before the swap (the work done is kept; fix them
-    and run again), unless ``skip_unreadable``: then their points are left out of the new index
-    and listed in the report."""
+    Points that cannot be embedded (an unreadable image; a vector of the new model that is zero or
+    not finite: the rule of :func:`~mm_rag_plugin.embeddings.batch.embed_chunks`) stop the reindex
+    before the swap (the work done is kept; fix them and run again), unless ``skip_unreadable``:
+    then they are left out of the new index and listed in the report."""
     from ..retrievers.index import MultiModalIndex
     from ..retrievers.manifest import describe_model, model_identity, same_model
 
@@ -188,33 +188,18 @@ def _copy_points(
             if present:
                 _refresh_payloads(new, [p for p in batch if p.id in present])
             todo = [p for p in batch if p.id not in present]
-            text_points = [p for p in todo if p.payload.get("kind") != "image"]
-            image_points = [p for p in todo if p.payload.get("kind") == "image"]
-            vectors: dict[str, np.ndarray] = {}
-            if text_points:
-                vecs = np.asarray(embedder.embed_texts([str(p.payload.get("text") or "") for p in text_points]), np.float32)
-                vectors.update({p.id: v for p, v in zip(text_points, vecs, strict=True)})
-            if image_points:
-                paths = old.payloads([p.id for p in image_points])  # image paths resolved against the old folder
-                where = [str(paths.get(p.id, {}).get("image_path") or "") for p in image_points]
-                res: Any = embedder.embed_images(where, on_error="collect")
-                failed = {e.index: str(e.error) for e in res.errors}
-                for i, p in enumerate(image_points):
-                    if i in failed:
-                        (skipped if skip_unreadable else bad).append(f"{where[i]} ({failed[i]})")
-                        continue
-                    vectors[p.id] = np.asarray(res.vectors[i], np.float32)
             points = []
-            for p in todo:
-                vec = vectors.get(p.id)
-                if vec is None:
-                    continue
-                if not np.isfinite(vec).all() or float(np.linalg.norm(vec)) < 1e-6:
-                    raise InvalidInputError(
-                        f"the new model gives a zero or non-finite vector for point {p.id} "
-                        f"({p.payload.get('source') or '?'}); refusing to store it"
-                    )
-                points.append(Point(p.id, vec, p.sparse, p.payload))
+            if todo:
+                chunks, refused = _as_chunks(old, todo)
+                for p in refused:  # an image file the old index refuses to read (its warning says why)
+                    line = f"{p.payload.get('source') or p.id}: image not read: the index refuses its file"
+                    (skipped if skip_unreadable else bad).append(line)
+                gone = {p.id for p in refused}
+                todo = [p for p in todo if p.id not in gone]
+                done = embed_chunks(embedder, chunks)  # the one loop, the one error rule
+                for e in done.errors:
+                    (skipped if skip_unreadable else bad).append(str(e))
+                points = [Point(p.id, vec, p.sparse, p.payload) for p, vec in zip(todo, done.vectors, strict=True) if vec is not None]
             new.write_points(points)  # committed: a rerun skips these
             embedded += len(points)
             texts += sum(1 for p in points if p.payload.get("kind") != "image")
@@ -223,12 +208,29 @@ def _copy_points(
     if bad:
         more = f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
         raise InvalidInputError(
-            f"{len(bad)} images cannot be read: {'; '.join(bad[:_SHOWN])}{more}. The points done so far are kept in "
-            f"{new.where}: restore the images and run reindex again, or leave them out (--skip-unreadable)"
+            f"{len(bad)} point{'s' if len(bad) != 1 else ''} cannot be embedded: {'; '.join(bad[:_SHOWN])}{more}. The points done so far are kept "
+            f"in {new.where}: restore the images and run reindex again, or leave them out (--skip-unreadable)"
         )
     if len(new) > len(old) - len(skipped):
         _drop_extra(old, new)
     return embedded, texts, images, skipped
+
+
+def _as_chunks(old: Any, points: Sequence[Any]) -> tuple[list[Chunk], list[Any]]:
+    """What each stored point embeds: a text chunk's text, an image chunk's image (its path
+    resolved against the old folder); and the image points whose file the old index refuses."""
+    paths = old.payloads([p.id for p in points if p.payload.get("kind") == "image"])
+    out: list[Chunk] = []
+    refused: list[Any] = []
+    for p in points:
+        source = str(p.payload.get("source") or "")
+        if p.payload.get("kind") != "image":
+            out.append(TextChunk(id=p.id, text=str(p.payload.get("text") or ""), source=source))
+        elif p.id in paths:
+            out.append(ImageChunk(id=p.id, source=source, image_path=str(paths[p.id].get("image_path") or ""), content_hash=""))
+        else:
+            refused.append(p)
+    return out, refused
 
 
 def _refresh_payloads(new: Any, points: Sequence[Any]) -> None:

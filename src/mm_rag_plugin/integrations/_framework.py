@@ -1,5 +1,7 @@
-"""What the LangChain and LlamaIndex vector stores share: opening the index, a text-only embedder
-over a framework's own embedding model, and framework items turned into chunks."""
+"""What the LangChain and LlamaIndex adapters share: opening the index, a text-only embedder over
+a framework's own embedding model, and :func:`metadata_chunk`, which each framework's one converter
+(``langchain._convert.document_to_chunk``, ``llama_index._convert.node_to_chunk``) uses for the items
+its vector store keeps with their metadata verbatim."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from ..retrievers.index import MultiModalIndex
 from ..retrievers.manifest import describe_model
 from ..types import Chunk, ImageChunk, TextChunk
 
-__all__ = ["ForeignTextEmbedder", "image_chunk_from_path", "metadata_chunk", "open_store_index"]
+__all__ = ["ForeignTextEmbedder", "metadata_chunk", "open_store_index"]
 
 #: Chunk fields taken from a framework item's metadata, with the types they must have.
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -150,18 +152,6 @@ def metadata_chunk(key: str, text: str, metadata: Mapping[str, Any]) -> Chunk:
     fields.setdefault("source", "")
     known = {k: v for k, v in fields.items() if k in TextChunk.__dataclass_fields__}
     return TextChunk(id=key, text=text, **known, metadata=meta)
-
-
-def image_chunk_from_path(key: str, uri: Any, metadata: Mapping[str, Any]) -> ImageChunk:
-    """An image file as an image chunk with id *key*; the metadata gains ``kind`` and ``image_path``."""
-    if not isinstance(uri, (str, os.PathLike)):
-        raise InvalidInputError(f"images are added by file path, got {type(uri).__name__}", source=f"image {key}")
-    path = str(Path(uri).expanduser().resolve())
-    meta = {**dict(metadata), "kind": "image", "image_path": path}
-    meta.setdefault("source", path)
-    chunk = metadata_chunk(key, "", meta)
-    assert isinstance(chunk, ImageChunk)
-    return chunk
 
 
 def _file_hash(path: str) -> str:

@@ -46,6 +46,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._payload import chunk_to_payload, payload_problem, payload_to_chunk
+from ..embeddings.batch import vector_problem
 from ..errors import ConfigurationError, IndexNotFoundError, InvalidInputError, StoreError, echo
 from ..ids import content_hash, stable_id
 from ..types import Chunk, Embedder, ImageChunk, ReadResult, TextChunk
@@ -511,13 +512,9 @@ class MultiModalIndex:
             if vector is None:
                 raise InvalidInputError(f"{chunk.source}: no vector for a chunk of a dense index", source=chunk.source)
             dense = np.asarray(vector, np.float32).reshape(-1)
-            if dense.shape != (self.dim,):
-                raise InvalidInputError(f"{chunk.source}: vector of size {dense.size}, the index holds {self.dim}-d vectors", source=chunk.source)
-            if not np.isfinite(dense).all():
-                raise InvalidInputError(f"{chunk.source}: the vector holds NaN or infinite values; refusing to store it", source=chunk.source)
-            norm = float(np.linalg.norm(dense))
-            if norm < 1e-6:
-                raise InvalidInputError(f"{chunk.source}: the vector is all zeros; refusing to store it", source=chunk.source)
+            problem = vector_problem(dense, self.dim)
+            if problem is not None:
+                raise InvalidInputError(f"{chunk.source}: {problem}; refusing to store it", source=chunk.source)
         sparse = self.bm25.encode_document(chunk.search_text)
         return Point(pid, dense, sparse, payload)
 
@@ -773,12 +770,8 @@ class MultiModalIndex:
         if not self.keyword_only:
             if p.dense is None:
                 yield f"no dense vector ({where})"
-            elif p.dense.shape != (self.dim,):
-                yield f"vector of size {p.dense.size}, not {self.dim} ({where})"
-            elif not np.isfinite(p.dense).all():
-                yield f"vector holds NaN or infinite values ({where})"
-            elif float(np.linalg.norm(p.dense)) < 1e-6:
-                yield f"zero vector ({where})"
+            elif (problem := vector_problem(p.dense, self.dim)) is not None:
+                yield f"{problem} ({where})"
         elif p.dense is not None:
             yield f"holds a dense vector, but the manifest says the index is keyword-only ({where})"
         if not _same_sparse(p.sparse, self._expected_sparse(payload)):

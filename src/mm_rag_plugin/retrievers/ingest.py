@@ -4,8 +4,9 @@ Chunks are consumed from an iterable batch by batch, so memory does not grow wit
 batch is embedded and committed before the next is read, so a failure (or a killed process) loses
 at most the batch in flight; everything committed before stays searchable. Points already in the
 index (same content id) are neither embedded nor written again; when found at a new path, that
-path is added to their ``sources``. A vector that is not finite or is all zeros is refused and
-reported as an error of its file, never stored.
+path is added to their ``sources``. Chunks are embedded by
+:func:`~mm_rag_plugin.embeddings.batch.embed_chunks`: an unreadable image, or a vector that is not
+finite or is all zeros, is reported as an error of its file and never stored; the rest are.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._items import as_chunk
+from ..embeddings.batch import embed_chunks
 from ..errors import InvalidInputError
-from ..types import Chunk, Embedder, FileError, ImageChunk, ReadResult, TextChunk
+from ..types import Chunk, Embedder, FileError, ReadResult, TextChunk
 
 if TYPE_CHECKING:
     from .engine import Point
@@ -50,15 +52,6 @@ def _batches(items: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
     it = iter(items)
     while batch := list(islice(it, size)):
         yield batch
-
-
-def _embed_images(embedder: Embedder, chunks: Sequence[ImageChunk]) -> tuple[np.ndarray, list[str | None]]:
-    """Vectors (NaN rows for failures) and one error message (or None) per image."""
-    res: Any = embedder.embed_images([c.image_path for c in chunks], on_error="collect")
-    errs: list[str | None] = [None] * len(chunks)
-    for e in res.errors:
-        errs[e.index] = str(e.error)
-    return np.asarray(res.vectors, np.float32), errs
 
 
 def ingest(
@@ -115,11 +108,18 @@ def ingest(
             unchanged += len(present)
             fresh = [(pid, c) for pid, c in todo.items() if pid not in present]
             points: list[Point] = []
-            for chunk, vec, err in _vectors(index, embedder, [c for _, c in fresh]):
-                if err is not None:
-                    errors.append(FileError(chunk.source, err))
-                    failed_sources.add(chunk.source)
-                    continue
+            fresh_chunks = [c for _, c in fresh]
+            vectors: list[np.ndarray | None] = [None] * len(fresh_chunks)  # keyword-only: no vectors
+            if fresh_chunks and embedder is not None and not index.keyword_only:
+                embedded = embed_chunks(embedder, fresh_chunks)  # the one loop, the one error rule
+                vectors = embedded.vectors
+                for e in embedded.errors:
+                    errors.append(e.file_error())
+                    failed_sources.add(fresh_chunks[e.index].source)
+                failed = embedded.failed
+                fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
+                vectors = [v for n, v in enumerate(vectors) if n not in failed]
+            for chunk, vec in zip(fresh_chunks, vectors, strict=True):
                 try:
                     point = index.make_point(chunk, vec)
                 except InvalidInputError as exc:
@@ -144,22 +144,3 @@ def ingest(
     logger.info("indexed %s new, %s unchanged, %s deleted, %s errors", added, unchanged, deleted, len(errors))
     return IngestReport(added, unchanged, deleted, skipped, tuple(errors))
 
-
-def _vectors(
-    index: MultiModalIndex, embedder: Embedder | None, chunks: Sequence[Chunk]
-) -> Iterator[tuple[Chunk, np.ndarray | None, str | None]]:
-    """``(chunk, vector, error)`` for each chunk: texts and images each embedded in one batch."""
-    if index.keyword_only or embedder is None:
-        for c in chunks:
-            yield c, None, None
-        return
-    texts = [c for c in chunks if isinstance(c, TextChunk)]
-    images = [c for c in chunks if isinstance(c, ImageChunk)]
-    if texts:
-        vecs = np.asarray(embedder.embed_texts([c.text for c in texts]), np.float32)
-        for c, v in zip(texts, vecs, strict=True):
-            yield c, v, None
-    if images:
-        vecs, errs = _embed_images(embedder, images)
-        for c, v, err in zip(images, vecs, errs, strict=True):
-            yield c, v, (None if err is None else f"image {c.image_path!r}: {err}")

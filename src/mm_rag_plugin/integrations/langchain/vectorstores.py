@@ -36,14 +36,16 @@ from langchain_core.embeddings import Embeddings  # noqa: E402
 from langchain_core.vectorstores import VectorStore, VectorStoreRetriever  # noqa: E402
 from pydantic import model_validator  # noqa: E402
 
+from ...embeddings.batch import ChunkError, embed_chunks  # noqa: E402
 from ...errors import ConfigurationError, InvalidInputError  # noqa: E402
 from ...retrievers._filters import parse_filters  # noqa: E402
 from ...retrievers.fusion import DEFAULT_RRF_K  # noqa: E402
 from ...retrievers.index import MultiModalIndex  # noqa: E402
 from ...retrievers.keyed import KeyedStore, Stored  # noqa: E402
 from ...retrievers.search import STORE_DEFAULTS, SearchOptions  # noqa: E402
-from ...types import Chunk, ImageChunk  # noqa: E402
-from .._framework import ForeignTextEmbedder, image_chunk_from_path, metadata_chunk, open_store_index  # noqa: E402
+from ...types import Chunk  # noqa: E402
+from .._framework import ForeignTextEmbedder, open_store_index  # noqa: E402
+from ._convert import document_to_chunk, image_to_chunk  # noqa: E402
 
 __all__ = ["MultiModalVectorStore", "MultiModalVectorStoreRetriever"]
 
@@ -144,7 +146,7 @@ class MultiModalVectorStore(VectorStore):
         for i, (key, doc) in enumerate(zip(keys, documents, strict=True)):
             if not isinstance(doc, Document):
                 raise InvalidInputError(f"expected a LangChain Document, got {type(doc).__name__}", source=f"documents[{i}]")
-            chunks.append(metadata_chunk(key, doc.page_content, dict(doc.metadata)))
+            chunks.append(document_to_chunk(doc, key=key))
         return self._put(keys, chunks)
 
     def add_images(
@@ -169,44 +171,28 @@ class MultiModalVectorStore(VectorStore):
         chunks: list[Chunk] = []
         for i, uri in enumerate(uris):
             meta = dict(metadatas[i]) if metadatas else {}
-            chunks.append(image_chunk_from_path(keys[i], uri, meta))
+            chunks.append(image_to_chunk(keys[i], uri, meta))
         return self._put(keys, chunks)
 
     def _put(self, keys: list[str], chunks: list[Chunk]) -> list[str]:
         if not chunks:
             return []
-        vectors, errors = self._embed(chunks)
-        good = [(k, c, v) for k, c, v in zip(keys, chunks, vectors, strict=True) if v is not None or self.index.keyword_only]
+        vectors: list[np.ndarray | None] = [None] * len(chunks)
+        errors: tuple[ChunkError, ...] = ()
+        if not self.index.keyword_only:
+            if self.index.embedder is None:
+                raise ConfigurationError("this vector store has no embedding model (pass embedding=)")
+            embedded = embed_chunks(self.index.embedder, chunks)
+            vectors, errors = embedded.vectors, embedded.errors
+        failed = {e.index for e in errors}
+        good = [(k, c, v) for n, (k, c, v) in enumerate(zip(keys, chunks, vectors, strict=True)) if n not in failed]
         self.store.put(good, framework=FRAMEWORK)
         if errors:
             raise InvalidInputError(
-                f"{len(errors)} of {len(chunks)} items could not be embedded ({len(good)} stored): " + "; ".join(errors[:10])
+                f"{len(errors)} of {len(chunks)} items could not be embedded ({len(good)} stored): "
+                + "; ".join(str(e) for e in errors[:10])
             )
         return keys
-
-    def _embed(self, chunks: list[Chunk]) -> tuple[list[np.ndarray | None], list[str]]:
-        out: list[np.ndarray | None] = [None] * len(chunks)
-        if self.index.keyword_only:
-            return out, []
-        embedder = self.index.embedder
-        if embedder is None:
-            raise ConfigurationError("this vector store has no embedding model (pass embedding=)")
-        texts = [i for i, c in enumerate(chunks) if not isinstance(c, ImageChunk)]
-        images = [i for i, c in enumerate(chunks) if isinstance(c, ImageChunk)]
-        errors: list[str] = []
-        if texts:
-            vecs = embedder.embed_texts([chunks[i].text for i in texts])
-            for i, v in zip(texts, vecs, strict=True):
-                out[i] = v
-        if images:
-            result = embedder.embed_images([chunks[i].image_path for i in images], on_error="collect")  # type: ignore[union-attr]
-            failed = {e.index: e for e in result.errors}
-            for j, i in enumerate(images):
-                if j in failed:
-                    errors.append(f"{chunks[i].source or chunks[i].image_path}: {failed[j].error}")  # type: ignore[union-attr]
-                else:
-                    out[i] = result.vectors[j]
-        return out, errors
 
     async def aadd_texts(
         self, texts: Iterable[str], metadatas: list[dict[str, Any]] | None = None, *, ids: list[str] | None = None, **kwargs: Any

@@ -15,9 +15,8 @@ For ``MultiModalVectorStoreIndex``, one index serves both stores:
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -28,7 +27,7 @@ from ..._optional import require
 require("llama_index.core", extra="llamaindex", package="llama-index-core")
 
 from llama_index.core.bridge.pydantic import PrivateAttr  # noqa: E402
-from llama_index.core.schema import BaseNode, ImageNode  # noqa: E402
+from llama_index.core.schema import BaseNode  # noqa: E402
 from llama_index.core.vector_stores.types import (  # noqa: E402
     BasePydanticVectorStore,
     FilterCondition,
@@ -41,17 +40,20 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict  # noqa: E402
 
+from ...embeddings.batch import embed_chunks  # noqa: E402
 from ...errors import ConfigurationError, InvalidInputError  # noqa: E402
 from ...retrievers._filters import Condition, all_of, any_of, none_of, parse_filters  # noqa: E402
 from ...retrievers.fusion import DEFAULT_RRF_K  # noqa: E402
 from ...retrievers.index import MultiModalIndex  # noqa: E402
 from ...retrievers.keyed import KeyedStore, Stored  # noqa: E402
 from ...retrievers.search import STORE_DEFAULTS, SearchOptions  # noqa: E402
-from ...types import Chunk, ImageChunk  # noqa: E402
-from .._framework import ForeignTextEmbedder, metadata_chunk, open_store_index  # noqa: E402
-from ._convert import chunk_to_node  # noqa: E402
+from ...types import Chunk  # noqa: E402
+from .._framework import ForeignTextEmbedder, open_store_index  # noqa: E402
+from ._convert import chunk_to_node, node_to_chunk  # noqa: E402
 
 __all__ = ["MultiModalVectorStore"]
+
+logger = logging.getLogger(__name__)
 
 FRAMEWORK = "llama_index"
 #: Node-content keys LlamaIndex adds to metadata dicts (not the user's metadata).
@@ -141,8 +143,10 @@ class MultiModalVectorStore(BasePydanticVectorStore):
 
     # ------------------------------------------------------------------ writes
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
-        """Store *nodes* (replacing nodes with the same id); returns their ids. Nodes without an
-        embedding are embedded with the index's model."""
+        """Store *nodes* (replacing nodes with the same id); returns the ids of the nodes stored.
+        Nodes without an embedding are embedded with the index's model; one that cannot be (an
+        unreadable image, a zero or non-finite vector) is logged as a warning naming its file and
+        left out, and the others are stored."""
         if add_kwargs:
             raise ConfigurationError(f"add(): unknown option(s) {sorted(add_kwargs)}")
         items: list[tuple[str, Chunk, np.ndarray | None]] = []
@@ -151,7 +155,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         for i, node in enumerate(nodes):
             if not isinstance(node, BaseNode):
                 raise InvalidInputError(f"expected a LlamaIndex node, got {type(node).__name__}", source=f"nodes[{i}]")
-            chunk = node_chunk(node, as_text=self.kind == "text")
+            chunk = node_to_chunk(node, keyed=True, as_text=self.kind == "text")
             if self.kind is not None and chunk.kind != self.kind:
                 raise InvalidInputError(f"node {node.node_id}: a {chunk.kind} node in a store of {self.kind} nodes")
             vector = None if node.embedding is None else np.asarray(node.embedding, dtype=np.float32)
@@ -159,23 +163,19 @@ class MultiModalVectorStore(BasePydanticVectorStore):
                 missing.append(i)
             items.append((node.node_id, chunk, vector))
             extra.append({"ref_doc_id": node.ref_doc_id, "node": _node_record(node)})
+        failed: set[int] = set()
         if missing:
-            self._embed(items, missing)
-        return self._store.put(items, framework=FRAMEWORK, extra=extra)
-
-    def _embed(self, items: list[tuple[str, Chunk, np.ndarray | None]], which: list[int]) -> None:
-        embedder = self._index.embedder
-        if embedder is None:
-            raise ConfigurationError("nodes without embeddings need the index's model (pass embed_model=)")
-        texts = [i for i in which if not isinstance(items[i][1], ImageChunk)]
-        images = [i for i in which if isinstance(items[i][1], ImageChunk)]
-        if texts:
-            for i, v in zip(texts, embedder.embed_texts([items[i][1].text for i in texts]), strict=True):
-                items[i] = (items[i][0], items[i][1], v)
-        if images:
-            paths = [items[i][1].image_path for i in images]  # type: ignore[union-attr]
-            for i, v in zip(images, embedder.embed_images(paths), strict=True):
-                items[i] = (items[i][0], items[i][1], v)
+            embedder = self._index.embedder
+            if embedder is None:
+                raise ConfigurationError("nodes without embeddings need the index's model (pass embed_model=)")
+            embedded = embed_chunks(embedder, [items[i][1] for i in missing])
+            for i, vector in zip(missing, embedded.vectors, strict=True):
+                items[i] = (items[i][0], items[i][1], vector)
+            for e in embedded.errors:
+                failed.add(missing[e.index])
+                logger.warning("node %s not stored: %s", items[missing[e.index]][0], e)
+        keep = [i for i in range(len(items)) if i not in failed]
+        return self._store.put([items[i] for i in keep], framework=FRAMEWORK, extra=[extra[i] for i in keep])
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         return await _in_thread(self.add, nodes, **kwargs)
@@ -282,32 +282,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         return await _in_thread(self.query, query, **kwargs)
 
 
-# ---------------------------------------------------------------------- nodes <-> chunks
-def node_chunk(node: BaseNode, *, as_text: bool = False) -> Chunk:
-    """A LlamaIndex node as a chunk with the node's id and metadata (an ``ImageNode`` becomes an
-    image chunk: its ``image_path``, or its base64 ``image`` as a ``data:`` URI; with *as_text*
-    its text, as the text store of a ``MultiModalVectorStoreIndex`` holds it)."""
-    meta = dict(node.metadata)
-    if isinstance(node, ImageNode) and not as_text and (node.image_path or node.image or node.image_url):
-        if node.image_path:
-            image_path = str(node.image_path)
-        elif node.image:
-            mime = node.image_mimetype or "image/png"
-            data = node.image if isinstance(node.image, str) else base64.b64encode(node.image).decode("ascii")
-            image_path = f"data:{mime};base64,{data}"
-        else:
-            raise InvalidInputError(
-                f"node {node.node_id}: images given by URL are not fetched; download {node.image_url} and pass image_path",
-                source=str(node.image_url),
-            )
-        fields = {**meta, "kind": "image", "image_path": image_path}
-        fields.setdefault("source", image_path if node.image_path else node.node_id)
-        chunk = metadata_chunk(node.node_id, node.get_content(), fields)
-    else:  # a text node is text whatever its metadata says
-        chunk = metadata_chunk(node.node_id, node.get_content(), {k: v for k, v in meta.items() if k != "kind"})
-    return dataclasses.replace(chunk, metadata=meta)
-
-
+# ---------------------------------------------------------------------- nodes <-> records
 def _node_record(node: BaseNode) -> str:
     data = node_to_metadata_dict(node, remove_text=False, flat_metadata=False)
     return json.dumps({"_node_content": data["_node_content"], "_node_type": data["_node_type"]})
