@@ -14,8 +14,8 @@ returns the top 10 of a reciprocal-rank fusion of dense and keyword lists, each 
   retriever's defaults, near-duplicate removal on (it reads the hits' vectors).
   ``ours-int8``: the same index created with ``quantization="int8"``.
 * ``ours-qdrant-client``: the same retriever over the qdrant-client engine
-  (``MultiModalIndex(client=...)``) with ``fusion="server"``: Qdrant's Query API fuses (one
-  request), then one request fetches the payloads of the hits.
+  (``MultiModalIndex(client=...)``) with ``fusion="server"``: Qdrant's Query API fuses, and the
+  hits' payloads come back in that same request (one request per query).
 * ``qdrant-client``: what a user writes with qdrant-client alone: one collection with a dense
   vector and a sparse vector with Qdrant's IDF modifier, documents encoded as hashed term counts
   (the offline stand-in for fastembed's BM25 model, which needs a download), one ``query_points``

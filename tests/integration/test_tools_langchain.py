@@ -177,14 +177,17 @@ async def test_a_plain_string_input_is_the_query_or_the_question(hits):
     assert search.invoke("  ").startswith("Error: invalid arguments for multimodal_search: argument 'query'")
 
 
-def test_old_class_names_warn_and_still_work(hits):
+def test_old_class_names_are_gone(hits):
+    """The deprecated ``Multimodal*`` spellings were removed (0.1.0 keeps one name per thing)."""
+    import mm_rag_plugin.integrations.langchain as package
     from mm_rag_plugin.integrations.langchain import tools
 
-    for old, new in (("MultimodalSearchTool", MultiModalSearchTool), ("MultimodalAnswerTool", MultiModalAnswerTool)):
-        with pytest.warns(DeprecationWarning, match=f"{old} is deprecated, use {new.__name__}"):
-            assert getattr(tools, old) is new
-    with pytest.raises(AttributeError):
-        tools.MultimodalRetriever  # noqa: B018
+    for old in ("MultimodalSearchTool", "MultimodalAnswerTool", "MultimodalRetriever"):
+        with pytest.raises(AttributeError):
+            getattr(tools, old)
+        with pytest.raises(AttributeError):
+            getattr(package, old)
+    assert not [name for name in dir(package) if name.startswith("Multimodal")]
 
 
 def _extractive():

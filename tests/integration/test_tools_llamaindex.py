@@ -394,8 +394,12 @@ def test_query_engine_uses_settings_llm_when_none_is_given(hits, monkeypatch):
     assert Settings._llm is None  # LlamaIndex's lazy OpenAI default was not resolved
 
 
-def test_old_query_engine_name_warns():
+def test_old_query_engine_name_is_gone():
+    """The deprecated ``MultimodalQueryEngine`` spelling was removed."""
+    import mm_rag_plugin.integrations.llama_index as package
     from mm_rag_plugin.integrations.llama_index import query_engine
 
-    with pytest.warns(DeprecationWarning, match="MultimodalQueryEngine is deprecated, use MultiModalQueryEngine"):
-        assert query_engine.MultimodalQueryEngine is query_engine.MultiModalQueryEngine
+    for where in (query_engine, package):
+        with pytest.raises(AttributeError):
+            where.MultimodalQueryEngine  # noqa: B018
+    assert not [name for name in dir(package) if name.startswith("Multimodal")]

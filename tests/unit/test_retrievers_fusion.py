@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from mm_rag_plugin.retrievers.engine import ranked
-from mm_rag_plugin.retrievers.fusion import apply_quotas, dedupe, dedupe_near, qdrant_rrf_k, rrf, rrf_sort_key
+from mm_rag_plugin.retrievers.fusion import (
+    apply_quotas,
+    dedupe_near,
+    distinct,
+    qdrant_rrf_k,
+    rrf,
+    rrf_sort_key,
+)
 
 
 def test_rrf_scores_follow_the_formula_and_explain_ranks():
@@ -55,7 +62,7 @@ def test_quotas_promote_best_items_of_the_missing_kind():
 
 def test_dedupe_by_key_keeps_the_best_and_items_without_key():
     items = [("a", 1), ("b", 1), ("c", None), ("d", None), ("e", 2)]
-    assert [i for i, _ in dedupe(items, lambda it: it[1])] == ["a", "c", "d", "e"]
+    assert [i for i, _ in distinct(items, lambda it: it[1])] == ["a", "c", "d", "e"]
 
 
 def test_dedupe_near_by_cosine_within_group():

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["DEFAULT_RRF_K", "Fused", "apply_quotas", "dedupe", "dedupe_near", "distinct", "qdrant_rrf_k", "rrf", "rrf_sort_key"]
+__all__ = ["DEFAULT_RRF_K", "Fused", "apply_quotas", "dedupe_near", "distinct", "qdrant_rrf_k", "rrf", "rrf_sort_key"]
 
 DEFAULT_RRF_K = 60
 #: Fused scores are compared at this many decimals, so float summation order never reorders.
@@ -123,11 +123,6 @@ def distinct(items: Iterable[T], key: Callable[[T], Hashable | None]) -> Iterato
                 continue
             seen.add(kk)
         yield it
-
-
-def dedupe(items: Sequence[T], key: Callable[[T], Hashable | None]) -> list[T]:
-    """Drop every item whose ``key`` (when not None) equals that of a better item."""
-    return list(distinct(items, key))
 
 
 def dedupe_near(

@@ -547,18 +547,6 @@ class MultiModalIndex:
         """Each list ranked by the engine (ids and scores only)."""
         return self._engine.search(queries, conditions).lists
 
-    def search_fused(
-        self,
-        queries: Sequence[ListQuery],
-        conditions: tuple[Condition, ...],
-        *,
-        rrf_k: float,
-        limit: int,
-        weights: Sequence[float] | None = None,
-    ) -> list[tuple[str, float]]:
-        """The lists fused by the engine in one call (Qdrant's weighted RRF); ids and scores only."""
-        return self.search(queries, conditions, fuse=(rrf_k, limit, weights), payloads=False).lists[0]
-
     def search(
         self,
         queries: Sequence[ListQuery],

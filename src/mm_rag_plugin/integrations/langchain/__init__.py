@@ -11,9 +11,6 @@ _LAZY: dict[str, str] = {
     "MultiModalVectorStoreRetriever": ".vectorstores",
     "MultiModalSearchTool": ".tools",
     "MultiModalAnswerTool": ".tools",
-    # old spellings, deprecated (they warn): removed in the next release
-    "MultimodalSearchTool": ".tools",
-    "MultimodalAnswerTool": ".tools",
     "create_multimodal_search_tool": ".tools",
     "create_multimodal_answer_tool": ".tools",
     "MMRagLoader": ".loaders",
@@ -22,7 +19,7 @@ _LAZY: dict[str, str] = {
     "documents_to_messages": ".chains",
 }
 
-__all__ = sorted(n for n in _LAZY if not n.startswith("Multimodal"))
+__all__ = sorted(_LAZY)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -12,7 +12,6 @@ A plain string (``tool.invoke("red circle")``) is the query (the question for th
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
@@ -43,8 +42,6 @@ __all__ = [
     "create_multimodal_search_tool",
 ]
 
-#: Old names kept for one release: using them warns (DeprecationWarning) naming the new one.
-_DEPRECATED = {"MultimodalSearchTool": "MultiModalSearchTool", "MultimodalAnswerTool": "MultiModalAnswerTool"}
 
 
 def _core_retriever(retriever: Any) -> Any:
@@ -196,11 +193,3 @@ def create_multimodal_answer_tool(
 ) -> MultiModalAnswerTool:
     """A :class:`MultiModalAnswerTool` over *retriever*, answering with *generator*."""
     return MultiModalAnswerTool(retriever, generator, name=name, description=description)
-
-
-def __getattr__(name: str) -> Any:
-    new = _DEPRECATED.get(name)
-    if new is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(f"{name} is deprecated, use {new}", DeprecationWarning, stacklevel=2)
-    return globals()[new]

@@ -14,11 +14,9 @@ _LAZY: dict[str, str] = {
     "OpenCLIPEmbedding": ".embeddings",
     "MultiModalQueryEngine": ".query_engine",
     "MultiModalVectorStore": ".vector_stores",
-    # old spelling, deprecated (it warns): removed in the next release
-    "MultimodalQueryEngine": ".query_engine",
 }
 
-__all__ = sorted(n for n in _LAZY if not n.startswith("Multimodal"))
+__all__ = sorted(_LAZY)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import warnings
 from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import Any
 
@@ -31,8 +30,6 @@ from ._convert import node_to_chunk
 
 __all__ = ["MultiModalQueryEngine", "nodes_to_messages", "number_nodes"]
 
-#: Old names kept for one release: using them warns (DeprecationWarning) naming the new one.
-_DEPRECATED = {"MultimodalQueryEngine": "MultiModalQueryEngine"}
 
 
 def number_nodes(nodes: Sequence[NodeWithScore]) -> list[tuple[NodeWithScore, Hit]]:
@@ -200,11 +197,3 @@ class MultiModalQueryEngine(CustomQueryEngine):
         return AsyncStreamingResponse(
             response_gen=deltas(), source_nodes=[nws for nws, _ in numbered], metadata=metadata
         )
-
-
-def __getattr__(name: str) -> Any:
-    new = _DEPRECATED.get(name)
-    if new is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(f"{name} is deprecated, use {new}", DeprecationWarning, stacklevel=2)
-    return globals()[new]
