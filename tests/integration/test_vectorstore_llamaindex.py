@@ -232,3 +232,31 @@ def test_settings_embed_model_is_not_needed_for_an_existing_index(embedder, tmp_
     again = MultiModalVectorStore(path=str(tmp_path / "ix"))  # loads the index's model
     assert again.get_nodes(node_ids=["n1"])[0].get_content() == "alpha"
     assert Settings is not None
+
+
+def test_nodes_split_from_reader_documents_get_stable_ids(embedder, tmp_path: Path) -> None:
+    """Nodes LlamaIndex's splitter cuts from MMRagReader documents get ids derived from the
+    document, so inserting the same file twice replaces them; their NEXT / PREVIOUS links name the
+    stored ids, and nodes with ids of their own keep them."""
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from mm_rag_plugin.integrations.llama_index import MMRagReader
+
+    page = tmp_path / "notes.md"
+    page.write_text("# Notes\n\n" + " ".join(f"Sentence number {i} about inverter fault codes." for i in range(60)))
+    store = MultiModalVectorStore(path=str(tmp_path / "ix"), embed_model=OpenCLIPEmbedding(embedder=embedder))
+    splitter = SentenceSplitter(chunk_size=64, chunk_overlap=0)
+    runs = []
+    for _ in range(2):
+        nodes = splitter.get_nodes_from_documents(MMRagReader().load_data(str(page)))
+        assert len(nodes) > 2
+        runs.append(store.add(nodes))
+    assert runs[0] == runs[1] and len(set(runs[0])) == len(runs[0])
+    assert store.index.count() == len(runs[0])
+    stored = {n.node_id: n for n in store.get_nodes(runs[0])}
+    linked = [n for n in stored.values() if n.next_node is not None]
+    assert linked and all(n.next_node.node_id in stored for n in linked)
+    own = TextNode(id_="mine", text="my own node", relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id="d")})
+    assert store.add([own]) == ["mine"]
+    store.close()
+

@@ -8,6 +8,11 @@ weighs dense against keywords), ``SPARSE`` / ``TEXT_SEARCH`` (BM25) and ``MMR``
 ``in``, ``nin``, ``any``, ``all``, ``contains``, ``is_empty``; AND / OR / NOT, nested), and deletes by
 ``ref_doc_id`` or node ids. Nodes round-trip whole (relationships and excluded keys included).
 
+A node that LlamaIndex's node parser cut from a document :class:`~.readers.MMRagReader` read (its
+``ref_doc_id`` is the chunk id the reader recorded in its metadata) gets an id derived from that
+document, its place in it and its content instead of the parser's random UUID, so inserting the
+same files again replaces their nodes instead of adding them twice.
+
 For ``MultiModalVectorStoreIndex``, one index serves both stores:
 ``text_store = MultiModalVectorStore(path="ix", embed_model=clip)`` and
 ``image_store = text_store.image_store()`` (same index, images only).
@@ -18,6 +23,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -28,7 +34,7 @@ from ..._optional import require
 require("llama_index.core", extra="llamaindex", package="llama-index-core")
 
 from llama_index.core.bridge.pydantic import PrivateAttr  # noqa: E402
-from llama_index.core.schema import BaseNode, ImageNode  # noqa: E402
+from llama_index.core.schema import BaseNode, ImageNode, RelatedNodeInfo  # noqa: E402
 from llama_index.core.vector_stores.types import (  # noqa: E402
     BasePydanticVectorStore,
     FilterCondition,
@@ -42,6 +48,7 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict  # noqa: E402
 
 from ...errors import ConfigurationError, InvalidInputError  # noqa: E402
+from ...ids import content_hash, stable_id  # noqa: E402
 from ...retrievers._filters import Condition, all_of, any_of, none_of, parse_filters  # noqa: E402
 from ...retrievers.fusion import DEFAULT_RRF_K  # noqa: E402
 from ...retrievers.index import MultiModalIndex  # noqa: E402
@@ -141,9 +148,11 @@ class MultiModalVectorStore(BasePydanticVectorStore):
     # ------------------------------------------------------------------ writes
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Store *nodes* (replacing nodes with the same id); returns their ids. Nodes without an
-        embedding are embedded with the index's model."""
+        embedding are embedded with the index's model. Nodes cut from an :class:`MMRagReader`
+        document get ids derived from it (their ``id_`` is set to it, see the module docstring)."""
         if add_kwargs:
             raise ConfigurationError(f"add(): unknown option(s) {sorted(add_kwargs)}")
+        derive_node_ids(nodes)
         items: list[tuple[str, Chunk, np.ndarray | None]] = []
         extra: list[dict[str, Any]] = []
         missing: list[int] = []
@@ -278,6 +287,42 @@ class MultiModalVectorStore(BasePydanticVectorStore):
 
 
 # ---------------------------------------------------------------------- nodes <-> chunks
+def derive_node_ids(nodes: Sequence[Any]) -> None:
+    """Give each node cut from a document :class:`MMRagReader` read (the node's ``ref_doc_id``
+    equals the chunk id in its metadata) an id derived from the document id, the node's type, its
+    character span, its content and its rank among equal nodes of this call; the PREVIOUS / NEXT /
+    PARENT / CHILD links between these nodes follow. Other nodes keep their ids."""
+    renamed: dict[str, str] = {}
+    seen: Counter[tuple[Any, ...]] = Counter()
+    for node in nodes:
+        if not isinstance(node, BaseNode):
+            continue  # refused by the caller
+        parent = node.ref_doc_id
+        if parent is None or node.node_id == parent or node.metadata.get("id") != parent:
+            continue
+        key = (parent, type(node).__name__, node.start_char_idx, node.end_char_idx, content_hash(node.get_content()))
+        new = stable_id("llama_index node", *key, seen[key])
+        seen[key] += 1
+        renamed[node.node_id] = new
+        node.id_ = new
+    if not renamed:
+        return
+    for node in nodes:
+        if not isinstance(node, BaseNode):
+            continue
+        for rel, info in node.relationships.items():
+            for one in info if isinstance(info, list) else [info]:
+                if isinstance(one, RelatedNodeInfo) and one.node_id in renamed:
+                    node.relationships[rel] = _renamed(info, renamed)
+                    break
+
+
+def _renamed(info: Any, renamed: dict[str, str]) -> Any:
+    if isinstance(info, list):
+        return [_renamed(i, renamed) for i in info]
+    return info.model_copy(update={"node_id": renamed.get(info.node_id, info.node_id)})
+
+
 def node_chunk(node: BaseNode, *, as_text: bool = False) -> Chunk:
     """A LlamaIndex node as a chunk with the node's id and metadata (an ``ImageNode`` becomes an
     image chunk: its ``image_path``, or its base64 ``image`` as a ``data:`` URI; with *as_text*
