@@ -260,3 +260,31 @@ def test_nodes_split_from_reader_documents_get_stable_ids(embedder, tmp_path: Pa
     assert store.add([own]) == ["mine"]
     store.close()
 
+
+def test_as_index_searches_a_reopened_store_with_its_own_model(embedder, tmp_path: Path) -> None:
+    """``VectorStoreIndex.from_vector_store(store)`` would take ``Settings.embed_model`` (OpenAI);
+    ``store.as_index()`` passes the index's model and leaves ``Settings`` alone."""
+    clip = OpenCLIPEmbedding(embedder=embedder)
+    red = _png(tmp_path / "red.png", "red")
+    first = MultiModalVectorStore(path=str(tmp_path / "ix"), embed_model=clip)
+    first.add([TextNode(id_="n1", text="alpha invoice"), TextNode(id_="n2", text="beta cat"),
+               ImageNode(id_="img", image_path=str(red), text="a red square")])
+    first.close()
+    before = Settings._embed_model
+    store = MultiModalVectorStore(path=str(tmp_path / "ix"))  # no model given: the index loads its own
+    index = store.as_index()
+    assert isinstance(index, VectorStoreIndex) and isinstance(store.embed_model, OpenCLIPEmbedding)
+    found = index.as_retriever(similarity_top_k=1, vector_store_query_mode="hybrid").retrieve("beta cat")
+    assert [n.node.node_id for n in found] == ["n2"]
+    both = store.as_index(multimodal=True).as_retriever(similarity_top_k=1, image_similarity_top_k=1).retrieve("red")
+    assert [n.node.node_id for n in both if isinstance(n.node, ImageNode)] == ["img"]
+    assert Settings._embed_model is before
+    store.close()
+
+
+def test_as_index_without_a_model_says_what_to_pass(tmp_path: Path) -> None:
+    store = MultiModalVectorStore(path=str(tmp_path / "kw"), keyword_only=True)
+    with pytest.raises(ConfigurationError, match=r"kw.*as_index\(embed_model=\.\.\.\)"):
+        store.as_index()
+    assert isinstance(store.as_index(embed_model=MockEmbedding(embed_dim=4)), VectorStoreIndex)
+    store.close()

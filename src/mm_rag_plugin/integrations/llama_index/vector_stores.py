@@ -83,6 +83,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
     _index: MultiModalIndex = PrivateAttr()
     _store: KeyedStore = PrivateAttr()
     _rrf_k: float = PrivateAttr()
+    _embed_model: Any = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -113,6 +114,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         )
         self._store = KeyedStore(self._index, kind=kind)
         self._rrf_k = rrf_k
+        self._embed_model = embed_model
 
     @classmethod
     def class_name(cls) -> str:
@@ -131,6 +133,50 @@ class MultiModalVectorStore(BasePydanticVectorStore):
     def kind(self) -> str | None:
         return self._store.kind
 
+    @property
+    def embed_model(self) -> Any:
+        """The LlamaIndex embedding model of this index: the ``embed_model`` given, else an
+        :class:`~.embeddings.OpenCLIPEmbedding` over the model the index loaded (``None`` for a
+        keyword-only index or one built from vectors supplied with ``dim=``)."""
+        if self._embed_model is None:
+            embedder = self._index.embedder
+            if isinstance(embedder, ForeignTextEmbedder):
+                self._embed_model = embedder.model
+            elif embedder is not None:
+                from .embeddings import OpenCLIPEmbedding
+
+                self._embed_model = OpenCLIPEmbedding(embedder=embedder)
+        return self._embed_model
+
+    def as_index(self, *, multimodal: bool = False, **kwargs: Any) -> Any:
+        """A LlamaIndex index over this store that embeds queries with the index's own model:
+        ``VectorStoreIndex.from_vector_store(store, embed_model=store.embed_model, **kwargs)``
+        (LlamaIndex would otherwise take ``Settings.embed_model``, OpenAI by default). With
+        ``multimodal=True`` a ``MultiModalVectorStoreIndex`` over this index's text and image stores
+        (a CLIP model embeds both). ``Settings`` is left as it is."""
+        model = kwargs.pop("embed_model", None) or self.embed_model
+        if model is None:
+            raise ConfigurationError(
+                f"{self._index.where}: this index has no embedding model to search with; pass as_index(embed_model=...)"
+            )
+        if not multimodal:
+            from llama_index.core import VectorStoreIndex
+
+            return VectorStoreIndex.from_vector_store(self, embed_model=model, **kwargs)
+        from llama_index.core.embeddings import MultiModalEmbedding
+        from llama_index.core.indices.multi_modal import MultiModalVectorStoreIndex
+
+        image_model = kwargs.pop("image_embed_model", None) or model
+        if not isinstance(image_model, MultiModalEmbedding):
+            raise ConfigurationError(
+                f"{self._index.where}: as_index(multimodal=True) needs a model that embeds images (OpenCLIPEmbedding), "
+                f"not {type(image_model).__name__}"
+            )
+        text_store = self if self.kind == "text" else self.text_store()
+        return MultiModalVectorStoreIndex.from_vector_store(
+            text_store, embed_model=model, image_vector_store=self.image_store(), image_embed_model=image_model, **kwargs
+        )
+
     def image_store(self) -> MultiModalVectorStore:
         """The same index as a store of images only (``MultiModalVectorStoreIndex``'s image store)."""
         return self._sibling("image")
@@ -140,7 +186,9 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         return self._sibling("text")
 
     def _sibling(self, kind: Literal["text", "image"]) -> MultiModalVectorStore:
-        return MultiModalVectorStore(index=self._index, kind=kind, rrf_k=self._rrf_k)
+        sibling = MultiModalVectorStore(index=self._index, kind=kind, rrf_k=self._rrf_k)
+        sibling._embed_model = self._embed_model
+        return sibling
 
     def close(self) -> None:
         self._index.close()
