@@ -145,7 +145,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
             elif embedder is not None:
                 from .embeddings import OpenCLIPEmbedding
 
-                self._embed_model = OpenCLIPEmbedding(embedder=embedder)
+                self._embed_model = OpenCLIPEmbedding(embedder=embedder)  # type: ignore[arg-type]
         return self._embed_model
 
     def as_index(self, *, multimodal: bool = False, **kwargs: Any) -> Any:
@@ -348,7 +348,8 @@ def derive_node_ids(nodes: Sequence[Any]) -> None:
         parent = node.ref_doc_id
         if parent is None or node.node_id == parent or node.metadata.get("id") != parent:
             continue
-        key = (parent, type(node).__name__, node.start_char_idx, node.end_char_idx, content_hash(node.get_content()))
+        span = (getattr(node, "start_char_idx", None), getattr(node, "end_char_idx", None))  # TextNode and its kin
+        key = (parent, type(node).__name__, *span, content_hash(node.get_content()))
         new = stable_id("llama_index node", *key, seen[key])
         seen[key] += 1
         renamed[node.node_id] = new
