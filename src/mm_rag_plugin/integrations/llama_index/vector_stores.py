@@ -200,7 +200,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         document get ids derived from it (their ``id_`` is set to it, see the module docstring)."""
         if add_kwargs:
             raise ConfigurationError(f"add(): unknown option(s) {sorted(add_kwargs)}")
-        derive_node_ids(nodes)
+        _derive_node_ids(nodes)
         items: list[tuple[str, Chunk, np.ndarray | None]] = []
         extra: list[dict[str, Any]] = []
         missing: list[int] = []
@@ -335,7 +335,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
 
 
 # ---------------------------------------------------------------------- nodes <-> chunks
-def derive_node_ids(nodes: Sequence[Any]) -> None:
+def _derive_node_ids(nodes: Sequence[Any]) -> None:
     """Give each node cut from a document :class:`MMRagReader` read (the node's ``ref_doc_id``
     equals the chunk id in its metadata) an id derived from the document id, the node's type, its
     character span, its content and its rank among equal nodes of this call; the PREVIOUS / NEXT /
