@@ -13,13 +13,15 @@ how to fix it, never a silent switch to keyword search: keyword-only search happ
 asked for (``keyword_only=True``, ``mm-rag --keyword-only``).
 
 Ingest streams: files are read, embedded and written a batch at a time, so memory does not grow
-with the corpus; files unchanged since the last ingest (size, mtime, content hash) are not read
-again; ``prune=True`` removes files that disappeared from the ingested folders.
+with the corpus; files unchanged since the last ingest (size, mtime, content hash) and read with
+the same reader options (:func:`reader_record`) are not read again; ``prune=True`` removes files
+that disappeared from the ingested folders.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -41,8 +43,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DeleteSummary", "IngestSummary", "MultiModalRAG"]
 
-#: Per-file record of what was ingested (size, mtime, content hash), beside the index.
+#: Per-file record of what was ingested (size, mtime, content hash, reader options), beside the index.
 _SOURCES = "sources.json"
+#: Reader options that say where or how long, not what a file yields (left out of the record;
+#: a PDF password is never written down).
+_UNRECORDED_OPTIONS = frozenset({"blob_dir", "password", "ocr_timeout", "remote_timeout"})
 #: Files larger than this are not hashed to tell a touched file from a changed one.
 _HASH_LIMIT = 256 * 2**20
 
@@ -339,7 +344,9 @@ class MultiModalRAG:
         **reader_options: Any,
     ) -> IngestSummary:
         """Read files/folders/globs and index them, streaming. Files unchanged since the last
-        ingest are skipped; changed files replace their old chunks; ``prune`` removes indexed files
+        ingest and read then with the same reader options (OCR on or off, the OCR gate, chunking
+        ...: :func:`reader_record`) are skipped; changed files, and files last read with other
+        options, replace their old chunks; ``prune`` removes indexed files
         under the given folders that no longer exist. Bad files are reported in ``errors``; so are
         symbolic links in the folders that point outside them, which are not read unless
         ``follow_symlinks``."""
@@ -353,12 +360,13 @@ class MultiModalRAG:
             follow_symlinks=follow_symlinks, **options,
         )
         registry = self._read_registry()
+        recorded = reader_record(loader.config)
         todo: list[Path] = []
         signatures: dict[str, dict[str, Any]] = {}
         unchanged_files = 0
         for f in loader.files():
             source = os.path.abspath(f)
-            sig = _signature(f, registry.get(source))
+            sig = _signature(f, registry.get(source), recorded)
             if sig is not None and sig.get("unchanged"):
                 unchanged_files += 1
                 registry[source] = sig["record"]
@@ -523,20 +531,41 @@ class MultiModalRAG:
         return f"MultiModalRAG({str(self.index_dir)!r}, model={self.model_name!r}, engine={self.index.engine!r})"
 
 
-def _signature(path: Path, known: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """``{"record": {...}, "unchanged": bool}`` for *path*: size and mtime first, the content hash
-    only when those changed (a touched but identical file is not read again)."""
+def reader_record(config: Any) -> dict[str, Any]:
+    """The reader options that change what a file yields, as the file registry records them: those
+    of *config* (a :class:`~mm_rag_plugin.readers.ReaderConfig`) that differ from the defaults,
+    but for where images are stored, time limits and the PDF password. ``{}`` for the defaults,
+    so a record written before options were recorded reads as the defaults."""
+    default = type(config)()
+    out = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if f.name not in _UNRECORDED_OPTIONS and getattr(config, f.name) != getattr(default, f.name)
+    }
+    return json.loads(json.dumps(out, sort_keys=True, default=str))  # as it reads back from sources.json
+
+
+def _signature(path: Path, known: Mapping[str, Any] | None, options: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"record": {...}, "unchanged": bool}`` for *path* read with reader *options*
+    (:func:`reader_record`): size and mtime first, the content hash only when those changed (a
+    touched but identical file is not read again); a file last read with other options is changed."""
     try:
         st = path.stat()
     except OSError:
         return None  # the loader reports it
+    if not isinstance(known, Mapping):  # none, or a damaged entry: the file is read again
+        known = None
     rec: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if options:
+        rec["reader"] = options
+    same_options = known is not None and (known.get("reader") or {}) == options
     if known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
-        return {"record": {**rec, "sha256": known.get("sha256")}, "unchanged": True}
+        return {"record": {**rec, "sha256": known.get("sha256")}, "unchanged": same_options}
     if st.st_size > _HASH_LIMIT:  # not worth reading twice: size and mtime decide
         return {"record": {**rec, "sha256": None}, "unchanged": False}
     try:
         rec["sha256"] = file_sha256(path)
     except OSError:
         return None
-    return {"record": rec, "unchanged": bool(known and known.get("sha256") and known.get("sha256") == rec["sha256"])}
+    same_bytes = bool(known and known.get("sha256") and known.get("sha256") == rec["sha256"])
+    return {"record": rec, "unchanged": same_bytes and same_options}

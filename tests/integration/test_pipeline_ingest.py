@@ -435,3 +435,34 @@ def test_a_copied_index_answers_like_the_original(model_env: str, tmp_path: Path
                 assert Path(h["image_path"]).is_relative_to(other) and Path(h["image_path"]).is_file()
     info_a, info_b = run("info", "--index", index)[1], run("info", "--index", str(other))[1]
     assert info_a.replace(index, "X") == info_b.replace(str(other), "X")
+
+
+def test_changed_reader_options_re_read_the_files(embedder, tmp_path: Path) -> None:
+    """The registry records the reader options that change what a file yields: an image ingested
+    with OCR off gets its OCR text when ingested again with OCR on; the same options read nothing."""
+    docs = tmp_path / "docs"
+    write_docs(docs, {"alpha.md": DOCS["alpha.md"]})
+    shutil.copy(SAMPLES / "inverter_fault.png", docs / "inverter_fault.png")
+
+    def ocr_texts(rag: MultiModalRAG) -> list[str]:
+        return [p.payload.get("ocr_text") or "" for batch in rag.index.scan() for p in batch if p.payload.get("kind") == "image"]
+
+    with MultiModalRAG(tmp_path / "ix", embedder=embedder, show_progress=False) as rag:
+        off = rag.ingest(docs, workers=0, ocr=False)
+        assert (off.files, off.images) == (2, 1)
+        assert ocr_texts(rag) == [""]
+        registry = json.loads((tmp_path / "ix" / "sources.json").read_text())
+        assert registry[str(docs / "inverter_fault.png")]["reader"] == {"ocr": False}
+
+        on = rag.ingest(docs, workers=0)
+        assert (on.files, on.unchanged_files) == (2, 0)
+        (text,) = ocr_texts(rag)  # the image point without OCR text is replaced, not kept beside
+        assert "E-217" in text
+        assert "reader" not in json.loads((tmp_path / "ix" / "sources.json").read_text())[str(docs / "alpha.md")]
+
+        same = rag.ingest(docs, workers=0)
+        assert (same.files, same.unchanged_files, same.added, same.deleted) == (0, 2, 0, 0)
+
+        rechunked = rag.ingest(docs, workers=0, chunk_size=400)
+        assert (rechunked.files, rechunked.unchanged_files) == (2, 0)
+        assert rag.ingest(docs, workers=0, chunk_size=400).files == 0

@@ -178,3 +178,21 @@ async def test_async_hybrid_retriever(clip) -> None:
     await store.aadd_texts(["alpha report", "beta summary"], ids=["a", "b"])
     docs = await store.as_retriever(search_kwargs={"k": 1}).ainvoke("summary")
     assert [d.id for d in docs] == ["b"]
+
+
+def test_add_images_without_ids_replaces_the_same_image(clip, tmp_path: Path) -> None:
+    """An image added twice without ids is one item (its id comes from its bytes and source); the
+    same bytes under another source, or other bytes, are other items."""
+    store = MultiModalVectorStore(clip)
+    red = _shape(tmp_path / "red.png", "red")
+    first = store.add_images([red], [{"tag": "r"}])
+    again = store.add_images([red], [{"tag": "r2"}])
+    assert first == again
+    assert store.index.count() == 1
+    assert store.get_by_ids(first)[0].metadata["tag"] == "r2"
+    other_source = store.add_images([red], [{"source": "elsewhere.png"}])
+    _shape(tmp_path / "red.png", "blue")  # new bytes, same path
+    new_bytes = store.add_images([red])
+    assert len({*first, *other_source, *new_bytes}) == 3
+    assert store.index.count() == 3
+    store.close()

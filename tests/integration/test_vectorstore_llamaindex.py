@@ -232,3 +232,59 @@ def test_settings_embed_model_is_not_needed_for_an_existing_index(embedder, tmp_
     again = MultiModalVectorStore(path=str(tmp_path / "ix"))  # loads the index's model
     assert again.get_nodes(node_ids=["n1"])[0].get_content() == "alpha"
     assert Settings is not None
+
+
+def test_nodes_split_from_reader_documents_get_stable_ids(embedder, tmp_path: Path) -> None:
+    """Nodes LlamaIndex's splitter cuts from MMRagReader documents get ids derived from the
+    document, so inserting the same file twice replaces them; their NEXT / PREVIOUS links name the
+    stored ids, and nodes with ids of their own keep them."""
+    from llama_index.core.node_parser import SentenceSplitter
+
+    from mm_rag_plugin.integrations.llama_index import MMRagReader
+
+    page = tmp_path / "notes.md"
+    page.write_text("# Notes\n\n" + " ".join(f"Sentence number {i} about inverter fault codes." for i in range(60)))
+    store = MultiModalVectorStore(path=str(tmp_path / "ix"), embed_model=OpenCLIPEmbedding(embedder=embedder))
+    splitter = SentenceSplitter(chunk_size=64, chunk_overlap=0)
+    runs = []
+    for _ in range(2):
+        nodes = splitter.get_nodes_from_documents(MMRagReader().load_data(str(page)))
+        assert len(nodes) > 2
+        runs.append(store.add(nodes))
+    assert runs[0] == runs[1] and len(set(runs[0])) == len(runs[0])
+    assert store.index.count() == len(runs[0])
+    stored = {n.node_id: n for n in store.get_nodes(runs[0])}
+    linked = [n for n in stored.values() if n.next_node is not None]
+    assert linked and all(n.next_node.node_id in stored for n in linked)
+    own = TextNode(id_="mine", text="my own node", relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id="d")})
+    assert store.add([own]) == ["mine"]
+    store.close()
+
+
+def test_as_index_searches_a_reopened_store_with_its_own_model(embedder, tmp_path: Path) -> None:
+    """``VectorStoreIndex.from_vector_store(store)`` would take ``Settings.embed_model`` (OpenAI);
+    ``store.as_index()`` passes the index's model and leaves ``Settings`` alone."""
+    clip = OpenCLIPEmbedding(embedder=embedder)
+    red = _png(tmp_path / "red.png", "red")
+    first = MultiModalVectorStore(path=str(tmp_path / "ix"), embed_model=clip)
+    first.add([TextNode(id_="n1", text="alpha invoice"), TextNode(id_="n2", text="beta cat"),
+               ImageNode(id_="img", image_path=str(red), text="a red square")])
+    first.close()
+    before = Settings._embed_model
+    store = MultiModalVectorStore(path=str(tmp_path / "ix"))  # no model given: the index loads its own
+    index = store.as_index()
+    assert isinstance(index, VectorStoreIndex) and isinstance(store.embed_model, OpenCLIPEmbedding)
+    found = index.as_retriever(similarity_top_k=1, vector_store_query_mode="hybrid").retrieve("beta cat")
+    assert [n.node.node_id for n in found] == ["n2"]
+    both = store.as_index(multimodal=True).as_retriever(similarity_top_k=1, image_similarity_top_k=1).retrieve("red")
+    assert [n.node.node_id for n in both if isinstance(n.node, ImageNode)] == ["img"]
+    assert Settings._embed_model is before
+    store.close()
+
+
+def test_as_index_without_a_model_says_what_to_pass(tmp_path: Path) -> None:
+    store = MultiModalVectorStore(path=str(tmp_path / "kw"), keyword_only=True)
+    with pytest.raises(ConfigurationError, match=r"kw.*as_index\(embed_model=\.\.\.\)"):
+        store.as_index()
+    assert isinstance(store.as_index(embed_model=MockEmbedding(embed_dim=4)), VectorStoreIndex)
+    store.close()

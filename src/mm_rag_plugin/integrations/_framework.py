@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,12 @@ import numpy as np
 
 from .._payload import payload_to_chunk
 from ..errors import ConfigurationError, IndexNotFoundError, InvalidInputError
-from ..ids import content_hash
+from ..ids import content_hash, file_sha256, stable_id
 from ..retrievers.index import MultiModalIndex
 from ..retrievers.manifest import describe_model
 from ..types import Chunk, ImageChunk, TextChunk
 
-__all__ = ["ForeignTextEmbedder", "metadata_chunk", "open_store_index"]
+__all__ = ["ForeignTextEmbedder", "image_key", "metadata_chunk", "open_store_index"]
 
 #: Chunk fields taken from a framework item's metadata, with the types they must have.
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -152,6 +153,19 @@ def metadata_chunk(key: str, text: str, metadata: Mapping[str, Any]) -> Chunk:
     fields.setdefault("source", "")
     known = {k: v for k, v in fields.items() if k in TextChunk.__dataclass_fields__}
     return TextChunk(id=key, text=text, **known, metadata=meta)
+
+
+def image_key(chunk: ImageChunk) -> str:
+    """An id for an image added without one, from what it is: its bytes' hash and its source
+    (a file too large to hash in memory is hashed from disk; one that cannot be read gets a
+    random id, and fails when it is embedded)."""
+    digest = chunk.content_hash
+    if not digest:
+        try:
+            digest = file_sha256(chunk.image_path)
+        except OSError:
+            return str(uuid.uuid4())
+    return stable_id("image", digest, chunk.source)
 
 
 def _file_hash(path: str) -> str:

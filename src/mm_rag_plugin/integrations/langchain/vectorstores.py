@@ -17,6 +17,7 @@ Documents keep the ids and metadata they were added with. Documents of an index 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
@@ -44,7 +45,7 @@ from ...retrievers.index import MultiModalIndex  # noqa: E402
 from ...retrievers.keyed import KeyedStore, Stored  # noqa: E402
 from ...retrievers.search import STORE_DEFAULTS, SearchOptions  # noqa: E402
 from ...types import Chunk  # noqa: E402
-from .._framework import ForeignTextEmbedder, open_store_index  # noqa: E402
+from .._framework import ForeignTextEmbedder, image_key, open_store_index  # noqa: E402
 from ._convert import document_to_chunk, image_to_chunk  # noqa: E402
 
 __all__ = ["MultiModalVectorStore", "MultiModalVectorStoreRetriever"]
@@ -159,7 +160,9 @@ class MultiModalVectorStore(VectorStore):
     ) -> list[str]:
         """Embed and store image files (LangChain's OpenCLIP convention). Each image's document has
         ``metadata["kind"] == "image"`` and ``metadata["image_path"]``, beside the metadata given.
-        Unreadable images are reported together after the readable ones are stored."""
+        Without ``ids``, an image's id is derived from its bytes and its ``source`` (the metadata's,
+        else the file's path), so adding the same image again replaces it. Unreadable images are
+        reported together after the readable ones are stored."""
         _no_options("add_images", kwargs)
         if isinstance(uris, (str, bytes)):
             uris = [uris]
@@ -167,11 +170,16 @@ class MultiModalVectorStore(VectorStore):
         for name, seq in (("metadatas", metadatas), ("ids", ids)):
             if seq is not None and len(seq) != len(uris):
                 raise InvalidInputError(f"got {len(uris)} images but {len(seq)} {name}")
-        keys = [str(ids[i]) if ids and ids[i] is not None else str(uuid.uuid4()) for i in range(len(uris))]
+        keys: list[str] = []
         chunks: list[Chunk] = []
         for i, uri in enumerate(uris):
             meta = dict(metadatas[i]) if metadatas else {}
-            chunks.append(image_to_chunk(keys[i], uri, meta))
+            given = ids[i] if ids else None
+            chunk = image_to_chunk("" if given is None else str(given), uri, meta)
+            if given is None:  # an id from what the image is: the same file added again replaces it
+                chunk = dataclasses.replace(chunk, id=image_key(chunk))
+            keys.append(chunk.id)
+            chunks.append(chunk)
         return self._put(keys, chunks)
 
     def _put(self, keys: list[str], chunks: list[Chunk]) -> list[str]:

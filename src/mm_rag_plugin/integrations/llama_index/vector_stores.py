@@ -8,6 +8,11 @@ weighs dense against keywords), ``SPARSE`` / ``TEXT_SEARCH`` (BM25) and ``MMR``
 ``in``, ``nin``, ``any``, ``all``, ``contains``, ``is_empty``; AND / OR / NOT, nested), and deletes by
 ``ref_doc_id`` or node ids. Nodes round-trip whole (relationships and excluded keys included).
 
+A node that LlamaIndex's node parser cut from a document :class:`~.readers.MMRagReader` read (its
+``ref_doc_id`` is the chunk id the reader recorded in its metadata) gets an id derived from that
+document, its place in it and its content instead of the parser's random UUID, so inserting the
+same files again replaces their nodes instead of adding them twice.
+
 For ``MultiModalVectorStoreIndex``, one index serves both stores:
 ``text_store = MultiModalVectorStore(path="ix", embed_model=clip)`` and
 ``image_store = text_store.image_store()`` (same index, images only).
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -27,7 +33,7 @@ from ..._optional import require
 require("llama_index.core", extra="llamaindex", package="llama-index-core")
 
 from llama_index.core.bridge.pydantic import PrivateAttr  # noqa: E402
-from llama_index.core.schema import BaseNode  # noqa: E402
+from llama_index.core.schema import BaseNode, RelatedNodeInfo  # noqa: E402
 from llama_index.core.vector_stores.types import (  # noqa: E402
     BasePydanticVectorStore,
     FilterCondition,
@@ -42,6 +48,7 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from ...embeddings.batch import embed_chunks  # noqa: E402
 from ...errors import ConfigurationError, InvalidInputError  # noqa: E402
+from ...ids import content_hash, stable_id  # noqa: E402
 from ...retrievers._filters import Condition, all_of, any_of, none_of, parse_filters  # noqa: E402
 from ...retrievers.fusion import DEFAULT_RRF_K  # noqa: E402
 from ...retrievers.index import MultiModalIndex  # noqa: E402
@@ -79,6 +86,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
     _index: MultiModalIndex = PrivateAttr()
     _store: KeyedStore = PrivateAttr()
     _rrf_k: float = PrivateAttr()
+    _embed_model: Any = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -109,6 +117,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         )
         self._store = KeyedStore(self._index, kind=kind)
         self._rrf_k = rrf_k
+        self._embed_model = embed_model
 
     @classmethod
     def class_name(cls) -> str:
@@ -127,6 +136,50 @@ class MultiModalVectorStore(BasePydanticVectorStore):
     def kind(self) -> str | None:
         return self._store.kind
 
+    @property
+    def embed_model(self) -> Any:
+        """The LlamaIndex embedding model of this index: the ``embed_model`` given, else an
+        :class:`~.embeddings.OpenCLIPEmbedding` over the model the index loaded (``None`` for a
+        keyword-only index or one built from vectors supplied with ``dim=``)."""
+        if self._embed_model is None:
+            embedder = self._index.embedder
+            if isinstance(embedder, ForeignTextEmbedder):
+                self._embed_model = embedder.model
+            elif embedder is not None:
+                from .embeddings import OpenCLIPEmbedding
+
+                self._embed_model = OpenCLIPEmbedding(embedder=embedder)  # type: ignore[arg-type]
+        return self._embed_model
+
+    def as_index(self, *, multimodal: bool = False, **kwargs: Any) -> Any:
+        """A LlamaIndex index over this store that embeds queries with the index's own model:
+        ``VectorStoreIndex.from_vector_store(store, embed_model=store.embed_model, **kwargs)``
+        (LlamaIndex would otherwise take ``Settings.embed_model``, OpenAI by default). With
+        ``multimodal=True`` a ``MultiModalVectorStoreIndex`` over this index's text and image stores
+        (a CLIP model embeds both). ``Settings`` is left as it is."""
+        model = kwargs.pop("embed_model", None) or self.embed_model
+        if model is None:
+            raise ConfigurationError(
+                f"{self._index.where}: this index has no embedding model to search with; pass as_index(embed_model=...)"
+            )
+        if not multimodal:
+            from llama_index.core import VectorStoreIndex
+
+            return VectorStoreIndex.from_vector_store(self, embed_model=model, **kwargs)
+        from llama_index.core.embeddings import MultiModalEmbedding
+        from llama_index.core.indices.multi_modal import MultiModalVectorStoreIndex
+
+        image_model = kwargs.pop("image_embed_model", None) or model
+        if not isinstance(image_model, MultiModalEmbedding):
+            raise ConfigurationError(
+                f"{self._index.where}: as_index(multimodal=True) needs a model that embeds images (OpenCLIPEmbedding), "
+                f"not {type(image_model).__name__}"
+            )
+        text_store = self if self.kind == "text" else self.text_store()
+        return MultiModalVectorStoreIndex.from_vector_store(
+            text_store, embed_model=model, image_vector_store=self.image_store(), image_embed_model=image_model, **kwargs
+        )
+
     def image_store(self) -> MultiModalVectorStore:
         """The same index as a store of images only (``MultiModalVectorStoreIndex``'s image store)."""
         return self._sibling("image")
@@ -136,7 +189,9 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         return self._sibling("text")
 
     def _sibling(self, kind: Literal["text", "image"]) -> MultiModalVectorStore:
-        return MultiModalVectorStore(index=self._index, kind=kind, rrf_k=self._rrf_k)
+        sibling = MultiModalVectorStore(index=self._index, kind=kind, rrf_k=self._rrf_k)
+        sibling._embed_model = self._embed_model
+        return sibling
 
     def close(self) -> None:
         self._index.close()
@@ -146,9 +201,11 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         """Store *nodes* (replacing nodes with the same id); returns the ids of the nodes stored.
         Nodes without an embedding are embedded with the index's model; one that cannot be (an
         unreadable image, a zero or non-finite vector) is logged as a warning naming its file and
-        left out, and the others are stored."""
+        left out, and the others are stored. Nodes cut from an :class:`MMRagReader` document get
+        ids derived from it (their ``id_`` is set to it, see the module docstring)."""
         if add_kwargs:
             raise ConfigurationError(f"add(): unknown option(s) {sorted(add_kwargs)}")
+        _derive_node_ids(nodes)
         items: list[tuple[str, Chunk, np.ndarray | None]] = []
         extra: list[dict[str, Any]] = []
         missing: list[int] = []
@@ -283,6 +340,43 @@ class MultiModalVectorStore(BasePydanticVectorStore):
 
 
 # ---------------------------------------------------------------------- nodes <-> records
+def _derive_node_ids(nodes: Sequence[Any]) -> None:
+    """Give each node cut from a document :class:`MMRagReader` read (the node's ``ref_doc_id``
+    equals the chunk id in its metadata) an id derived from the document id, the node's type, its
+    character span, its content and its rank among equal nodes of this call; the PREVIOUS / NEXT /
+    PARENT / CHILD links between these nodes follow. Other nodes keep their ids."""
+    renamed: dict[str, str] = {}
+    seen: Counter[tuple[Any, ...]] = Counter()
+    for node in nodes:
+        if not isinstance(node, BaseNode):
+            continue  # refused by the caller
+        parent = node.ref_doc_id
+        if parent is None or node.node_id == parent or node.metadata.get("id") != parent:
+            continue
+        span = (getattr(node, "start_char_idx", None), getattr(node, "end_char_idx", None))  # TextNode and its kin
+        key = (parent, type(node).__name__, *span, content_hash(node.get_content()))
+        new = stable_id("llama_index node", *key, seen[key])
+        seen[key] += 1
+        renamed[node.node_id] = new
+        node.id_ = new
+    if not renamed:
+        return
+    for node in nodes:
+        if not isinstance(node, BaseNode):
+            continue
+        for rel, info in node.relationships.items():
+            for one in info if isinstance(info, list) else [info]:
+                if isinstance(one, RelatedNodeInfo) and one.node_id in renamed:
+                    node.relationships[rel] = _renamed(info, renamed)
+                    break
+
+
+def _renamed(info: Any, renamed: dict[str, str]) -> Any:
+    if isinstance(info, list):
+        return [_renamed(i, renamed) for i in info]
+    return info.model_copy(update={"node_id": renamed.get(info.node_id, info.node_id)})
+
+
 def _node_record(node: BaseNode) -> str:
     data = node_to_metadata_dict(node, remove_text=False, flat_metadata=False)
     return json.dumps({"_node_content": data["_node_content"], "_node_type": data["_node_type"]})
