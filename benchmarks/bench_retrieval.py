@@ -85,10 +85,28 @@ BLOCK_SECONDS = 1.0  # each system answers about this long per round and mode
 
 
 # ---------------------------------------------------------------------- data
+def vocabulary(size: int, rng: np.random.Generator) -> np.ndarray:
+    """*size* distinct pronounceable words of 2-4 syllables, letters only: a word like ``term12``
+    is split by a BM25 analyser into ``term`` + ``12``, and a token every document shares makes
+    every document match every query (no real corpus looks like that)."""
+    onsets = [*"bcdfghjklmnprstvz", "br", "ch", "st", "tr", "sh", "pl", "gr", "kr"]
+    vowels = ["a", "e", "i", "o", "u", "ai", "ou", "ea"]
+    codas = ["", "", "", "n", "r", "s", "l", "m", "t"]
+    words: dict[str, None] = {}
+    while len(words) < size:
+        syllables = rng.integers(2, 5)
+        word = "".join(
+            onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))] + codas[rng.integers(len(codas))]
+            for _ in range(syllables)
+        )
+        words.setdefault(word)
+    return np.array(list(words))
+
+
 def make_data(n: int, dim: int, n_queries: int, seed: int = 0, vectors: str = "clustered"):
     rng = np.random.default_rng(seed)
-    vocab = np.array([f"term{i}" for i in range(20000)])
-    p = 1.0 / np.arange(1, len(vocab) + 1) ** 1.1
+    vocab = vocabulary(20000, rng)
+    p = 1.0 / np.arange(101, len(vocab) + 101) ** 1.1  # Zipf from rank 101: the stop words a BM25 analyser drops are not drawn
     p /= p.sum()
     lengths = np.where(np.arange(n) % 5 == 4, rng.integers(3, 20, n), rng.integers(20, 120, n))
     words = vocab[rng.choice(len(vocab), size=int(lengths.sum()), p=p)]
@@ -116,8 +134,10 @@ def make_data(n: int, dim: int, n_queries: int, seed: int = 0, vectors: str = "c
         vecs, qvecs = clustered_vectors(rng, n, dim, n_queries)
     else:  # "isotropic": no near neighbours, the worst case for a graph index
         vecs, qvecs = (unit(rng.normal(size=(m, dim)).astype(np.float32)) for m in (n, n_queries))
-    queries = [" ".join(rng.choice(vocab[:3000], size=3)) + f" q{j}" for j in range(n_queries)]
-    return chunks, texts, vecs, queries, qvecs
+    distinct: dict[str, None] = {}  # distinct 3-word queries over the commoner words
+    while len(distinct) < n_queries:
+        distinct.setdefault(" ".join(rng.choice(vocab[:3000], size=3, replace=False)))
+    return chunks, texts, vecs, list(distinct), qvecs
 
 
 def clustered_vectors(rng: np.random.Generator, n: int, dim: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:

@@ -3,12 +3,14 @@ over tesseract's OCR text finds an image by the words printed in it when dense s
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 from qdrant_client import QdrantClient
 
 from mm_rag_plugin.ids import content_hash
 from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
+from mm_rag_plugin.retrievers.engine import ListQuery
 from mm_rag_plugin.testing import draw_shape
 from mm_rag_plugin.types import ImageChunk, ReadResult, TextChunk
 
@@ -103,7 +105,12 @@ def test_ocr_words_find_the_image_through_bm25_when_dense_misses(index):
 def test_rrf_returns_the_union_correctly_ordered(index):
     r = FusedRetriever(index, k=50, dedupe=False)
     hits = r.retrieve("zanzibar red circle")
-    lists = r._lists("zanzibar red circle", None, 50, None)
+    vec = np.asarray(index.embedder.embed_query("zanzibar red circle"), np.float32)
+    lists = [
+        ListQuery("dense_text", 50, dense=vec, kind="text"),
+        ListQuery("dense_image", 50, dense=vec, kind="image"),
+        ListQuery("bm25", 50, sparse=index.bm25.encode_query("zanzibar red circle")),
+    ]
     union = {pid for res in index.search_lists(lists, ()) for pid, _ in res}
     assert len(hits) == len(union) == 9  # every indexed point, each once
     for h in hits:
