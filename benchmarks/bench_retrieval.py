@@ -22,6 +22,8 @@ returns the top 10 of a reciprocal-rank fusion of dense and keyword lists, each 
   call per query (two prefetches, RRF, payloads returned). The benchmark counts the calls.
 * ``langchain-faiss``: ``EnsembleRetriever`` (weights 0.5/0.5) over a ``FAISS`` store
   (inner product over the unit vectors, exact) and ``BM25Retriever`` (rank_bm25).
+* ``langchain-faiss-1t`` / ``llamaindex-faiss-1t``: the same with FAISS on one thread (the plain
+  rows run FAISS on its default threads, every core).
 * ``langchain-qdrant``: ``QdrantVectorStore`` in ``RetrievalMode.HYBRID`` with the same hashed
   sparse encoder (``similarity_search(k=50)``, first 10: its prefetch depth is ``k``).
 * ``llamaindex-faiss``: ``QueryFusionRetriever(mode="reciprocal_rerank")`` over a
@@ -596,6 +598,31 @@ class LlamaQdrant(System):
         return self.r.retrieve(self.d.queries[i])[:K]
 
 
+class _OneThread:
+    """A FAISS peer with FAISS on one thread (``omp_set_num_threads(1)`` around each query; the
+    plain row runs on FAISS's default threads, every core)."""
+
+    name: str
+
+    def query(self, i: int) -> list:
+        import faiss
+
+        default = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return super().query(i)  # type: ignore[misc]
+        finally:
+            faiss.omp_set_num_threads(default)
+
+
+class LangchainFaiss1T(_OneThread, LangchainFaiss):
+    name = "langchain-faiss-1t"
+
+
+class LlamaFaiss1T(_OneThread, LlamaFaiss):
+    name = "llamaindex-faiss-1t"
+
+
 SYSTEMS: dict[str, Callable[[], System]] = {
     "ours": Ours,
     "ours-defaults": lambda: Ours(defaults=True),
@@ -603,8 +630,10 @@ SYSTEMS: dict[str, Callable[[], System]] = {
     "ours-qdrant-client": OursServer,
     "qdrant-client": QdrantPlain,
     "langchain-faiss": LangchainFaiss,
+    "langchain-faiss-1t": LangchainFaiss1T,
     "langchain-qdrant": LangchainQdrant,
     "llamaindex-faiss": LlamaFaiss,
+    "llamaindex-faiss-1t": LlamaFaiss1T,
     "llamaindex-qdrant": LlamaQdrant,
     "langchain-inmemory": LangchainInMemory,
     "llamaindex-simple": LlamaSimple,
