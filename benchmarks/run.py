@@ -109,7 +109,14 @@ def run_section(name: str, mode: str, retrieval_sizes: list[int] | None = None) 
 
 
 def section_markdown(name: str, res: dict[str, Any]) -> list[str]:
-    from benchmarks import bench_cold, bench_embeddings, bench_ingest, bench_retrieval, bench_storage, bench_writes
+    from benchmarks import (
+        bench_cold,
+        bench_embeddings,
+        bench_ingest,
+        bench_retrieval,
+        bench_storage,
+        bench_writes,
+    )
 
     module = {"embeddings": bench_embeddings, "retrieval": bench_retrieval, "cold": bench_cold,
               "ingestion": bench_ingest, "storage": bench_storage, "writes": bench_writes}[name]
