@@ -1003,7 +1003,7 @@ class MultiModalIndex:
         if hold is not None and hold.engine is not None and not isinstance(self._engine, _Closed) and self._writes.lagging:
             try:
                 last = hold.refs <= 1
-                if last and self._writes.unindexed >= OPTIMIZE_ON_CLOSE:
+                if last and self._writes.unindexed >= max(OPTIMIZE_ON_CLOSE, self._writes.indexed):
                     self._build()
                 self._store_count(clean=last)
             except StoreError as exc:  # the writes are in the engine's log: the next open counts them
