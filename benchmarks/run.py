@@ -16,6 +16,8 @@ Sections (each module also runs on its own; its docstring says exactly what is c
 * ``ingestion`` (``bench_ingest``): read + OCR + embed + upsert of the real PDFs, pages/s, images/s,
   peak memory, quiet and under load.
 * ``storage`` (``bench_storage``): on-disk size and RSS per 10k items, with and without quantization.
+* ``writes`` (``bench_writes``): one-at-a-time adds (ms per call, ours vs LangChain/LlamaIndex FAISS) and a bulk
+  build from precomputed vectors (points/s, ours vs LangChain FAISS + BM25).
 
 Timed figures are medians of interleaved rounds, quiet and under the background load of
 ``benchmarks/_load.py`` (one busy process per CPU); ingestion runs two rounds in ``--full`` (one
@@ -38,7 +40,7 @@ from typing import Any
 
 from benchmarks._common import RESULTS, commit, machine
 
-SECTIONS = ("embeddings", "retrieval", "cold", "ingestion", "storage")
+SECTIONS = ("embeddings", "retrieval", "cold", "ingestion", "storage", "writes")
 
 # "smoke": tiny sizes, for the test that checks the suite still runs against the peers' current APIs
 RETRIEVAL_SIZES = {"smoke": [300], "quick": [1_000, 10_000], "full": [1_000, 10_000, 50_000, 200_000]}
@@ -48,6 +50,11 @@ ROUNDS = {"smoke": 1, "quick": 2, "full": 3}
 COLD_SIZES = {"smoke": [1_000], "quick": [50_000], "full": [200_000, 1_000_000]}
 INGEST_ROUNDS = {"smoke": 1, "quick": 1, "full": 2}  # a round of all five pipelines: ~3 min quiet, ~6 loaded
 STORAGE_N = {"smoke": 300, "quick": 10_000, "full": 50_000}
+WRITES = {  # one-at-a-time calls x rounds, bulk build sizes
+    "smoke": {"calls": 20, "rounds": 1, "sizes": (500,)},
+    "quick": {"calls": 300, "rounds": 2, "sizes": (10_000,)},
+    "full": {"calls": 500, "rounds": 3, "sizes": (10_000, 50_000)},
+}
 EF_SWEEP = {"smoke": [256], "quick": [64, 256, 1024], "full": [64, 128, 256, 512, 1024]}  # ours' hnsw_ef
 SMOKE_MODEL = "ViT-S-32"  # the smoke run checks code paths: a smaller open_clip model than the reported ViT-B-32
 
@@ -94,14 +101,25 @@ def run_section(name: str, mode: str, retrieval_sizes: list[int] | None = None) 
         from benchmarks import bench_storage
 
         return bench_storage.run(STORAGE_N[mode])
+    if name == "writes":
+        from benchmarks import bench_writes
+
+        return bench_writes.run(**WRITES[mode], loaded=not smoke)
     raise ValueError(name)
 
 
 def section_markdown(name: str, res: dict[str, Any]) -> list[str]:
-    from benchmarks import bench_cold, bench_embeddings, bench_ingest, bench_retrieval, bench_storage
+    from benchmarks import (
+        bench_cold,
+        bench_embeddings,
+        bench_ingest,
+        bench_retrieval,
+        bench_storage,
+        bench_writes,
+    )
 
     module = {"embeddings": bench_embeddings, "retrieval": bench_retrieval, "cold": bench_cold,
-              "ingestion": bench_ingest, "storage": bench_storage}[name]
+              "ingestion": bench_ingest, "storage": bench_storage, "writes": bench_writes}[name]
     return module.markdown(res)
 
 

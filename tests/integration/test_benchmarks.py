@@ -34,9 +34,9 @@ def smoke(tmp_path_factory, shared_data) -> tuple[dict, Path]:
 def test_every_section_ran_without_errors(smoke):
     res, out = smoke
     assert res["errors"] == {}
-    assert set(res["sections"]) == {"embeddings", "retrieval", "cold", "ingestion", "storage"}
+    assert set(res["sections"]) == {"embeddings", "retrieval", "cold", "ingestion", "storage", "writes"}
     md = (out / "results.md").read_text()
-    for heading in ("## embeddings", "## retrieval", "## cold", "## ingestion", "## storage"):
+    for heading in ("## embeddings", "## retrieval", "## cold", "## ingestion", "## storage", "## writes"):
         assert heading in md
     assert (out / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -177,3 +177,13 @@ def test_gpu_sweep_code_path_runs_on_the_cpu(tmp_path):
     out = _gpu("ViT-B-32", paths, texts, (1, 2), 2, 2, 1, device="cpu")
     assert set(out["batched"]) == {"ours-fp32", "ours-bf16", "raw-fp32", "raw-bf16"}
     assert all(v > 0 for c in out["batched"].values() for kind in c.values() for v in kind.values())
+
+
+def test_writes_measure_every_contestant_one_at_a_time_and_in_bulk(smoke):
+    writes = smoke[0]["sections"]["writes"]
+    quiet = writes["one_at_a_time"]["quiet"]
+    assert set(quiet) == {"ours-add", "ours-add_embedded", "ours-langchain", "ours-llamaindex", "langchain-faiss-1t",
+                          "langchain-faiss", "llamaindex-faiss-1t", "llamaindex-faiss"}
+    assert all(r["median_ms"] > 0 and r["vs_langchain_faiss_1t"] > 0 for r in quiet.values())
+    (bulk,) = writes["bulk"]
+    assert bulk["n"] == 500 and bulk["ours_points_per_s"] > 0 and bulk["langchain_faiss_bm25_points_per_s"] > 0

@@ -270,6 +270,7 @@ def test_zero_nan_inf_and_wrong_size_vectors_are_refused(tmp_path):
             ix.add_embedded(chunk, np.ones((1, 9), np.float32))
         with pytest.raises(InvalidInputError, match="shape"):
             ix.add_embedded(two, good)
+        ix.flush()  # the manifest's count is stored lazily (every few seconds, flush, optimize, close)
         assert len(ix) == ix.manifest["points"] == 1
 
     # through add(): a zero vector is an error of its file; the others are stored
@@ -364,6 +365,7 @@ def test_same_content_at_two_paths_is_one_point(tmp_path, embedder):
         (hit,) = r.retrieve("same paragraph", filters={"source": "b.txt"})
         assert hit.chunk.source == "b.txt"  # a hit never cites a path that no longer holds it
         assert ix.delete_source("b.txt") == 1
+        ix.flush()
         assert len(ix) == 0 and ix.manifest["points"] == 0
 
         # both paths in one call; then one copy changes: the other keeps the old content

@@ -2,9 +2,10 @@
 
 A folder holds one Edge shard (``shard/``: segments, WAL, HNSW, payload and sparse indexes) and the
 index manifest (``manifest.json``, written by :mod:`.manifest`). Writes are acknowledged once the
-WAL has them, so a killed process loses nothing it was told was written. Edge runs no background
+WAL has them, so a killed process loses nothing it was told was written (the WAL's pages are in
+the kernel's page cache once written; nothing is flushed per call). Edge runs no background
 optimizer: :meth:`EdgeEngine.optimize` builds the HNSW graph and merges segments, and the index
-calls it at the end of each ``add``.
+calls it when enough new points wait for it (``index.OPTIMIZE_AFTER``), never on every write.
 
 Tuned for small machines (two cores): points go to plain segments, searched exactly, until a
 segment holds ``indexing_threshold_kb`` of vectors (about 8k 512-d points by default), then
@@ -421,6 +422,15 @@ class EdgeEngine:
         except Exception as exc:
             raise StoreError(f"{self.folder}: optimizing the Qdrant Edge shard failed ({exc})") from exc
         self._set_params()  # the search depth follows the index's size
+
+    def flush(self) -> None:
+        """Write what the WAL holds into the segments (shortens the WAL an open replays); not
+        needed for durability: an update is in the WAL when it returns."""
+        try:
+            with _quiet():
+                self.shard.flush()
+        except Exception as exc:
+            raise StoreError(f"{self.folder}: flushing the Qdrant Edge shard failed ({exc})") from exc
 
     def close(self) -> None:
         shard, self.shard = self.shard, None

@@ -166,6 +166,9 @@ class RemoteEngine:
     def optimize(self) -> None:
         """The server optimizes in the background."""
 
+    def flush(self) -> None:
+        """The server flushes on its own."""
+
     def close(self) -> None:
         if self._owns_client:
             with self._mapped("closing the client"):

@@ -51,6 +51,7 @@ class Hold:
 
     def __init__(self, engine: Any, lock: Any = None, key: tuple[int, int] | None = None) -> None:
         self.engine, self.lock, self.key, self.refs = engine, lock, key, 1
+        self.writes: Any = None  # the index's write bookkeeping, shared by every user of the engine
         if key is not None:
             with _GUARD:
                 _OPEN[key] = self

@@ -36,6 +36,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 import uuid
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -76,6 +77,35 @@ _STORAGE_KEYS = ("file_hash",)
 _MAX_IMAGE_BYTES = 256_000_000
 #: How many checked image files :meth:`MultiModalIndex.payloads` remembers (by path and stat).
 _HASH_CACHE = 4096
+#: While writing, the manifest's point count is rewritten (and the shard flushed) at most this
+#: often; :meth:`MultiModalIndex.flush`, :meth:`~MultiModalIndex.optimize` and ``close`` write it
+#: at once. A write is durable when its call returns (the engine's write-ahead log), whatever the
+#: manifest says.
+COMMIT_EVERY_S = 5.0
+#: The write path builds the search structures (HNSW graph) once this many points were written
+#: since the last build, and at least as many as were there at it (so the builds of a growing
+#: index cost at most about twice one build of the whole). Until then new points are searched
+#: exactly, as Qdrant searches any segment without a graph.
+OPTIMIZE_AFTER = 32_768
+#: ``close`` builds them when at least this many points were written since the last build (fewer:
+#: the engine would not index them, about ``indexing_threshold_kb`` of vectors).
+OPTIMIZE_ON_CLOSE = 8_192
+
+
+@dataclass(slots=True)
+class _Writes:
+    """Write bookkeeping of one open store, shared by every index object on it (see :mod:`._shared`).
+
+    ``lagging``: the stored manifest says ``"clean": false`` (written before the first write since
+    its count was exact), so whoever opens it after a crash counts the points instead of trusting
+    it. ``pending``: points written since the count was last stored. ``unindexed``: points written
+    since the last build of the search structures; ``indexed``: how many there were at it."""
+
+    lagging: bool = False
+    pending: bool = False
+    last: float = 0.0
+    unindexed: int = 0
+    indexed: int = 0
 
 
 class MultiModalIndex:
@@ -252,7 +282,14 @@ class MultiModalIndex:
                 self._check_model(embedder)
         self.keyword_search_only = keyword_only or manifest["keyword_only"]
         points = self._engine.count()
-        if manifest.get("points", 0) > 0 and points == 0:
+        if self._writes.indexed == 0:
+            self._writes.indexed = points
+        if manifest.pop("clean", True) is False or self._writes.lagging:
+            # written to since its count was last stored (a crash, or another object on this
+            # folder is writing): the engine's count is the truth, the recorded one may lag
+            manifest["points"] = points
+            self._writes.lagging = True  # close stores the exact count, marked clean
+        elif manifest.get("points", 0) > 0 and points == 0:
             raise StoreError(
                 f"{self._manifest_where()}: damaged index: the manifest records {manifest['points']} items but the "
                 "store holds none; restore the folder from a backup, or re-ingest into a new index folder"
@@ -366,7 +403,6 @@ class MultiModalIndex:
             batch_size=batch_size or self.batch_size,
             show_progress=self.show_progress if show_progress is None else show_progress,
         )
-        self.optimize()
         return report
 
     def add_embedded(self, chunks: Sequence[Chunk], vectors: np.ndarray | None) -> int:
@@ -409,14 +445,16 @@ class MultiModalIndex:
             if merged != have:
                 updates[pid] = merged
         if updates:
+            self._will_write()
             self._engine.set_sources(updates)
         return set(present)
 
     def write_points(self, points: Sequence[Point]) -> None:
         """Upsert *points* as they are (replacing points with the same id); committed."""
         if points:
+            self._will_write()
             self._engine.upsert(points)
-            self._commit()
+            self._commit(len(points))
 
     def existing(self, ids: Sequence[str]) -> dict[str, list[str]]:
         """The ids among *ids* that the index holds, each with its ``sources``."""
@@ -435,6 +473,7 @@ class MultiModalIndex:
         many were stored."""
         present = self._engine.existing(list(ids))
         if present:
+            self._will_write()
             self._engine.delete(sorted(present))
             self._commit()
         return len(present)
@@ -443,6 +482,7 @@ class MultiModalIndex:
         """Delete every point matching *conditions*; committed. Returns how many."""
         pids = self._engine.ids_where(conditions)
         if pids:
+            self._will_write()
             self._engine.delete(pids)
             self._commit()
         return len(pids)
@@ -455,9 +495,41 @@ class MultiModalIndex:
         empty = _empty_sparse()
         return {pid: Point(pid, dense.get(pid), empty, p) for pid, p in payloads.items()}
 
-    def _commit(self) -> None:
+    def _will_write(self) -> None:
+        """Before the first write since the manifest's count was exact: mark the stored manifest
+        ``"clean": false`` (once), so that an open after a crash counts the points itself."""
+        w = self._writes
+        if not w.lagging:
+            self._engine.write_manifest({**self.manifest, "clean": False})
+            w.lagging, w.last = True, time.monotonic()
+
+    def _commit(self, written: int = 0) -> None:
+        """After a write (durable already: the engine's log has it): the manifest's count is
+        stored every :data:`COMMIT_EVERY_S` seconds at most, the search structures are built
+        when they pay (:data:`OPTIMIZE_AFTER`), never on every call."""
+        w = self._writes
+        w.pending = True
+        w.unindexed += written
+        if w.unindexed >= max(OPTIMIZE_AFTER, w.indexed):
+            self.optimize()
+        elif time.monotonic() - w.last >= COMMIT_EVERY_S:
+            self._engine.flush()
+            self._store_count(clean=False)
+
+    def _store_count(self, *, clean: bool) -> None:
+        """Write the manifest with the exact point count (*clean*: no write may follow unmarked)."""
+        w = self._writes
         self.manifest["points"] = self._engine.count()
-        self._engine.write_manifest(self.manifest)
+        self._engine.write_manifest({**self.manifest, "clean": clean})
+        w.pending, w.last, w.lagging = False, time.monotonic(), not clean
+
+    def flush(self) -> None:
+        """Flush the store and write the manifest's exact point count now (``close`` and
+        :meth:`optimize` do it too; while writing it is written every :data:`COMMIT_EVERY_S`
+        seconds). Not needed for durability: every write is kept once its call returns."""
+        self._engine.flush()
+        if self._writes.lagging:
+            self._store_count(clean=True)
 
     def point_id(self, chunk: Chunk) -> tuple[str, dict[str, Any]]:
         """The content-derived point id of *chunk*, and its payload (paths under the index folder
@@ -528,6 +600,8 @@ class MultiModalIndex:
         found = self._engine.with_source(source)
         doomed = [pid for pid, srcs in found.items() if pid not in keep and set(srcs) <= {source}]
         updates = {pid: [s for s in srcs if s != source] for pid, srcs in found.items() if pid not in keep and pid not in doomed}
+        if updates or doomed:
+            self._will_write()
         if updates:
             # an image file's own path: when that path goes, the image is read from a remaining one
             follow = {pid for pid, p in self._engine.payloads(list(updates)).items() if p.get("image_path") == source}
@@ -539,8 +613,19 @@ class MultiModalIndex:
         return len(doomed)
 
     def optimize(self) -> None:
-        """Build the search structures (HNSW graph, merged segments) for what was added."""
+        """Build the search structures (HNSW graph, merged segments) for what was added, flush the
+        store and write the manifest's point count. Writes do it themselves when it pays
+        (:data:`OPTIMIZE_AFTER` new points, or :data:`OPTIMIZE_ON_CLOSE` at ``close``); until then
+        new points are found by an exact scan."""
+        self._build()
+        if self._writes.lagging:
+            self._store_count(clean=True)
+
+    def _build(self) -> None:
         self._engine.optimize()
+        w = self._writes
+        w.indexed += w.unindexed
+        w.unindexed = 0
 
     # ------------------------------------------------------------------ reads (used by retrievers)
     def search_lists(self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...]) -> list[list[tuple[str, float]]]:
@@ -734,7 +819,7 @@ class MultiModalIndex:
         :meth:`image_file` (a path out of ``blobs/``, a link, changed bytes are problems)."""
         problems: list[str] = []
         stored = self._engine.count()
-        if self.manifest.get("points") != stored:
+        if not self._writes.lagging and self.manifest.get("points") != stored:  # lagging: stored later, by design
             problems.append(f"{self._manifest_where()}: records {self.manifest.get('points')} items, the store holds {stored}")
         checked = 0
         for points in self.scan(batch_size):
@@ -886,6 +971,7 @@ class MultiModalIndex:
                     f"cannot copy an index of {describe_model(manifest['model'])} into it"
                 )
             ix.manifest = dict(stored)
+            ix.manifest.pop("clean", None)
             ix.bm25 = BM25Encoder.from_config(stored["bm25"], ix.where)
             ix.dim = stored["dim"]
             ix.keyword_search_only = stored["keyword_only"]
@@ -903,11 +989,25 @@ class MultiModalIndex:
             self._hold = Hold(make(), self._lock, key)
             self._lock = None  # the hold releases it
             self._finalizer = weakref.finalize(self, self._hold.release)
+        if self._hold.writes is None:
+            self._hold.writes = _Writes(last=time.monotonic())
+        self._writes: _Writes = self._hold.writes
         self._engine = self._hold.engine
 
     def close(self) -> None:
-        """Flush and release the store (and the folder's lock). Other index objects of this process
-        on the same folder share its engine: the folder is let go when the last one is closed."""
+        """Store the manifest's point count, build the search structures when enough points were
+        written since the last build (:data:`OPTIMIZE_ON_CLOSE`), flush and release the store (and
+        the folder's lock). Other index objects of this process on the same folder share its
+        engine: the folder is let go (and its manifest marked clean) when the last one is closed."""
+        hold = self._hold
+        if hold is not None and hold.engine is not None and not isinstance(self._engine, _Closed) and self._writes.lagging:
+            try:
+                last = hold.refs <= 1
+                if last and self._writes.unindexed >= max(OPTIMIZE_ON_CLOSE, self._writes.indexed):
+                    self._build()
+                self._store_count(clean=last)
+            except StoreError as exc:  # the writes are in the engine's log: the next open counts them
+                logger.warning("%s", exc)
         self._engine = _Closed()
         finalizer = getattr(self, "_finalizer", None)
         try:

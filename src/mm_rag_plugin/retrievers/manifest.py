@@ -9,8 +9,12 @@ Qdrant server)::
      "bm25": {"language": "english", "k1": 1.2, "b": 0.75, "avg_len": 100.0, "tokenizer": 2}}
 
 ``model`` is ``None`` exactly when ``keyword_only`` is true (no dense vectors are stored at all).
-``points`` is the count after the last committed write; an engine holding none while the manifest
-says otherwise is a damaged index.
+``points`` is the count when the manifest was last written (on close, :meth:`optimize`,
+:meth:`flush`, and every few seconds while writing: not on every write). ``clean`` is false from the
+first write after that until the next time the count is stored: a manifest found with ``clean``
+false (the process was killed while writing) has a count that may lag, so opening the index counts
+the points instead; without ``clean`` (or true), an engine holding none while the manifest says
+otherwise is a damaged index.
 """
 
 from __future__ import annotations
@@ -196,6 +200,9 @@ def _manifest_problem(data: Mapping[str, Any]) -> str | None:
     points = data.get("points", 0)
     if not (_is_int(points) and points >= 0):
         return f"points must be an integer >= 0, got {echo(points)}"
+    clean = data.get("clean", True)
+    if not isinstance(clean, bool):
+        return f"clean must be true or false, got {echo(clean)}"
     if not isinstance(bm25, dict):
         return f"bm25 must be an object of BM25 settings, got {echo(bm25)}"
     problem = settings_problem(bm25)
