@@ -86,7 +86,7 @@ COMMIT_EVERY_S = 5.0
 #: since the last build, and at least as many as were there at it (so the builds of a growing
 #: index cost at most about twice one build of the whole). Until then new points are searched
 #: exactly, as Qdrant searches any segment without a graph.
-OPTIMIZE_AFTER = 32_768
+OPTIMIZE_AFTER = 65_536
 #: ``close`` builds them when at least this many points were written since the last build (fewer:
 #: the engine would not index them, about ``indexing_threshold_kb`` of vectors).
 OPTIMIZE_ON_CLOSE = 8_192
