@@ -344,11 +344,13 @@ def child_query(contestant: str, folder: Path, data: Path, opts: dict[str, Any],
     if contestant == "edge" or len(meta["cluster"]) <= 200_000:  # numpy is exact search: checked up to 200k
         res["recall_at_10"] = recall()
     if contestant == "edge" and ef_sweep:
+        from mm_rag_plugin.retrievers import _edge
+
         engine = edge_engine(ix)
-        qe = engine.qe
         sweep = {}
         for ef in ef_sweep:
-            engine._params = qe.SearchParams(hnsw_ef=ef)
+            _edge.SEARCH_EF = ef
+            engine._set_params()
             for i in range(3):
                 fused(i)
             sweep[str(ef)] = {"fused_p50_ms": percentiles(lat(None, range(N_QUERIES)))["p50_ms"],

@@ -74,6 +74,11 @@ HNSW_EF_CONSTRUCT = 64
 SEARCH_EF: int | None = None
 #: (from this many points, hnsw_ef): measured in benchmarks/bench_engines.py on clustered 512-d data
 SEARCH_EF_BY_SIZE = ((500_000, 512), (0, 256))
+#: A dense list restricted to a kind with at most this many points is searched exactly: at that
+#: size a scan costs about what the graph does, and a graph search restricted to a small kind
+#: misses neighbours (measured at 10k items, 2k of them images: recall@10 0.89 at hnsw_ef 256,
+#: 0.51 ms exact against 0.68 ms; larger kinds get Qdrant's payload-aware links and keep >= 0.99).
+EXACT_BELOW = 5_000
 
 
 #: Free space a shard needs before it is created / written: Qdrant Edge writes through memory-mapped
@@ -270,6 +275,7 @@ class EdgeEngine:
         self.shard: Any = None
         self.has_dense = False
         self._params: Any = None
+        self._list_params: dict[str | None, Any] = {}
         self._id_text: dict[int, str] = {}
         if (self.folder / MANIFEST).is_file():
             if not (self.folder / SHARD_DIR).is_dir():
@@ -392,9 +398,16 @@ class EdgeEngine:
         quant = None
         if self.quantization is not None:
             quant = qe.QuantizationSearchParams(rescore=True, oversampling=self.oversampling)
-        with _quiet():
-            points = int(self.shard.count(qe.CountRequest(exact=False))) if self.shard is not None else 0
-        self._params = qe.SearchParams(hnsw_ef=search_ef(points), quantization=quant)
+        counts = {None: 0, "text": 0, "image": 0}
+        if self.shard is not None:
+            with _quiet():
+                for kind in counts:
+                    flt = None if kind is None else qe.Filter(must=[qe.FieldCondition(key="kind", match=qe.MatchValue(kind))])
+                    counts[kind] = int(self.shard.count(qe.CountRequest(exact=False, filter=flt)))
+        self._params = qe.SearchParams(hnsw_ef=search_ef(counts[None]), quantization=quant)
+        exact = qe.SearchParams(exact=True, quantization=quant)
+        # each dense list's parameters, by the kind it is restricted to (None: every kind)
+        self._list_params = {kind: exact if kind and n <= EXACT_BELOW else self._params for kind, n in counts.items()}
 
     @staticmethod
     def stray_shard_points(folder: Path) -> int:
@@ -543,7 +556,7 @@ class EdgeEngine:
         if q.sparse is not None:
             vec: Any = qe.SparseVector(q.sparse.indices.tolist(), q.sparse.values.tolist())
             return qe.Query.Nearest(vec, using=SPARSE), None
-        return qe.Query.Nearest(np.asarray(q.dense, dtype=np.float32).tolist(), using=DENSE), self._params
+        return qe.Query.Nearest(np.asarray(q.dense, dtype=np.float32).tolist(), using=DENSE), self._list_params.get(q.kind, self._params)
 
     def search(
         self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], *, with_payload: bool = False, with_vector: bool = False

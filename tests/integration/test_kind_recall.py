@@ -1,0 +1,29 @@
+"""A dense list restricted to one kind finds that kind's true nearest neighbours: a graph search
+filtered down to a small kind misses them (measured: recall@10 0.89 for 2k images among 10k
+items), so the engine scans a small kind exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.bench_retrieval import make_data
+from mm_rag_plugin.retrievers import MultiModalIndex
+from mm_rag_plugin.retrievers.engine import ListQuery
+
+
+def test_image_list_of_a_graph_indexed_store_is_exact(tmp_path):
+    chunks, _, vecs, _, qvecs = make_data(10_000, 512, 40)  # 20 % images, clustered like embeddings
+    with MultiModalIndex(tmp_path / "ix", dim=512, show_progress=False) as ix:
+        for s in range(0, len(chunks), 2048):
+            ix.add_embedded(chunks[s : s + 2048], vecs[s : s + 2048])
+        ix.optimize()  # the HNSW graph is built (10k x 512 floats is above the indexing threshold)
+        images = np.array([c.kind == "image" for c in chunks])
+        ids = {c.id: i for i, c in enumerate(chunks)}
+        recalls = []
+        for q in qvecs:
+            (found,) = ix.search_lists([ListQuery("dense_image", 10, dense=q, kind="image")], ())
+            got = {ids[c.id] for c in ix.chunks([pid for pid, _ in found]).values()}
+            scores = np.where(images, vecs @ q, -np.inf)
+            truth = set(np.argsort(-scores)[:10].tolist())
+            recalls.append(len(got & truth) / 10)
+        assert np.mean(recalls) >= 0.99, np.mean(recalls)
