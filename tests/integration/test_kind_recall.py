@@ -5,8 +5,8 @@ items), so the engine scans a small kind exactly."""
 from __future__ import annotations
 
 import numpy as np
-
 from benchmarks.bench_retrieval import make_data
+
 from mm_rag_plugin.retrievers import MultiModalIndex
 from mm_rag_plugin.retrievers.engine import ListQuery
 
