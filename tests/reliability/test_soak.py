@@ -4,7 +4,7 @@ then a final ingest completes, the index holds exactly what a clean ingest holds
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import random
 import re
@@ -54,22 +54,26 @@ def _points(index: Path) -> list[str]:
         return [p.id for batch in ix.scan() for p in batch]
 
 
-def _manifest_points(index: Path) -> int | None:
-    try:
-        return int(json.loads((index / "manifest.json").read_text())["points"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+def _written(index: Path) -> int:
+    """Bytes in the index's shard folder: grows whenever a batch reaches the engine's log."""
+    total = 0
+    for root, _, files in os.walk(index / "shard"):
+        for name in files:
+            with contextlib.suppress(OSError):  # replaced while we looked
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
 
 
 def _kill_at_random(proc: subprocess.Popen[bytes], rng: random.Random, index: Path, mid_batch: bool) -> None:
-    if mid_batch:  # wait for a committed batch to show in the manifest, then kill while the next is in flight
-        before = _manifest_points(index)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and proc.poll() is None and _manifest_points(index) == before:
-            time.sleep(0.002)
-        time.sleep(rng.uniform(0, 0.05))
-    else:
-        time.sleep(rng.uniform(0.3, 1.2))
+    """Kill *proc* after it wrote its first batch (or, *mid_batch*, its second), a few ms later:
+    the kill waits for the ingest's own writes, not for a guess at how long it takes."""
+    before = _written(index)
+    for _ in range(2 if mid_batch else 1):
+        deadline = time.monotonic() + 60  # a safety net only: the ingest writes or exits first
+        while time.monotonic() < deadline and proc.poll() is None and _written(index) == before:
+            time.sleep(0.001)
+        before = _written(index)
+    time.sleep(rng.uniform(0, 0.02))
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
