@@ -141,6 +141,37 @@ def save(res: dict[str, Any], out: str | Path, markdown: Callable[[dict[str, Any
     Path(out).write_text(json.dumps(res, indent=1))
 
 
+def interleaved(
+    contestants: tuple[str, ...],
+    rounds: int,
+    load: Any,
+    measure: Callable[[str], dict[str, Any]],
+    log: Callable[[int, str, str, dict[str, Any]], None],
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """``measure(contestant)`` once per contestant and round, quiet and, with a
+    :class:`~benchmarks._load.BackgroundLoad` *load*, again under it; each round starts one
+    contestant later, so none always runs first. Returns the samples by contestant and mode;
+    ``log(round, mode, contestant, sample)`` after each."""
+    samples: dict[str, dict[str, list[dict[str, Any]]]] = {c: {"quiet": [], "loaded": []} for c in contestants}
+    for r in range(rounds):
+        order = contestants[r % len(contestants) :] + contestants[: r % len(contestants)]
+        for mode in ("quiet", "loaded") if load is not None else ("quiet",):
+            for c in order:
+                with load.on() if mode == "loaded" else contextlib.nullcontext():
+                    m = measure(c)
+                samples[c][mode].append(m)
+                log(r, mode, c, m)
+    return samples
+
+
+def finish(res: dict[str, Any], module: str, argv: list[str] | None, started: str, out: str, markdown: Callable[[dict[str, Any]], list[str]]) -> None:
+    """Stamp *res* with the command, start time and commit, save it (JSON) and its Markdown beside it."""
+    res["command"] = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+    res["started"], res["commit"] = started, commit()
+    save(res, out, markdown)
+    Path(out).with_suffix(".md").write_text("\n".join(markdown(res)) + "\n")
+
+
 def run_child(module: str, args: list[str], timeout: float = 3600) -> dict[str, Any]:
     """Run ``python -m <module> <args>`` in a fresh process (clean memory figures) and return the
     JSON object it prints on its last stdout line."""

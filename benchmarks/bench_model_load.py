@@ -37,10 +37,20 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import RESULTS, ROOT, commit, peak_rss_bytes, run_child, run_timed, save, spread
+from benchmarks._common import (
+    RESULTS,
+    ROOT,
+    finish,
+    interleaved,
+    peak_rss_bytes,
+    run_child,
+    run_timed,
+    spread,
+)
 from benchmarks._common import spread_cell as cell
 from benchmarks._load import BackgroundLoad
 
@@ -157,19 +167,10 @@ def run(models: list[str], rounds: int, work: Path, contestants: tuple[str, ...]
         for model in models:
             ckpt = checkpoint_for(model, work, log)
             index = dense_index_for(model, ckpt, work, log) if "ours-cli" in contestants else None
-            samples: dict[str, dict[str, list[dict[str, Any]]]] = {c: {"quiet": [], "loaded": []} for c in contestants}
-            for r in range(rounds):
-                order = contestants[r % len(contestants) :] + contestants[: r % len(contestants)]
-                for mode in ("quiet", "loaded") if bg else ("quiet",):
-                    for c in order:
-                        if mode == "loaded":
-                            assert bg is not None
-                            with bg.on():
-                                m = one(c, model, ckpt, index)
-                        else:
-                            m = one(c, model, ckpt, index)
-                        samples[c][mode].append(m)
-                        log(f"  {model} round {r + 1} {mode} {c}: {m['total_s']:.2f} s")
+            samples = interleaved(
+                contestants, rounds, bg, partial(one, model=model, checkpoint=ckpt, index=index),
+                lambda r, mode, c, m, model=model: log(f"  {model} round {r + 1} {mode} {c}: {m['total_s']:.2f} s"),
+            )
             res["models"][model] = {
                 "checkpoint_mib": round(ckpt.stat().st_size / 2**20, 1),
                 "by_contestant": {c: _summary(s) for c, s in samples.items()},
@@ -244,11 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     contestants = tuple(c.strip() for c in args.contestants.split(",") if c.strip())
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     res = run([m.strip() for m in args.models.split(",")], args.rounds, Path(args.work), contestants, not args.quiet_only, log)
-    res["command"] = "python -m benchmarks.bench_model_load " + " ".join(argv if argv is not None else sys.argv[1:])
-    res["started"] = started
-    res["commit"] = commit()
-    save(res, args.out, markdown)
-    Path(args.out).with_suffix(".md").write_text("\n".join(markdown(res)) + "\n")
+    finish(res, "benchmarks.bench_model_load", argv, started, args.out, markdown)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,11 @@ import os
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import RESULTS, commit, peak_rss_bytes, run_child, run_timed, save, spread
+from benchmarks._common import RESULTS, finish, interleaved, peak_rss_bytes, run_child, run_timed, spread
 from benchmarks._common import spread_cell as cell
 from benchmarks._load import BackgroundLoad
 from benchmarks.bench_model_load import checkpoint_for, dense_index_for
@@ -109,15 +110,10 @@ def run(models: list[str], rounds: int, work: Path, contestants: tuple[str, ...]
             shutil.rmtree(work / "cache" / "mm-rag-plugin" / "text-towers", ignore_errors=True)
             first = one("mm-rag query", model, ckpt, index)  # loads the whole model and writes the tower
             log(f"  {model} first query ever (writes the text tower): {first['wall_s']:.2f} s")
-            samples: dict[str, dict[str, list[dict[str, Any]]]] = {c: {"quiet": [], "loaded": []} for c in contestants}
-            for r in range(rounds):
-                order = contestants[r % len(contestants):] + contestants[: r % len(contestants)]
-                for mode in ("quiet", "loaded") if bg else ("quiet",):
-                    for c in order:
-                        with bg.on() if (bg and mode == "loaded") else contextlib.nullcontext():
-                            m = one(c, model, ckpt, index)
-                        samples[c][mode].append(m)
-                        log(f"  {model} round {r + 1} {mode} {c}: {m['wall_s']:.2f} s, {m['peak_rss_bytes'] / 2**20:.0f} MiB")
+            samples = interleaved(
+                contestants, rounds, bg, partial(one, model=model, ckpt=ckpt, index=index),
+                lambda r, mode, c, m, model=model: log(f"  {model} round {r + 1} {mode} {c}: {m['wall_s']:.2f} s, {m['peak_rss_bytes'] / 2**20:.0f} MiB"),
+            )
             res["models"][model] = {
                 "checkpoint_mib": round(ckpt.stat().st_size / 2**20, 1),
                 "first_query_ever": first,
@@ -181,10 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     contestants = tuple(c.strip() for c in args.contestants.split(",") if c.strip())
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     res = run([m.strip() for m in args.models.split(",")], args.rounds, Path(args.work), contestants, not args.quiet_only, log)
-    res["command"] = "python -m benchmarks.bench_query_cold " + " ".join(argv if argv is not None else sys.argv[1:])
-    res["started"], res["commit"] = started, commit()
-    save(res, args.out, markdown)
-    Path(args.out).with_suffix(".md").write_text("\n".join(markdown(res)) + "\n")
+    finish(res, "benchmarks.bench_query_cold", argv, started, args.out, markdown)
 
 
 if __name__ == "__main__":
