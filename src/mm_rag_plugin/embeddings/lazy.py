@@ -7,7 +7,6 @@ cached text tower (:mod:`.text_tower`): a process that only searches by text nev
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, echo
 from ..types import ImageInput
+from ._twins import AsyncTwins
 from .text_tower import NumpyTextTower
 
 __all__ = ["LazyOpenCLIPEmbedder"]
@@ -24,7 +24,7 @@ __all__ = ["LazyOpenCLIPEmbedder"]
 MAX_TOWER_TEXTS = 16
 
 
-class LazyOpenCLIPEmbedder:
+class LazyOpenCLIPEmbedder(AsyncTwins):
     """Texts (a few at a time) through *tower*; everything else through the
     :class:`~mm_rag_plugin.OpenCLIPEmbedder` that *load* builds, once, on first need.
 
@@ -85,17 +85,6 @@ class LazyOpenCLIPEmbedder:
         if image is None and isinstance(query, str):
             return self.embed_texts([query])[0]
         return self.full().embed_query(query, image=image, weight=weight)
-
-    async def aembed_texts(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
-        return await asyncio.to_thread(self.embed_texts, texts, batch_size=batch_size)
-
-    async def aembed_text(self, text: str) -> np.ndarray:
-        return await asyncio.to_thread(self.embed_text, text)
-
-    async def aembed_query(
-        self, query: str | None = None, *, image: ImageInput | None = None, weight: float | None = None
-    ) -> np.ndarray:
-        return await asyncio.to_thread(self.embed_query, query, image=image, weight=weight)
 
     def __repr__(self) -> str:
         state = "loaded" if self.loaded else "text tower only"

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -26,6 +25,7 @@ from ..errors import ConfigurationError, InvalidInputError, ModelLoadError, echo
 from ..ids import content_hash
 from ..types import ImageInput, ItemError
 from ._skip_init import skip_random_init
+from ._twins import AsyncTwins
 
 if TYPE_CHECKING:
     import torch
@@ -195,7 +195,7 @@ class _LRU:
         return len(self._data)
 
 
-class OpenCLIPEmbedder:
+class OpenCLIPEmbedder(AsyncTwins):
     """Embed texts, images and text+image pairs into one L2-normalised space with open_clip.
 
     Model selection (first match wins):
@@ -570,29 +570,6 @@ class OpenCLIPEmbedder:
         if query is None:
             return self.embed_images([image])[0]
         return self.embed_multimodal(query, image, weight=weight)
-
-    # ------------------------------------------------------------------ async twins
-    async def aembed_texts(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
-        """:meth:`embed_texts` in a worker thread, so an event loop is never blocked."""
-        return await asyncio.to_thread(self.embed_texts, texts, batch_size=batch_size)
-
-    async def aembed_images(self, images: Sequence[ImageInput], *, batch_size: int | None = None) -> np.ndarray:
-        """:meth:`embed_images` in a worker thread."""
-        return await asyncio.to_thread(self.embed_images, images, batch_size=batch_size)
-
-    async def aembed_text(self, text: str) -> np.ndarray:
-        """:meth:`embed_text` in a worker thread."""
-        return await asyncio.to_thread(self.embed_text, text)
-
-    async def aembed_image(self, image: ImageInput) -> np.ndarray:
-        """:meth:`embed_image` in a worker thread."""
-        return await asyncio.to_thread(self.embed_image, image)
-
-    async def aembed_query(
-        self, query: str | None = None, *, image: ImageInput | None = None, weight: float | None = None
-    ) -> np.ndarray:
-        """:meth:`embed_query` in a worker thread."""
-        return await asyncio.to_thread(self.embed_query, query, image=image, weight=weight)
 
     # ------------------------------------------------------------------ misc
     @property
