@@ -10,14 +10,13 @@ text from the picture's description) placed where they occur.
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
 from .._optional import require
 from ..errors import InvalidInputError
 from ._base import BaseReader, ChunkBuilder, _ChunkLimitReached
-from ._office import add_table, check_unpacked
+from ._office import add_table, check_package
 from ._tables import TABLE_CAPTION
 
 __all__ = ["DocxReader"]
@@ -40,7 +39,7 @@ class DocxReader(BaseReader):
         self._docx = require("docx", extra="readers", package="python-docx")
 
     def _read(self, path: Path, out: ChunkBuilder) -> None:
-        self._check_sizes(path)
+        check_package(path, self.config.max_unpacked_bytes, "DOCX")
         try:
             document = self._docx.Document(str(path))
         except Exception as exc:  # BadZipFile, KeyError, lxml errors, PackageNotFoundError ...
@@ -100,19 +99,6 @@ class DocxReader(BaseReader):
                         InvalidInputError(f"table not readable ({type(exc).__name__}: {exc})"[:300]),
                     )
         flush()
-
-    def _check_sizes(self, path: Path) -> None:
-        """Refuse zip bombs before anything is inflated: a part (``word/document.xml`` ...) whose
-        declared size is over ``max_unpacked_bytes``, or parts summing to over four times that.
-        The sizes cannot be understated: :mod:`zipfile` stops at the declared size (and the CRC
-        check then fails)."""
-        limit = self.config.max_unpacked_bytes
-        try:
-            with zipfile.ZipFile(path) as zf:
-                infos = zf.infolist()
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise InvalidInputError(f"not a readable DOCX file ({type(exc).__name__}: {exc})"[:300], source=str(path)) from exc
-        check_unpacked(path, infos, limit, "DOCX")
 
     def _image(
         self, document: Any, blip: Any, para_el: Any, n: int, section: str | None, out: ChunkBuilder
