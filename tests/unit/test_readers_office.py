@@ -263,7 +263,9 @@ def _bad_files(folder: Path, tmp_path: Path) -> dict[str, str]:
     ole = OLE + b"\x00" * 1000 + "EncryptedPackage".encode("utf-16-le") + b"\x00" * 1000
     (folder / "locked.xlsx").write_bytes(ole)
     (folder / "locked.pptx").write_bytes(ole)
+    (folder / "locked.docx").write_bytes(ole)
     (folder / "old.pptx").write_bytes(OLE + b"\x00" * 3000)
+    (folder / "old.doc").write_bytes(OLE + b"\x00" * 3000)
     bomb = _workbook(folder / "bomb.xlsx", tmp_path)
     _declare_size(bomb, "xl/worksheets/sheet1.xml", 0xF000_0000)
     (folder / "bad.csv").write_bytes(b"a,b\n" + b'"x' + b"y" * 200_000 + b'"\n')
@@ -273,6 +275,8 @@ def _bad_files(folder: Path, tmp_path: Path) -> dict[str, str]:
         "locked.xlsx": "password-protected",
         "locked.pptx": "password-protected",
         "old.pptx": "legacy binary Office file",
+        "locked.docx": "password-protected",
+        "old.doc": "legacy binary Office file",
         "bomb.xlsx": "zip bomb",
         "bad.csv": "malformed CSV",
     }

@@ -49,7 +49,9 @@ _CSV_EXT = frozenset({".csv", ".tsv"})
 _OOXML_PARTS = (("word/document.xml", "docx"), ("ppt/presentation.xml", "pptx"), ("xl/workbook.xml", "xlsx"))
 _OOXML_EXT = {".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".xlsm": "xlsx"}
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_OLE_EXT = {".pptx": "pptx", ".ppt": "pptx", ".xlsx": "xlsx", ".xlsm": "xlsx", ".xls": "xlsx"}
+_OLE_EXT = {
+    ".docx": "docx", ".doc": "docx", ".pptx": "pptx", ".ppt": "pptx", ".xlsx": "xlsx", ".xlsm": "xlsx", ".xls": "xlsx",
+}
 
 
 def image_mime(head: bytes) -> str | None:
