@@ -458,3 +458,20 @@ def test_changed_reader_options_re_read_the_files(embedder, tmp_path: Path) -> N
         rechunked = rag.ingest(docs, workers=0, chunk_size=400)
         assert (rechunked.files, rechunked.unchanged_files) == (2, 0)
         assert rag.ingest(docs, workers=0, chunk_size=400).files == 0
+
+
+def test_an_index_inside_the_ingested_folder_is_not_read_as_documents(tmp_path: Path) -> None:
+    """``mm-rag ingest . --index ix``: the index folder ``ix`` (and any other index folder met in
+    the walk) is not read back as documents, run after run."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text)
+    with MultiModalRAG(docs / "other", keyword_only=True, show_progress=False) as other:
+        other.ingest(docs / "alpha.md", workers=0)  # someone else's index among the documents
+    for _ in range(2):
+        with MultiModalRAG(docs / "ix", keyword_only=True, show_progress=False) as rag:
+            summary = rag.ingest(docs, workers=0)
+            sources = {Path(s).name for s in rag.index.sources()}
+        assert summary.errors == (), summary.errors
+        assert sources == set(DOCS)

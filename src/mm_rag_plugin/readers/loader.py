@@ -251,7 +251,7 @@ class DocumentLoader:
             if path.is_dir():
                 found = sorted(f for f in path.glob(self.glob) if f.is_file())
                 found = [f for f in found if self.include_hidden or not _hidden(f.relative_to(path))]
-                out.extend(self._confined(found, path))
+                out.extend(self._confined(_outside_indexes(found), path))
                 self.skipped.extend(self._unreadable_folders(path))
             elif not path.exists() and _GLOB_CHARS & set(s):
                 anchor, pattern = _split_glob(path)
@@ -379,6 +379,15 @@ def load_documents(
 ) -> ReadResult:
     """``DocumentLoader(paths, **kwargs).load()``."""
     return DocumentLoader(paths, **kwargs).load()
+
+
+def _outside_indexes(found: list[Path]) -> list[Path]:
+    """*found* without the files of an index folder among them (its ``manifest.json`` beside its
+    ``shard/``): ``mm-rag ingest . --index ix`` reads the documents, not the index it writes."""
+    roots = {f.parent for f in found if f.name == "manifest.json" and (f.parent / "shard").is_dir()}
+    if not roots:
+        return found
+    return [f for f in found if not any(r == f.parent or r in f.parents for r in roots)]
 
 
 def _hidden(rel: Path) -> bool:
