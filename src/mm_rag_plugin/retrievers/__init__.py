@@ -14,7 +14,6 @@ _LAZY: dict[str, str] = {
     "Fused": ".fusion",
     "rrf": ".fusion",
     "apply_quotas": ".fusion",
-    "dedupe": ".fusion",
     "dedupe_near": ".fusion",
     "MultiModalIndex": ".index",
     "IngestReport": ".ingest",
