@@ -137,7 +137,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "bbox": (_bbox, "a list of 4 finite numbers or null"),
     "ocr_confidence": (lambda v: v is None or _finite(v), "a finite number or null"),
     "metadata": (lambda v: v is None or v.__class__ is dict, "an object or null"),
-    "image_root": (lambda v: v == "index", "'index'"),
+    "image_root": (lambda v: v in ("index", "store"), "'index' or 'store'"),
     **dict.fromkeys(
         ("text", "source", "image_path", "content_hash", "mime_type", "alt_text", "caption", "ocr_text", "key", "framework"),
         (_str, "a string"),

@@ -214,6 +214,11 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
                    help="OCR every image (default: only images where lines of glyphs are found)")
     s.add_argument("--prune", action="store_true", help="remove indexed files under the given folders that no longer exist")
     s.add_argument("--follow-symlinks", action="store_true", help="also read links in the folders that point outside them")
+    s.add_argument(
+        "--blobs", metavar="URL",
+        help="a new index keeps its images in this blob store (s3://bucket/prefix, gs://..., a folder), recorded in "
+        "the index: other machines read them there (needs mm-rag-plugin[blobs]; credentials from the environment)",
+    )
 
     s = command("query", "search the index (fused dense + BM25)")
     s.add_argument("text", nargs="?", help="text query")
@@ -248,6 +253,10 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     dest.add_argument("--to-path", metavar="DIR", help="another index folder")
     s.add_argument("--to-collection", default="mm_rag", help="target collection (default: %(default)s)")
     s.add_argument("--to-api-key", default=os.environ.get("QDRANT_TARGET_API_KEY"), help="target API key ($QDRANT_TARGET_API_KEY)")
+    s.add_argument(
+        "--to-blobs", metavar="URL",
+        help="blob store for the copy's images (s3://bucket/prefix ...; default: the index's own store, if any)",
+    )
 
     s = command("finetune", "fine-tune the model on (image, text) pairs from a file or from the index")
     data = s.add_mutually_exclusive_group(required=True)
@@ -335,6 +344,7 @@ def _open(args: argparse.Namespace, err: TextIO, *, create: bool = False):
         create=create,
         show_progress=_progress(args),
         quantization=args.quantization,
+        blobs=getattr(args, "blobs", None),
     )
     if rag.notice:
         print(f"note: {one_line(rag.notice)}", file=err)
@@ -534,7 +544,7 @@ def _cmd_copy(args, out, err) -> int:
     with _open(args, err) as rag:
         target = rag.copy_to(
             args.to_url, path=args.to_path, api_key=args.to_api_key, collection=args.to_collection,
-            show_progress=_progress(args),
+            show_progress=_progress(args), blobs=args.to_blobs,
         )
         with target:
             print(f"copied {len(target)} items to {one_line(target.where)} (model: {rag.info()['model'] or 'none: keyword-only'})", file=out)
@@ -583,6 +593,7 @@ def _cmd_info(args, out, err) -> int:
             "keyword_only": index.keyword_only,
             "quantization": index.quantization if dense else None,
             "search": "dense + keyword" if dense and not args.keyword_only else "keyword-only",
+            "blobs": index.blobs,
         }
         if args.json:
             info["model_identity"] = index.model
@@ -613,6 +624,7 @@ def _info_from_manifest(args: argparse.Namespace, holder: str, out: TextIO) -> i
         "keyword_only": manifest["keyword_only"],
         "quantization": None,
         "search": "dense + keyword" if dense and not args.keyword_only else "keyword-only",
+        "blobs": manifest.get("blobs"),
         "held_by": holder,
     }
     if args.json:

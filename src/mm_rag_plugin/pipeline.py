@@ -129,6 +129,9 @@ class MultiModalRAG:
     *index_dir*: the index folder (default ``./.mm_rag``): the Qdrant Edge shard, its manifest,
     and the images extracted from documents (``blobs/``). With *url* (and *api_key*) the points
     live in a Qdrant server collection (*collection*) and *index_dir* keeps only the images.
+    *blobs*: the URL of a blob store for the images (``s3://bucket/prefix``, ``gs://...``, a
+    folder; recorded in the index, so other machines opening the collection read them there),
+    *blob_options*: fsspec storage options for it (used, never recorded).
 
     Model: *embedder* (an embedder object), or ``"auto"``: the index's own model when it exists
     (or *model_name* / *pretrained* / *checkpoint* / *device*, which must be that model; weights
@@ -173,6 +176,8 @@ class MultiModalRAG:
         reader_options: Mapping[str, Any] | None = None,
         show_progress: bool = False,
         quantization: Literal["int8", "binary"] | None = None,
+        blobs: str | os.PathLike[str] | None = None,
+        blob_options: Mapping[str, Any] | None = None,
     ) -> None:
         from .retrievers.engine import check_quantization
         from .retrievers.index import MultiModalIndex
@@ -190,7 +195,7 @@ class MultiModalRAG:
         self.reader_options = dict(reader_options or {})
         self.notice: str | None = None
         remote = dict(url=url, api_key=api_key, collection=collection) if url else {}
-        common: dict[str, Any] = dict(show_progress=show_progress, **remote)
+        common: dict[str, Any] = dict(show_progress=show_progress, blobs=blobs, blob_options=blob_options, **remote)
         explicit = embedder != "auto" or any(a is not None for a in (model_name, pretrained, checkpoint))
         from .embeddings.open_clip import ENV_CHECKPOINT, ENV_MODEL, ENV_PRETRAINED
 
@@ -516,6 +521,7 @@ class MultiModalRAG:
             "dim": self.index.dim,
             "keyword_only": self.index.keyword_only,
             "search": "keyword-only" if self.keyword_only else "dense + keyword",
+            "blobs": self.index.blobs,
         }
 
     def close(self) -> None:

@@ -132,6 +132,7 @@ def reindex(
             new = MultiModalIndex(
                 work, embedder=embedder, bm25=old.bm25, quantization=old.quantization,  # type: ignore[arg-type]
                 oversampling=old.oversampling if old.quantization else None, show_progress=False,
+                blobs=old.blobs,  # the same store: the points name their images there
             )
         except ConfigurationError as exc:
             raise ConfigurationError(

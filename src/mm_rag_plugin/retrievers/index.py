@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -73,6 +74,8 @@ _PRE_MANIFEST = {"lock", "shard", BLOB_DIR, "sources.json", "manifest.json.tmp"}
 _PLACE_KEYS = ("id", "source", "sources", "prev_id", "next_id")
 #: Payload keys about how an image is stored, not what it is (left out of the point id too).
 _STORAGE_KEYS = ("file_hash",)
+#: Extensions a blob store key may end with.
+_EXT = re.compile(r"[a-z0-9]{1,5}")
 #: The largest image file an index reads back (the readers' own limit).
 _MAX_IMAGE_BYTES = 256_000_000
 #: How many checked image files :meth:`MultiModalIndex.payloads` remembers (by path and stat).
@@ -141,8 +144,12 @@ class MultiModalIndex:
         show_progress: bool = False,
         quantization: Literal["int8", "binary"] | None = None,
         oversampling: float | None = None,
+        blobs: str | os.PathLike[str] | None = None,
+        blob_options: Mapping[str, Any] | None = None,
         **client_kwargs: Any,
     ) -> None:
+        from .blobstore import blob_url
+
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
         if client_kwargs and url is None:  # a misspelt option would otherwise be dropped unseen
@@ -153,6 +160,9 @@ class MultiModalIndex:
         if embedder is not None and keyword_only:
             raise ConfigurationError("keyword_only=True searches without a model: do not pass embedder=")
         self.quantization, self.oversampling = check_quantization(quantization, oversampling)
+        given_blobs = None if blobs is None else blob_url(blobs)  # a bad URL fails before anything is opened
+        self._blob_options = dict(blob_options or {})  # may hold secrets: used, never recorded
+        self._blob_store: Any = None
         self.embedder = embedder
         self.batch_size = batch_size
         self.show_progress = show_progress
@@ -175,7 +185,7 @@ class MultiModalIndex:
                 from ._edge import EdgeEngine
 
                 self._start(lambda: TextSafeEngine(EdgeEngine(self.path, quantization=quantization, oversampling=self.oversampling)))
-            self._open(embedder, dim, bm25, keyword_only, create)
+            self._open(embedder, dim, bm25, keyword_only, create, given_blobs)
         except BaseException:
             self.close()
             raise
@@ -240,7 +250,8 @@ class MultiModalIndex:
             raise
 
     def _open(
-        self, embedder: Embedder | None, dim: int | None, bm25: BM25Encoder | None, keyword_only: bool, create: bool
+        self, embedder: Embedder | None, dim: int | None, bm25: BM25Encoder | None, keyword_only: bool, create: bool,
+        blobs: str | None = None,
     ) -> None:
         try:
             stored = self._engine.read_manifest()
@@ -252,9 +263,15 @@ class MultiModalIndex:
         if stored is None:
             if not create:
                 raise IndexNotFoundError(f"{self.where}: no index here; run `mm-rag ingest` first")
-            self._create(embedder, dim, bm25, keyword_only)
+            self._create(embedder, dim, bm25, keyword_only, blobs)
             return
         manifest = check_manifest(stored, self._manifest_where())
+        if blobs is not None and blobs != manifest.get("blobs"):
+            raise ConfigurationError(
+                f"{self.where}: the index keeps its images in {manifest.get('blobs') or f'its folder ({BLOB_DIR}/)'}, "
+                f"not in {blobs}; an index has one blob store: open it without blobs=, or copy it into a new index "
+                "with copy_to(..., blobs=URL)"
+            )
         has_dense = self._engine.has_dense  # how the store was created
         if has_dense == manifest["keyword_only"]:
             raise StoreError(
@@ -313,7 +330,9 @@ class MultiModalIndex:
         self.embedder = embedder
         self.keyword_search_only = False
 
-    def _create(self, embedder: Embedder | None, dim: int | None, bm25: BM25Encoder | None, keyword_only: bool) -> None:
+    def _create(
+        self, embedder: Embedder | None, dim: int | None, bm25: BM25Encoder | None, keyword_only: bool, blobs: str | None = None
+    ) -> None:
         self.bm25 = bm25 or BM25Encoder()
         if keyword_only:
             model, self.dim = None, None
@@ -337,6 +356,8 @@ class MultiModalIndex:
             "bm25": self.bm25.config(),
             "points": 0,
         }
+        if blobs is not None:
+            self.manifest["blobs"] = blobs
         self.keyword_search_only = keyword_only
         self._engine.create(self.manifest)
 
@@ -362,6 +383,21 @@ class MultiModalIndex:
     def blob_dir(self) -> Path | None:
         """Where extracted images of this index live (inside the index folder)."""
         return None if self.path is None else self.path / BLOB_DIR
+
+    @property
+    def blobs(self) -> str | None:
+        """The URL of the blob store holding this index's images (``None``: its folder's ``blobs/``)."""
+        url: str | None = self.manifest.get("blobs")
+        return url
+
+    @property
+    def blob_store(self) -> Any:
+        """The blob store at :attr:`blobs` (opened on first use), or ``None``."""
+        if self._blob_store is None and self.blobs is not None:
+            from .blobstore import open_blob_store
+
+            self._blob_store = open_blob_store(self.blobs, self._blob_options)
+        return self._blob_store
 
     def __len__(self) -> int:
         return self._engine.count()
@@ -540,13 +576,20 @@ class MultiModalIndex:
         payload["sources"] = [chunk.source]
         what = {k: v for k, v in payload.items() if k not in _PLACE_KEYS and k not in _STORAGE_KEYS}
         if isinstance(chunk, ImageChunk):
-            rel = self._relative(chunk.image_path)
+            key = self._store_key(chunk)
+            if key is not None:  # kept in the blob store: the payload names its key, machine-independent
+                payload["image_path"], payload[_IMAGE_ROOT] = key, "store"
+                what["image_path"] = key
+                payload.pop("file_hash", None)
+                if not key.startswith(chunk.content_hash + "."):
+                    payload["file_hash"] = key.partition(".")[0]
+            rel = None if key is not None else self._relative(chunk.image_path)
             if rel is not None:
                 payload["image_path"], payload[_IMAGE_ROOT] = rel, "index"
                 what["image_path"] = rel
             if chunk.image_path == chunk.source:
                 what.pop("image_path", None)  # an image file: its bytes' hash says what it is
-            if not chunk.file_hash:
+            if not chunk.file_hash and key is None:
                 # what image_file checks later (not in the id): the bytes as they are now, when the
                 # chunk's content_hash is not their hash (an item added without one, as frameworks
                 # add them, or a chunk built by hand with a hash of its own)
@@ -557,6 +600,30 @@ class MultiModalIndex:
         meta.pop("duplicate_of", None)
         what["metadata"] = meta
         return stable_id("mm-rag-point", content_hash(json.dumps(what, sort_keys=True))), payload
+
+    def _store_key(self, chunk: ImageChunk) -> str | None:
+        """The blob store key of *chunk*'s image (the hash of its bytes and an extension), or
+        ``None``: no store, or not a local file (a ``data:`` URI, a URL, a missing file)."""
+        if self.blobs is None:
+            return None
+        digest = _readable_hash(chunk.image_path)
+        if digest is None:
+            return None
+        from ..readers._detect import MIME_EXTENSIONS
+
+        ext = MIME_EXTENSIONS.get(chunk.mime_type) or Path(chunk.image_path).suffix[1:].lower()
+        return f"{digest}.{ext if _EXT.fullmatch(ext) else 'img'}"
+
+    def _upload(self, chunk: ImageChunk, key: str) -> None:
+        """Write *chunk*'s image into the blob store under *key* (once: a key there is kept)."""
+        try:
+            with open(chunk.image_path, "rb") as fh:
+                data = fh.read(_MAX_IMAGE_BYTES + 1)
+        except OSError as exc:
+            raise InvalidInputError(f"{chunk.source}: image {chunk.image_path} cannot be read ({exc.strerror or exc})", source=chunk.source) from None
+        if content_hash(data) != key.partition(".")[0]:
+            raise InvalidInputError(f"{chunk.source}: image {chunk.image_path} changed while it was indexed", source=chunk.source)
+        self.blob_store.put(key, data)
 
     def _relative(self, image_path: str) -> str | None:
         if self.path is None:
@@ -573,6 +640,9 @@ class MultiModalIndex:
         wrong size; ``None`` only in a keyword-only index). With *key* (the framework vector
         stores) the point is addressed by that id (or *point_id*) instead of by its content."""
         pid, payload = self.point_id(chunk)
+        if payload.get(_IMAGE_ROOT) == "store":  # the bytes are in the store before a point names them
+            assert isinstance(chunk, ImageChunk)
+            self._upload(chunk, payload["image_path"])
         if key is not None:
             pid = point_id or key_point_id(key)
             payload.update(id=key, key=key)
@@ -730,6 +800,8 @@ class MultiModalIndex:
             return _Image("", f"image path {echo(raw, 120)} is not a path")
         if raw[:5].lower() == "data:":
             return _Image(raw, None)
+        if payload.get(_IMAGE_ROOT) == "store":
+            return self._stored_image(payload, raw, cached=cached and not read)
         shown = echo(raw, 200)
         in_index = payload.get(_IMAGE_ROOT) == "index"
         if in_index and self.path is None:  # a server index without path=: nothing to be inside
@@ -772,6 +844,43 @@ class MultiModalIndex:
         if not wanted:
             return _Image(where, f"image {shown} has no content hash recorded to check its bytes against")
         return _Image(where, f"image file {shown} is not the image indexed (its bytes changed or were replaced)")
+
+    def _stored_image(self, payload: Mapping[str, Any], key: str, *, cached: bool) -> _Image:
+        """An image in the blob store, by the rule of :meth:`image_file`: its key a hash name, its
+        bytes hashing to the recorded hash. Checked bytes are kept in :func:`.blobstore.blob_cache_dir`
+        (named by key) and given by that path; with *cached*, a cached copy (checked again) is used
+        instead of reading the store, which :meth:`verify` and copies always read."""
+        from .blobstore import KEY, blob_cache_dir, write_atomic
+
+        shown = echo(key, 120)
+        if self.blobs is None:
+            return _Image(key, f"image {shown} is in a blob store, but the index records none")
+        if not KEY.fullmatch(key):
+            return _Image(key, f"image key {shown} is not a blob store key (<hash>.<ext>)")
+        wanted = {h for h in (payload.get("content_hash"), payload.get("file_hash")) if isinstance(h, str) and h}
+        local = blob_cache_dir() / key
+        if cached and os.path.isfile(local) and not os.path.islink(local):
+            try:
+                if self._hash_file(local, cached=True)[0] in wanted:
+                    return _Image(str(local), None)
+            except (OSError, _NotImage):
+                pass  # read from the store again
+        where = self.blob_store.location(key)
+        try:
+            data = self.blob_store.get(key, _MAX_IMAGE_BYTES)
+        except StoreError as exc:
+            return _Image(where, str(exc))
+        if data is None:
+            return _Image(where, f"image missing from the blob store: {where}", missing=True)
+        if len(data) > _MAX_IMAGE_BYTES:
+            return _Image(where, f"image {where} is over the {_MAX_IMAGE_BYTES:,} byte limit for images")
+        if content_hash(data) not in wanted:
+            return _Image(where, f"image {where} in the blob store is not the image indexed (its bytes changed or were replaced)")
+        try:
+            write_atomic(local, data)
+        except OSError as exc:
+            return _Image(where, f"image {where} cannot be kept in the cache folder {local.parent} ({exc.strerror or exc})")
+        return _Image(str(local), None, data=data)
 
     def _hash_file(self, path: Path, *, cached: bool) -> tuple[str, bytes | None]:
         """The content hash of a regular file (never through a final symbolic link), and its bytes
@@ -872,23 +981,35 @@ class MultiModalIndex:
         collection: str = "mm_rag",
         batch_size: int = 256,
         show_progress: bool | None = None,
+        blobs: str | os.PathLike[str] | None = None,
+        blob_options: Mapping[str, Any] | None = None,
     ) -> MultiModalIndex:
         """Stream every point into another index (a Qdrant server by ``url=``/``client=``, or a
         folder) with the same manifest, and return it open. Resumable: points already there are
         skipped, so a copy that was interrupted is finished by running it again. Images extracted
         into this folder are copied along when the target is a folder, file by file, each one only
-        when :meth:`image_file` accepts it (no link is followed; a refused one is warned about)."""
-        from .._progress import progress_bar as tqdm
+        when :meth:`image_file` accepts it (no link is followed; a refused one is warned about).
 
-        target = MultiModalIndex._for_copy(self, path, url=url, api_key=api_key, client=client, collection=collection)
+        ``blobs=URL``: the new index keeps its images in that blob store (default: this index's
+        store, if it has one); every image this index can read (checked by that same rule) is
+        written there, so a copy to a server serves its images to any machine."""
+        from .._progress import progress_bar as tqdm
+        from .blobstore import blob_url
+
+        given = None if blobs is None else blob_url(blobs)
+        target = MultiModalIndex._for_copy(
+            self, path, given, blob_options, url=url, api_key=api_key, client=client, collection=collection
+        )
         try:
             total = len(self)
             bar = tqdm(total=total, unit="point", desc="copying", disable=not (self.show_progress if show_progress is None else show_progress))
             copied: set[str] = set()
             with bar:
                 for batch in self.scan(batch_size):
+                    if target.blobs is not None:
+                        batch = [self._into_store(p, target, copied) for p in batch]
                     target.store(batch)
-                    if target.blob_dir is not None:
+                    if target.blob_dir is not None and target.blobs is None:
                         for p in batch:
                             self._copy_image(p, target, copied)
                     bar.update(len(batch))
@@ -900,6 +1021,30 @@ class MultiModalIndex:
             target.close()
             raise
         return target
+
+    def _into_store(self, p: Point, target: MultiModalIndex, copied: set[str]) -> Point:
+        """Point *p* as *target* stores it: its image (read by :meth:`image_file`'s rule) written
+        into the target's blob store, the payload naming it there. An image that cannot be read
+        is left as it is (a refused one is warned about)."""
+        payload = p.payload
+        if payload.get("kind") != "image" or (payload.get(_IMAGE_ROOT) == "store" and target.blobs == self.blobs):
+            return p
+        image = self._image(payload, read=True)
+        if image.problem is not None and not image.missing:
+            logger.warning("%s: image not copied: %s", payload.get("source") or f"point {p.id}", image.problem)
+        if image.data is None:
+            return p
+        digest = content_hash(image.data)
+        ext = PurePosixPath(str(payload.get("image_path"))).suffix[1:].lower()
+        key = f"{digest}.{ext if _EXT.fullmatch(ext) else 'img'}"
+        if key not in copied:
+            target.blob_store.put(key, image.data)
+            copied.add(key)
+        moved = {k: v for k, v in payload.items() if k != "file_hash"}
+        moved.update(image_path=key, image_root="store")
+        if digest != payload.get("content_hash"):
+            moved["file_hash"] = digest
+        return Point(p.id, p.dense, p.sparse, moved)
 
     def _copy_image(self, p: Point, target: MultiModalIndex, copied: set[str]) -> None:
         """Copy point *p*'s image file into *target*'s ``blobs/`` when it is one of this index's
@@ -928,9 +1073,15 @@ class MultiModalIndex:
             raise
 
     @staticmethod
-    def _for_copy(source: MultiModalIndex, path: Any, **remote: Any) -> MultiModalIndex:
+    def _for_copy(
+        source: MultiModalIndex, path: Any, blobs: str | None, blob_options: Mapping[str, Any] | None, **remote: Any
+    ) -> MultiModalIndex:
         manifest = dict(source.manifest, points=0)
+        if blobs is not None:
+            manifest["blobs"] = blobs
         ix = object.__new__(MultiModalIndex)
+        ix._blob_options = dict((blob_options or source._blob_options) if blobs is None else (blob_options or {}))
+        ix._blob_store = None
         ix.embedder, ix.batch_size, ix.show_progress = None, source.batch_size, source.show_progress
         ix.quantization, ix.oversampling = source.quantization, source.oversampling
         ix.remote = remote.get("url") is not None or remote.get("client") is not None
@@ -969,6 +1120,11 @@ class MultiModalIndex:
                 raise ConfigurationError(
                     f"{ix.where} already holds an index of {describe_model(stored['model'])}; "
                     f"cannot copy an index of {describe_model(manifest['model'])} into it"
+                )
+            if blobs is not None and stored.get("blobs") != blobs:
+                raise ConfigurationError(
+                    f"{ix.where} already holds an index that keeps its images in "
+                    f"{stored.get('blobs') or f'its folder ({BLOB_DIR}/)'}, not in {blobs}; copy into a new folder or collection"
                 )
             ix.manifest = dict(stored)
             ix.manifest.pop("clean", None)

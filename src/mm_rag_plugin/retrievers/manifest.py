@@ -6,7 +6,11 @@ Qdrant server)::
     {"format": 2, "dim": 512, "keyword_only": false, "points": 1234,
      "model": {"name": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "dim": 512,
                "weights": {"path": "/abs/ckpt.safetensors", "size": ..., "mtime_ns": ..., "sha256": ...}},
-     "bm25": {"language": "english", "k1": 1.2, "b": 0.75, "avg_len": 100.0, "tokenizer": 2}}
+     "bm25": {"language": "english", "k1": 1.2, "b": 0.75, "avg_len": 100.0, "tokenizer": 2},
+     "blobs": "s3://bucket/prefix"}
+
+``blobs`` (optional) is the URL of the blob store that holds the index's images
+(:mod:`.blobstore`); without it they live in the index folder's ``blobs/``.
 
 ``model`` is ``None`` exactly when ``keyword_only`` is true (no dense vectors are stored at all).
 ``points`` is the count when the manifest was last written (on close, :meth:`optimize`,
@@ -203,6 +207,12 @@ def _manifest_problem(data: Mapping[str, Any]) -> str | None:
     clean = data.get("clean", True)
     if not isinstance(clean, bool):
         return f"clean must be true or false, got {echo(clean)}"
+    if "blobs" in data:  # the blob store's URL (absent: images live in the index folder)
+        from .blobstore import blob_url_problem
+
+        problem = blob_url_problem(data["blobs"])
+        if problem:
+            return problem
     if not isinstance(bm25, dict):
         return f"bm25 must be an object of BM25 settings, got {echo(bm25)}"
     problem = settings_problem(bm25)
