@@ -430,3 +430,60 @@ def test_ingested_sheet_answers_a_row_and_column_question(tmp_path: Path, monkey
     code, out, err = run("query", "South region units", "--index", ix, "--json")
     top = json.loads(out)[0]
     assert Path(top["source"]).name == "deck.pptx" and "| South | 95 | 4 |" in top["text"]
+
+
+_SMARTART_FRAME = (
+    '<p:graphicFrame xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main">'
+    '<p:nvGraphicFramePr><p:cNvPr id="90" name="Diagram 1"/><p:cNvGraphicFramePr/><p:nvPr/></p:nvGraphicFramePr>'
+    '<p:xfrm><a:off x="914400" y="2743200"/><a:ext cx="6096000" cy="1828800"/></p:xfrm>'
+    '<a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/diagram">'
+    '<dgm:relIds xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" '
+    'r:dm="{rid}" r:lo="" r:qs="" r:cs=""/></a:graphicData></a:graphic></p:graphicFrame>'
+)
+
+
+def _diagram_data(nodes: list[str]) -> bytes:
+    pts = ['<dgm:pt modelId="0" type="doc"><dgm:prSet/><dgm:spPr/><dgm:t><a:bodyPr/><a:p><a:r><a:t>ignored doc</a:t></a:r></a:p></dgm:t></dgm:pt>']
+    for k, node in enumerate(nodes, start=1):
+        pts.append(f'<dgm:pt modelId="{k}"><dgm:prSet/><dgm:spPr/><dgm:t><a:bodyPr/><a:p><a:r><a:t>{node}</a:t></a:r></a:p></dgm:t></dgm:pt>')
+        pts.append(f'<dgm:pt modelId="{100 + k}" type="parTrans"><dgm:prSet/><dgm:spPr/></dgm:pt>')
+    return (
+        '<dgm:dataModel xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '
+        f'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><dgm:ptLst>{"".join(pts)}</dgm:ptLst>'
+        "<dgm:cxnLst/><dgm:bg/><dgm:whole/></dgm:dataModel>"
+    ).encode()
+
+
+def test_pptx_smartart_text_in_slide_order(tmp_path: Path) -> None:
+    from pptx.opc.package import Part
+    from pptx.opc.packuri import PackURI
+    from pptx.util import Inches
+
+    prs = pptx.Presentation()
+    slide = prs.slides.add_slide(prs.slide_layouts[5])
+    slide.shapes.title.text = "Process"
+    slide.shapes.add_textbox(Inches(1), Inches(1.5), Inches(6), Inches(0.5)).text_frame.text = "Before the diagram"
+    slide.shapes.add_textbox(Inches(1), Inches(6), Inches(6), Inches(0.5)).text_frame.text = "After the diagram"
+    part = Part(
+        PackURI("/ppt/diagrams/data1.xml"),
+        "application/vnd.openxmlformats-officedocument.drawingml.diagramData+xml",
+        slide.part.package,
+        _diagram_data(["Collect receipts", "Scan with OCR", "Index the text"]),
+    )
+    rid = slide.part.relate_to(part, "http://schemas.openxmlformats.org/officeDocument/2006/relationships/diagramData")
+    slide.shapes._spTree.append(etree.fromstring(_SMARTART_FRAME.format(rid=rid)))
+    broken = prs.slides.add_slide(prs.slide_layouts[5])  # a diagram whose data part is missing
+    broken.shapes.title.text = "Broken"
+    broken.shapes._spTree.append(etree.fromstring(_SMARTART_FRAME.format(rid="rId99")))
+    path = tmp_path / "smartart.pptx"
+    prs.save(path)
+
+    res = PptxReader(ocr=False, blob_dir=str(tmp_path / "blobs")).read(path)
+    first = [c for c in res.texts if c.page == 1]
+    assert first[0].text.splitlines() == [
+        "Process", "Before the diagram", "Collect receipts", "Scan with OCR", "Index the text", "After the diagram",
+    ]
+    assert [c.text for c in res.texts if c.page == 2] == ["Broken"]
+    assert len(res.errors) == 1 and "slide 2 diagram" in str(res.errors[0])
