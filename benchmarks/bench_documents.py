@@ -14,6 +14,13 @@ table, a picture), an XLSX (two sheets) and a CSV. Reported per tool and format:
 * ``s/unit``: seconds per page (PDF), per file (DOCX), per slide (PPTX), per sheet (XLSX, CSV),
   median of ``--repeat`` runs.
 
+Public PDFs with published tables (``benchmarks/data/tables``: tabula-py's test files and the
+cells its tests expect, MIT): per file, the share of the expected cells each tool returns exactly,
+each row's cells matched in order against the output line that holds most of them (cells told
+apart as above: ``|``, a tab, two spaces or more), and seconds per page. pdfplumber's
+``extract_tables`` (rows joined with `` | ``; ``pip install pdfplumber`` in the peers' virtualenv)
+is a peer here.
+
 Peers run in their own virtualenv (``--peer-python``, default ``/tmp/peervenv/bin/python``) made
 with ``pip install langchain-community llama-index-readers-file docx2txt pandas openpyxl
 python-pptx pypdf``: LangChain ``PyPDFLoader``, ``Docx2txtLoader``, ``CSVLoader``; LlamaIndex
@@ -211,6 +218,96 @@ def score(texts: list[str], pictures: int, truth: dict[str, Any]) -> dict[str, A
     }
 
 
+# ---------------------------------------------------------------------- public PDF tables
+PUBLIC = Path(__file__).resolve().parent / "data" / "tables"
+#: PDF -> the CSV of its cells that the source project's tests expect (see PUBLIC / "README.md")
+PUBLIC_TABLES = {"data.pdf": "data_1.csv", "campaign_donors.pdf": "campaign_donors.csv"}
+_CELL_SPLIT = re.compile(r"\s*\|\s*|\t|\s{2,}")
+
+
+def expected_cells(csv_path: Path) -> list[list[str]]:
+    """The expected rows, empty cells left out."""
+    import csv
+
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        rows = [[_norm(c) for c in row if c.strip()] for row in csv.reader(fh)]
+    return [r for r in rows if r]
+
+
+def _lcs(a: list[str], b: list[str]) -> int:
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def cells_recovered(rows: list[list[str]], texts: list[str]) -> float:
+    """Share of the cells of *rows* found exactly, in order, on the output line holding most of
+    each row's cells."""
+    lines = [[_norm(c) for c in _CELL_SPLIT.split(ln.strip()) if c.strip()] for t in texts for ln in t.splitlines()]
+    lines = [ln for ln in lines if ln]
+    found = 0
+    for row in rows:
+        want = set(row)
+        found += max((_lcs(row, ln) for ln in lines if want.intersection(ln)), default=0)
+    return round(found / sum(len(r) for r in rows), 3)
+
+
+def pdfplumber_texts(path: Path) -> list[str]:
+    """pdfplumber's ``extract_tables`` on every page, each row on a line, cells joined by `` | ``."""
+    import pdfplumber
+
+    out: list[str] = []
+    with pdfplumber.open(str(path)) as pdf:
+        for page in pdf.pages:
+            for table in page.extract_tables():
+                out.append("\n".join(" | ".join(_norm(c or "") for c in row) for row in table))
+    return out
+
+
+def _pages(path: Path) -> int:
+    import pypdfium2
+
+    doc = pypdfium2.PdfDocument(str(path))
+    try:
+        return len(doc)
+    finally:
+        doc.close()
+
+
+def run_public(repeat: int, peer_python: str | None, blob_dir: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for name, expected in PUBLIC_TABLES.items():
+        path = PUBLIC / name
+        cells = expected_cells(PUBLIC / expected)
+        pages = _pages(path)
+        cache: dict[str, Any] = {}
+        ours(path, blob_dir, cache)  # warm-up
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            texts = ours(path, blob_dir, cache)[0]
+            times.append(time.perf_counter() - t)
+        rows.append({"file": name, "tool": "mm-rag-plugin", "cells": cells_recovered(cells, texts),
+                     "n_cells": sum(len(r) for r in cells), "s_per_page": round(statistics.median(times) / pages, 4)})
+        for tool, specs in {**PEERS, "pdfplumber": {"PDF": "pdfplumber:extract_tables"}}.items():
+            spec = specs["PDF"]
+            if not peer_python or not Path(peer_python).exists():
+                rows.append({"file": name, "tool": tool, "error": "peer virtualenv not found"})
+                continue
+            got = run_peer(peer_python, tool, spec, path, repeat)
+            if "error" in got:
+                rows.append({"file": name, "tool": tool, "loader": spec.split(":")[1], "error": got["error"]})
+                continue
+            rows.append({"file": name, "tool": tool, "loader": spec.split(":")[1],
+                         "cells": cells_recovered(cells, got["texts"]), "n_cells": sum(len(r) for r in cells),
+                         "s_per_page": round(got["seconds"] / pages, 4)})
+    return rows
+
+
 # ---------------------------------------------------------------------- tools
 def ours(path: Path, blob_dir: str, cache: dict[str, Any]) -> tuple[list[str], int]:
     from mm_rag_plugin.readers import ReaderConfig
@@ -243,12 +340,14 @@ def peer_child(tool: str, spec: str, path: str, repeat: int) -> dict[str, Any]:
     import importlib
 
     module, name = spec.split(":")
-    cls = getattr(importlib.import_module(module), name)
+    cls = getattr(importlib.import_module(module), name) if tool != "pdfplumber" else None
     times = []
     texts: list[str] = []
     for _ in range(repeat):
         t = time.perf_counter()
-        if tool == "langchain":
+        if tool == "pdfplumber":
+            texts = pdfplumber_texts(Path(path))
+        elif tool == "langchain":
             docs = cls(path).load()
             texts = [d.page_content for d in docs]
         else:
@@ -309,7 +408,8 @@ def run(repeat: int, peer_python: str | None) -> dict[str, Any]:
                 {"format": fmt, "tool": tool, "loader": spec.split(":")[1], **score(got["texts"], 0, truth),
                  "s_per_unit": round(got["seconds"] / truth["units"], 4)}
             )
-    return {"rows": rows, "repeat": repeat, "commit": commit(), "machine": machine()}
+    public = run_public(repeat, peer_python, blob_dir)
+    return {"rows": rows, "public_tables": public, "repeat": repeat, "commit": commit(), "machine": machine()}
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
@@ -326,6 +426,20 @@ def markdown(res: dict[str, Any]) -> list[str]:
         out.append(
             f"| {r['format']} | {tool} | {text} | {r['tables']:.0%} | {r['pictures'] or '-'} | {r['s_per_unit']:.4f} |"
         )
+    if res.get("public_tables"):
+        out += [
+            "",
+            "Public PDFs with published tables (benchmarks/data/tables): share of the expected cells recovered exactly.",
+            "",
+            "| file | tool | cells recovered | s per page |",
+            "|---|---|---|---|",
+        ]
+        for r in res["public_tables"]:
+            tool = r["tool"] + (f" ({r['loader']})" if r.get("loader") else "")
+            if "error" in r:
+                out.append(f"| {r['file']} | {tool} | - | {r['error']} |")
+            else:
+                out.append(f"| {r['file']} ({r['n_cells']} cells) | {tool} | {r['cells']:.1%} | {r['s_per_page']:.4f} |")
     return out
 
 

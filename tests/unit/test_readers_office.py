@@ -200,11 +200,78 @@ def test_xlsx_sheets_as_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     assert sales.text.splitlines()[0] == "| Region | Revenue Q1 | Revenue Q2 | Date | Share | Total |"
     assert sales.text.splitlines()[2] == "| North | 1200 | 1300.5 | 2024-03-31 | 25% | 2500.5 |"
     assert notes.section == "Notes" and notes.metadata["table"]["rows"] == [["owner", "finance team"]]
-    if full_mode:
-        (img,) = res.images
-        assert img.section == "Notes" and img.metadata["anchor"] == "D2" and img.width == 120
-    else:
-        assert res.images == []
+    # pictures come from the drawing parts in either mode (large workbooks keep theirs)
+    (img,) = res.images
+    assert img.section == "Notes" and img.metadata["anchor"] == "D2" and img.width == 120
+
+
+def _chart_book(path: Path, tmp_path: Path) -> Path:
+    from openpyxl.chart import BarChart, Reference, ScatterChart, Series
+    from openpyxl.drawing.image import Image as XlImage
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Fleet"
+    for row in [["Year", "Ferries", "Buses"], ["2021", 12, 40], ["2022", 14, 38.5], ["2023", 15, 41]]:
+        ws.append(row)
+    bar = BarChart()
+    bar.title = "Vehicles per year"
+    bar.add_data(Reference(ws, min_col=2, min_row=1, max_col=3, max_row=4), titles_from_data=True)
+    bar.set_categories(Reference(ws, min_col=1, min_row=2, max_row=4))
+    ws.add_chart(bar, "E2")
+    scatter = ScatterChart()
+    scatter.series.append(
+        Series(Reference(ws, min_col=3, min_row=2, max_row=4), Reference(ws, min_col=2, min_row=2, max_row=4), title="Buses by ferries")
+    )
+    ws.add_chart(scatter, "E20")
+    ws.add_image(XlImage(str(_png_file(tmp_path))), "A10")
+    wb.save(path)
+    # openpyxl writes references only (chart namespace as the default one); Excel also saves the
+    # values it drew: add those caches
+    caches = {
+        b"<f>'Fleet'!B1</f>": b'<strCache><ptCount val="1"/><pt idx="0"><v>Ferries</v></pt></strCache>',
+        b"<f>'Fleet'!C1</f>": b'<strCache><ptCount val="1"/><pt idx="0"><v>Buses</v></pt></strCache>',
+        b"<f>'Fleet'!$A$2:$A$4</f>": b'<strCache><ptCount val="3"/><pt idx="0"><v>2021</v></pt>'
+        b'<pt idx="1"><v>2022</v></pt><pt idx="2"><v>2023</v></pt></strCache>',
+        b"<f>'Fleet'!$B$2:$B$4</f>": b'<numCache><ptCount val="3"/><pt idx="0"><v>12</v></pt>'
+        b'<pt idx="1"><v>14</v></pt><pt idx="2"><v>15</v></pt></numCache>',
+        b"<f>'Fleet'!$C$2:$C$4</f>": b'<numCache><ptCount val="3"/><pt idx="0"><v>40.0</v></pt>'
+        b'<pt idx="2"><v>41</v></pt></numCache>',  # idx 1 left out: an empty cell
+    }
+
+    def add_caches(xml: bytes) -> bytes:
+        for ref, cache in caches.items():
+            xml = xml.replace(ref, ref + cache)
+        return xml
+
+    with zipfile.ZipFile(path) as zf:
+        charts = [n for n in zf.namelist() if n.startswith("xl/charts/chart")]
+    for part in charts:
+        _patch(path, part, add_caches)
+    return path
+
+
+@pytest.mark.parametrize("full_mode", [True, False], ids=["full", "read-only"])
+def test_xlsx_charts_as_their_cached_data_and_pictures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full_mode: bool) -> None:
+    from mm_rag_plugin.readers import spreadsheet
+
+    if not full_mode:
+        monkeypatch.setattr(spreadsheet, "FULL_MODE_BYTES", 0)
+    res = XlsxReader(ocr=False, blob_dir=str(tmp_path / "blobs")).read(_chart_book(tmp_path / "fleet.xlsx", tmp_path))
+    assert res.errors == []
+    charts = [c for c in res.texts if "chart" in c.metadata]
+    assert [c.metadata["anchor"] for c in charts] == ["E2", "E20"]
+    bar, scatter = charts
+    assert bar.section == "Fleet" and bar.text.splitlines()[0] == "Chart (bar): Vehicles per year"
+    assert bar.metadata["table"] == {
+        "header": ["category", "Ferries", "Buses"],
+        "rows": [["2021", "12", "40"], ["2022", "14", ""], ["2023", "15", "41"]],
+    }
+    assert bar.metadata["chart"]["series"][0] == {"name": "Ferries", "values": ["12", "14", "15"]}
+    assert scatter.metadata["chart"]["type"] == "scatter"
+    assert scatter.metadata["table"]["rows"] == [["12", "40"], ["14", ""], ["15", "41"]]
+    (img,) = res.images
+    assert img.metadata["anchor"] == "A10" and img.width == 120
 
 
 def test_xlsx_rows_chunked_whole_under_a_repeated_header(tmp_path: Path) -> None:
@@ -363,3 +430,60 @@ def test_ingested_sheet_answers_a_row_and_column_question(tmp_path: Path, monkey
     code, out, err = run("query", "South region units", "--index", ix, "--json")
     top = json.loads(out)[0]
     assert Path(top["source"]).name == "deck.pptx" and "| South | 95 | 4 |" in top["text"]
+
+
+_SMARTART_FRAME = (
+    '<p:graphicFrame xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main">'
+    '<p:nvGraphicFramePr><p:cNvPr id="90" name="Diagram 1"/><p:cNvGraphicFramePr/><p:nvPr/></p:nvGraphicFramePr>'
+    '<p:xfrm><a:off x="914400" y="2743200"/><a:ext cx="6096000" cy="1828800"/></p:xfrm>'
+    '<a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/diagram">'
+    '<dgm:relIds xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" '
+    'r:dm="{rid}" r:lo="" r:qs="" r:cs=""/></a:graphicData></a:graphic></p:graphicFrame>'
+)
+
+
+def _diagram_data(nodes: list[str]) -> bytes:
+    pts = ['<dgm:pt modelId="0" type="doc"><dgm:prSet/><dgm:spPr/><dgm:t><a:bodyPr/><a:p><a:r><a:t>ignored doc</a:t></a:r></a:p></dgm:t></dgm:pt>']
+    for k, node in enumerate(nodes, start=1):
+        pts.append(f'<dgm:pt modelId="{k}"><dgm:prSet/><dgm:spPr/><dgm:t><a:bodyPr/><a:p><a:r><a:t>{node}</a:t></a:r></a:p></dgm:t></dgm:pt>')
+        pts.append(f'<dgm:pt modelId="{100 + k}" type="parTrans"><dgm:prSet/><dgm:spPr/></dgm:pt>')
+    return (
+        '<dgm:dataModel xmlns:dgm="http://schemas.openxmlformats.org/drawingml/2006/diagram" '
+        f'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><dgm:ptLst>{"".join(pts)}</dgm:ptLst>'
+        "<dgm:cxnLst/><dgm:bg/><dgm:whole/></dgm:dataModel>"
+    ).encode()
+
+
+def test_pptx_smartart_text_in_slide_order(tmp_path: Path) -> None:
+    from pptx.opc.package import Part
+    from pptx.opc.packuri import PackURI
+    from pptx.util import Inches
+
+    prs = pptx.Presentation()
+    slide = prs.slides.add_slide(prs.slide_layouts[5])
+    slide.shapes.title.text = "Process"
+    slide.shapes.add_textbox(Inches(1), Inches(1.5), Inches(6), Inches(0.5)).text_frame.text = "Before the diagram"
+    slide.shapes.add_textbox(Inches(1), Inches(6), Inches(6), Inches(0.5)).text_frame.text = "After the diagram"
+    part = Part(
+        PackURI("/ppt/diagrams/data1.xml"),
+        "application/vnd.openxmlformats-officedocument.drawingml.diagramData+xml",
+        slide.part.package,
+        _diagram_data(["Collect receipts", "Scan with OCR", "Index the text"]),
+    )
+    rid = slide.part.relate_to(part, "http://schemas.openxmlformats.org/officeDocument/2006/relationships/diagramData")
+    slide.shapes._spTree.append(etree.fromstring(_SMARTART_FRAME.format(rid=rid)))
+    broken = prs.slides.add_slide(prs.slide_layouts[5])  # a diagram whose data part is missing
+    broken.shapes.title.text = "Broken"
+    broken.shapes._spTree.append(etree.fromstring(_SMARTART_FRAME.format(rid="rId99")))
+    path = tmp_path / "smartart.pptx"
+    prs.save(path)
+
+    res = PptxReader(ocr=False, blob_dir=str(tmp_path / "blobs")).read(path)
+    first = [c for c in res.texts if c.page == 1]
+    assert first[0].text.splitlines() == [
+        "Process", "Before the diagram", "Collect receipts", "Scan with OCR", "Index the text", "After the diagram",
+    ]
+    assert [c.text for c in res.texts if c.page == 2] == ["Broken"]
+    assert len(res.errors) == 1 and "slide 2 diagram" in str(res.errors[0])

@@ -18,6 +18,7 @@ leave them out).
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import itertools
 import re
@@ -103,47 +104,50 @@ def page_words(textpage: Any, raw: Any, text: str) -> list[Word]:
     """The words of the page text *text* (PDFium's ``get_text_range``) with their boxes (page
     space) and offsets in *text*. Empty when the character list cannot be matched to the text."""
     n = textpage.count_chars()
-    chars = _char_offsets(textpage, raw, text, n)
+    handle = getattr(textpage, "raw", textpage)  # the FPDF_TEXTPAGE: no wrapper lookup per call
+    chars = _char_offsets(handle, raw, text, n)
     if chars is None:
         return []
     rect = raw.FS_RECTF()
     ref = ctypes.byref(rect)
     words: list[Word] = []
-    cur: list[tuple[str, float, float, float, float, int]] = []
-
-    def flush() -> None:
-        if cur:
-            words.append(
-                Word(
-                    "".join(c[0] for c in cur),
-                    (min(c[1] for c in cur), min(c[2] for c in cur), max(c[3] for c in cur), max(c[4] for c in cur)),
-                    cur[0][5],
-                    cur[-1][5] + 1,
-                )
-            )
-            cur.clear()
-
+    # the word being built: its box so far, the last character's box, its first offset and
+    # characters; kept in locals (this loop runs once per character of every page)
+    chars_: list[str] = []
+    wx0 = wy0 = wx1 = wy1 = 0.0
+    px0 = py0 = px1 = py1 = 0.0
+    first = last = 0
     get_box = raw.FPDFText_GetLooseCharBox  # font ascent to descent: one height for a line
     for i, j in chars:
         ch = text[j]
-        if ch.isspace() or ch in "\ufffe\x02":
-            flush()
-            continue
-        if not get_box(textpage, i, ref):
-            flush()
+        if ch.isspace() or ch in "\ufffe\x02" or not get_box(handle, i, ref):
+            if chars_:
+                words.append(Word("".join(chars_), (wx0, wy0, wx1, wy1), first, last + 1))
+                chars_ = []
             continue
         x0, x1, y0, y1 = rect.left, rect.right, rect.bottom, rect.top
         if x1 < x0:
             x0, x1 = x1, x0
         if y1 < y0:
             y0, y1 = y1, y0
-        if cur:
-            px1, py0, py1 = cur[-1][3], cur[-1][2], cur[-1][4]
+        if chars_:
             h = max(1.0, py1 - py0, y1 - y0)
-            if x0 - px1 > 0.25 * h or x0 < cur[-1][1] - 0.5 * h or (y0 + y1) / 2 < py0 or (y0 + y1) / 2 > py1:
-                flush()  # a gap with no space character, or a new line
-        cur.append((ch, x0, y0, x1, y1, j))
-    flush()
+            cy = (y0 + y1) / 2
+            if x0 - px1 > 0.25 * h or x0 < px0 - 0.5 * h or cy < py0 or cy > py1:
+                # a gap with no space character, or a new line
+                words.append(Word("".join(chars_), (wx0, wy0, wx1, wy1), first, last + 1))
+                chars_ = []
+        if chars_:
+            chars_.append(ch)
+            wx0, wy0, wx1, wy1 = min(wx0, x0), min(wy0, y0), max(wx1, x1), max(wy1, y1)
+        else:
+            chars_ = [ch]
+            wx0, wy0, wx1, wy1 = x0, y0, x1, y1
+            first = j
+        px0, py0, px1, py1 = x0, y0, x1, y1
+        last = j
+    if chars_:
+        words.append(Word("".join(chars_), (wx0, wy0, wx1, wy1), first, last + 1))
     return words
 
 
@@ -420,6 +424,8 @@ def _rule_tables(hs: list[list[float]], words: list[Word]) -> tuple[list[Table],
     used: set[int] = set()
     rules = sorted(hs, key=lambda h: -h[2])
     consumed: set[int] = set()
+    by_y = sorted(words, key=lambda w: w.cy)
+    ys = [w.cy for w in by_y]
     for k, top in enumerate(rules):
         if k in consumed:
             continue
@@ -431,7 +437,9 @@ def _rule_tables(hs: list[list[float]], words: list[Word]) -> tuple[list[Table],
         ]
         if not stack:
             continue
-        mine = [w for w in words if id(w) not in used and x0 <= w.box[0] and w.box[2] <= x1]
+        # only the words between this rule and the lowest rule under it can be in its table
+        band = by_y[bisect.bisect_right(ys, rules[stack[-1]][2]) : bisect.bisect_left(ys, top[2])]
+        mine = [w for w in band if id(w) not in used and x0 <= w.box[0] and w.box[2] <= x1]
         ends: list[int] = []
         prev_y = top[2]
         for j in stack:

@@ -7,7 +7,8 @@ tables as Markdown table chunks with their header row (``metadata["table"]`` =
 text from the shape's description), charts as their data (type, title, series, categories and
 values as a table, ``metadata["chart"]``); content python-pptx does not know (newer chart types,
 3D models) through the fallback text and picture the file holds for it
-(``metadata["fallback_picture"] = True``); then the speaker notes (``metadata["notes"] = True``).
+(``metadata["fallback_picture"] = True``); SmartArt diagrams as their text (the diagram's data
+part, one node a line, where the diagram stands on the slide); then the speaker notes (``metadata["notes"] = True``).
 Chunks of a hidden slide carry ``metadata["hidden"] = True``.
 """
 
@@ -26,7 +27,9 @@ __all__ = ["PptxReader"]
 
 _A = "http://schemas.openxmlformats.org/drawingml/2006/main"
 _MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
-_R_EMBED = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}embed"
+_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_R_EMBED = f"{{{_R}}}embed"
+_DGM = "http://schemas.openxmlformats.org/drawingml/2006/diagram"
 _MAX_DEPTH = 50  # group nesting followed at most
 
 
@@ -103,6 +106,9 @@ class _Slide:
             elif isinstance(shape, Picture):
                 self.flush()
                 self._picture(shape)
+            elif (text := self._smartart(shape)) is not None:
+                if text:
+                    self.buf.append(text)
             elif shape.has_text_frame:
                 text = shape.text_frame.text.strip()
                 if text:
@@ -121,6 +127,30 @@ class _Slide:
                 self.flush()
                 alt_text = (described.get("descr") or described.get("title") or "") if described is not None else ""
                 self._blip(blip, alt=alt_text, extra={"fallback_picture": True})
+
+    def _smartart(self, shape: Any) -> str | None:
+        """The text of a SmartArt diagram (its data part, related to the slide), one node a line
+        in the diagram's order; ``None`` when *shape* is not one."""
+        rel_ids = next(shape._element.iter(f"{{{_DGM}}}relIds"), None)
+        if rel_ids is None:
+            return None
+        try:
+            blob = self.slide.part.related_part(rel_ids.get(f"{{{_R}}}dm")).blob
+            from lxml import etree
+
+            root = etree.fromstring(blob, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+        except Exception as exc:  # a missing or damaged diagram part: the slide's other text stays
+            self.out.error(f"slide {self.n} diagram", InvalidInputError(f"SmartArt not readable ({type(exc).__name__})"))
+            return ""
+        lines = []
+        for pt in root.iter(f"{{{_DGM}}}pt"):
+            if pt.get("type") not in (None, "node"):
+                continue  # transitions, parent/sibling bookkeeping points
+            for p in pt.iter(f"{{{_A}}}p"):
+                line = " ".join(" ".join(t.text.split()) for t in p.iter(f"{{{_A}}}t") if t.text and t.text.strip())
+                if line:
+                    lines.append(line)
+        return "\n".join(lines)
 
     def _add_table(self, header: list[str], rows: list[list[str]], meta: dict[str, Any], title: str = "") -> None:
         prefix = f"{title}\n\n" if title else ""

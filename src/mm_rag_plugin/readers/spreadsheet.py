@@ -11,8 +11,10 @@ says so; merged cells repeat their value over the merged range.
 Before any cell is read, a workbook is refused from its declared sizes: a zip part inflating past
 ``max_unpacked_bytes`` (zip bomb), a sheet declaring more than ``max_sheet_cells`` cells. Small
 workbooks (worksheet XML up to ``FULL_MODE_BYTES``) are opened in openpyxl's full mode, which
-knows merged ranges and pictures; larger ones in read-only mode (streamed, about half the time
-and a fraction of the memory), merged ranges found by a scan of the sheet XML, pictures not read.
+knows merged ranges; larger ones in read-only mode (streamed, about half the time and a fraction
+of the memory), merged ranges found by a scan of the sheet XML. Pictures (image chunks) and charts
+(their data as a table: a category column, one column per series, ``metadata["chart"]``) are read
+from the drawing parts of the package in either mode (:mod:`._ooxml_drawings`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import Any
 from .._optional import require
 from ..errors import InvalidInputError
 from ._base import BaseReader, ChunkBuilder
-from ._office import KeepWhole, check_package, markdown_table, pack_rows, table_metadata
+from ._office import KeepWhole, add_whole, check_package, markdown_table, pack_rows, table_metadata
+from ._ooxml_drawings import Picture, chart_rows, sheet_drawings
 
 __all__ = ["CsvReader", "XlsxReader"]
 
@@ -177,6 +180,12 @@ class XlsxReader(BaseReader):
         infos = check_package(path, self.config.max_unpacked_bytes, "XLSX")
         sheet_bytes = sum(i.file_size for i in infos if i.filename.startswith("xl/worksheets/"))
         limit = self.config.max_sheet_cells
+        try:
+            with zipfile.ZipFile(path) as zf:
+                self._drawings = sheet_drawings(zf)
+        except Exception as exc:  # a damaged drawing or chart part: the cells are still read
+            self._drawings = {}
+            out.error("drawings", InvalidInputError(f"pictures and charts not readable ({type(exc).__name__}: {exc})"[:300]))
         with warnings.catch_warnings(), path.open("rb") as fh:  # openpyxl warns of what it drops
             warnings.simplefilter("ignore")
             wb = self._open(fh, path, read_only=True)
@@ -239,18 +248,37 @@ class XlsxReader(BaseReader):
         if getattr(ws, "sheet_state", "visible") != "visible":
             meta["hidden"] = True
         _add_table(out, table, self.config.chunk_size, section=name, meta=meta)
-        for n, img in enumerate(getattr(ws, "_images", []), start=1):
-            where = f"sheet {name[:100]!r} image {n}"
-            try:
-                data = img._data()
-            except Exception as exc:
-                out.error(where, InvalidInputError(f"unreadable picture ({type(exc).__name__})"))
+        self._drawn(name, meta, out)
+
+    def _drawn(self, name: str, meta: dict[str, Any], out: ChunkBuilder) -> None:
+        """The sheet's pictures as image chunks and its charts as tables of their data."""
+        n_pic = n_chart = 0
+        for item in self._drawings.get(name, []):
+            anchor = (
+                {"anchor": f"{self._openpyxl.utils.get_column_letter(item.anchor[1] + 1)}{item.anchor[0] + 1}"}
+                if item.anchor is not None
+                else {}
+            )
+            if isinstance(item, Picture):
+                n_pic += 1
+                where = f"sheet {name[:100]!r} image {n_pic}"
+                if item.data is None:
+                    out.error(where, InvalidInputError("picture refers to a missing or external image part"))
+                    continue
+                out.add_image(data=item.data, where=where, section=name, alt_text=item.alt, metadata={**meta, **anchor})
                 continue
-            anchor = getattr(getattr(img, "anchor", None), "_from", None)
-            img_meta = dict(meta)
-            if anchor is not None:
-                img_meta["anchor"] = f"{self._openpyxl.utils.get_column_letter(anchor.col + 1)}{anchor.row + 1}"
-            out.add_image(data=data, where=where, section=name, metadata=img_meta)
+            n_chart += 1
+            header, rows = chart_rows(item)
+            head = f"Chart ({item.kind})" + (f": {item.title}" if item.title else "")
+            chart = {"type": item.kind, "title": item.title, "categories": item.categories, "series": item.series}
+            size = max(1, self.config.chunk_size - len(head) - 2)
+            for first, end, text in pack_rows(header, rows, size) if rows else [(0, 0, markdown_table(header, []))]:
+                add_whole(
+                    out,
+                    f"{head}\n\n{text}",
+                    section=name,
+                    metadata=table_metadata(header, rows[first:end], **meta, **anchor, chart=chart),
+                )
 
     @staticmethod
     def _scan_merges(path: Path, part: str) -> list[tuple[int, int, int, int]]:
