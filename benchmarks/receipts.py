@@ -282,8 +282,12 @@ def _font(name: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)  # Pillow >= 10.1: its bundled scalable font
 
 
-def render(r: Receipt, path: Path, seed: int) -> Path:
-    """Draw *r* small and noisy into *path* (JPEG); records the settings in ``r.render``."""
+def render(r: Receipt, path: Path, seed: int, *, camera: bool = False) -> Path:
+    """Draw *r* small and noisy into *path* (JPEG); records the settings in ``r.render``.
+
+    ``camera``: the same drawing (same layout, fonts and size as with ``camera=False``) degraded as a
+    thermal receipt photographed with a phone is (:func:`photograph`) instead of the scanner-like
+    noise."""
     rng = random.Random(seed)
     invoice = r.kind == "invoice"
     width = rng.randint(420, 600) if invoice else rng.randint(300, 480)
@@ -323,6 +327,13 @@ def render(r: Receipt, path: Path, seed: int) -> Path:
             draw.text((x, y), text, font=font, fill=0)
         y += int(line_h * (1.3 if font is f_title else 1.0))
     img = img.crop((0, 0, width, min(height, y + margin)))
+    if camera:
+        img, noise = photograph(img, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path, "JPEG", quality=noise["jpeg_quality"])
+        r.render = {"file": path.name, "width": img.width, "height": img.height, "font": regular,
+                    "font_px": size, "camera": True, **noise}
+        return path
     noise = {"blur": round(rng.uniform(0.0, 0.9), 2), "jpeg_quality": rng.randint(25, 75),
              "rotate_deg": round(rng.uniform(-2.5, 2.5), 2), "light_min": round(rng.uniform(0.55, 0.95), 2),
              "salt": round(rng.uniform(0.0, 0.012), 4)}
@@ -353,3 +364,130 @@ def _degrade(img: Image.Image, noise: dict[str, float], rng: np.random.Generator
     a[mask < noise["salt"] / 2] = 0
     a[mask > 1 - noise["salt"] / 2] = 255
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L").convert("RGB")
+
+
+# ------------------------------------------------------------------------------------ camera / thermal
+def photograph(img: Image.Image, seed: int) -> tuple[Image.Image, dict[str, Any]]:
+    """A clean receipt drawing (greyscale, black on white) degraded as a thermal receipt photographed
+    with a phone is, deterministically from *seed*: the print faded (low contrast, unevenly, with
+    lighter streaks along the paper where the print head wore), the paper crumpled and folded
+    (smooth shading, a fold line, local warps of a few pixels), laid on a table and photographed at
+    an angle (the receipt a quadrilateral inside a larger background), uneven light and a soft
+    shadow, defocus or motion blur, a lower resolution, and phone JPEG quality. Returns the RGB image
+    and the parameters drawn."""
+    rng = np.random.default_rng([seed, 33])
+    p: dict[str, Any] = {
+        "fade": round(float(rng.uniform(0.5, 0.85)), 2),  # ink darkness kept (1: black)
+        "streaks": int(rng.integers(0, 4)),
+        "crumple": round(float(rng.uniform(0.05, 0.2)), 3),  # depth of the shading
+        "warp_px": round(float(rng.uniform(0.5, 2.5)), 2),
+        "fold": bool(rng.random() < 0.5),
+        "tilt": round(float(rng.uniform(0.03, 0.12)), 3),  # corner displacement, share of the side
+        "rotate_deg": round(float(rng.uniform(-4.0, 4.0)), 2),
+        "background": int(rng.integers(60, 150)),
+        "shadow": round(float(rng.uniform(0.0, 0.35)), 2),
+        "blur": str(rng.choice(["defocus", "motion", "none"], p=[0.5, 0.3, 0.2])),
+        "blur_px": round(float(rng.uniform(0.5, 1.2)), 2),
+        "motion_px": int(rng.integers(2, 4)),
+        "scale": round(float(rng.uniform(0.8, 1.0)), 2),
+        "jpeg_quality": int(rng.integers(45, 90)),
+    }
+    a = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    h, w = a.shape
+    ink = 1.0 - a  # 1 where printed
+    # thermal fade: weaker everywhere, more in places, lighter streaks down the paper
+    ink *= p["fade"] * (0.75 + 0.25 * _smooth_field(h, w, 3, rng))
+    for _ in range(p["streaks"]):
+        x, sw = int(rng.integers(0, w)), int(rng.integers(2, max(3, w // 12)))
+        ink[:, x : x + sw] *= float(rng.uniform(0.35, 0.7))
+    paper = float(rng.uniform(0.88, 0.97))
+    a = paper * (1.0 - ink)
+    # crumples: smooth shading, a fold line, local warp
+    a *= 1.0 - p["crumple"] * _smooth_field(h, w, 5, rng)
+    if p["fold"]:
+        fy = int(rng.integers(h // 4, 3 * h // 4))
+        a[fy:] *= float(rng.uniform(0.85, 0.95))
+        a[max(0, fy - 1) : fy + 1] *= 0.8
+    a = _warp(a, p["warp_px"], rng)
+    # on a table, photographed at an angle
+    pad = int(0.25 * max(w, h))
+    cw, ch = w + 2 * pad, h + 2 * pad
+    table = p["background"] / 255.0 * (0.85 + 0.3 * _smooth_field(ch, cw, 4, rng))
+    table = table + rng.normal(0.0, 0.02, table.shape)
+    canvas = Image.fromarray(np.clip(table * 255, 0, 255).astype(np.uint8), "L")
+    receipt = Image.fromarray(np.clip(a * 255, 0, 255).astype(np.uint8), "L")
+    mask = Image.new("L", receipt.size, 255)
+    receipt = receipt.rotate(p["rotate_deg"], resample=Image.Resampling.BICUBIC, expand=True, fillcolor=0)
+    mask = mask.rotate(p["rotate_deg"], resample=Image.Resampling.BICUBIC, expand=True, fillcolor=0)
+    ox, oy = (cw - receipt.width) // 2, (ch - receipt.height) // 2
+    canvas.paste(receipt, (ox, oy), mask)
+    canvas = _tilt(canvas, p["tilt"], rng)
+    cw, ch = canvas.size
+    # light: a gradient and a soft shadow (a hand, a phone)
+    b = np.asarray(canvas, dtype=np.float32) / 255.0
+    yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
+    angle = float(rng.uniform(0, 2 * math.pi))
+    ramp = math.cos(angle) * xx / cw + math.sin(angle) * yy / ch
+    ramp = (ramp - ramp.min()) / max(1e-6, float(ramp.max() - ramp.min()))
+    b *= 0.7 + 0.3 * ramp
+    if p["shadow"] > 0:
+        edge = math.cos(angle + 1.3) * (xx - cw / 2) + math.sin(angle + 1.3) * (yy - ch / 2)
+        edge -= float(rng.uniform(-0.2, 0.2)) * max(cw, ch)
+        b *= 1.0 - p["shadow"] / (1.0 + np.exp(-edge / (0.04 * max(cw, ch))))
+    out = Image.fromarray(np.clip(b * 255, 0, 255).astype(np.uint8), "L")
+    # camera: blur, resolution
+    if p["blur"] == "defocus":
+        out = out.filter(ImageFilter.GaussianBlur(p["blur_px"]))
+    elif p["blur"] == "motion":
+        out = _motion_blur(out, p["motion_px"], float(rng.uniform(0, math.pi)))
+    if p["scale"] < 1.0:
+        out = out.resize((round(cw * p["scale"]), round(ch * p["scale"])), Image.Resampling.BILINEAR)
+    rgb = np.repeat(np.asarray(out)[:, :, None], 3, axis=2).astype(np.float32)
+    rgb *= np.array([1.0, float(rng.uniform(0.95, 1.0)), float(rng.uniform(0.85, 0.97))], dtype=np.float32)  # warm light
+    rgb += rng.normal(0.0, 3.0, rgb.shape)  # sensor noise
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB"), p
+
+
+def _smooth_field(h: int, w: int, cells: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth random field in [0, 1] of shape (h, w): *cells* x *cells* random values, upscaled."""
+    coarse = (rng.random((cells, cells)) * 255).astype(np.uint8)
+    field_ = Image.fromarray(coarse, "L").resize((w, h), Image.Resampling.BICUBIC)
+    return np.asarray(field_, dtype=np.float32) / 255.0
+
+
+def _warp(a: np.ndarray, px: float, rng: np.random.Generator) -> np.ndarray:
+    """*a* displaced by a smooth random field of up to *px* pixels (nearest neighbour)."""
+    h, w = a.shape
+    dy = (_smooth_field(h, w, 6, rng) - 0.5) * 2 * px
+    dx = (_smooth_field(h, w, 6, rng) - 0.5) * 2 * px
+    yy, xx = np.mgrid[0:h, 0:w]
+    sy = np.clip(np.rint(yy + dy), 0, h - 1).astype(np.intp)
+    sx = np.clip(np.rint(xx + dx), 0, w - 1).astype(np.intp)
+    return a[sy, sx]
+
+
+def _tilt(img: Image.Image, share: float, rng: np.random.Generator) -> Image.Image:
+    """*img* seen at an angle: each corner moved inwards by up to *share* of the sides."""
+    w, h = img.size
+    src = [(0, 0), (w, 0), (w, h), (0, h)]
+    moved = [(x + (1 if x == 0 else -1) * float(rng.uniform(0, share)) * w,
+              y + (1 if y == 0 else -1) * float(rng.uniform(0, share)) * h) for x, y in src]
+    # PIL's PERSPECTIVE maps output pixels to input ones: solve for the output corners -> input corners
+    m = []
+    for (x, y), (u, v) in zip(moved, src, strict=True):
+        m.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        m.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+    coeffs = np.linalg.solve(np.array(m, dtype=np.float64), np.array(src, dtype=np.float64).ravel())
+    out = img.transform(img.size, Image.Transform.PERSPECTIVE, tuple(coeffs.tolist()), Image.Resampling.BICUBIC)
+    cut_x, cut_y = math.ceil(share * w), math.ceil(share * h)  # the table only, no empty corners
+    return out.crop((cut_x, cut_y, w - cut_x, h - cut_y))
+
+
+def _motion_blur(img: Image.Image, length: int, angle: float) -> Image.Image:
+    """The mean of *length* copies of *img* shifted along *angle* (a shaken hand)."""
+    a = np.asarray(img, dtype=np.float32)
+    acc = np.zeros_like(a)
+    for i in range(length):
+        t = i - (length - 1) / 2
+        acc += np.roll(a, (round(t * math.sin(angle)), round(t * math.cos(angle))), axis=(0, 1))
+    return Image.fromarray(np.clip(acc / length, 0, 255).astype(np.uint8), "L")

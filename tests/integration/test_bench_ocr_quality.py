@@ -45,6 +45,14 @@ def test_every_contestant_has_every_column(smoke):
             assert r[col] is not None and 0.0 <= r[col] <= 1.0, (name, col)
         assert s["ingest_s"] > 0 and s["read_ocr_cpu_s"] > 0 and s["query_ms"] > 0, name
     assert res["systems"]["ours"]["errors"] == []
+    # the second pass: the same receipts photographed, every contestant, and the gap
+    assert set(res["camera"]["systems"]) == set(SYSTEMS) == set(res["gap"])
+    for name, s in res["camera"]["systems"].items():
+        for col in (*RECEIPT_TYPES, "receipts", "ocr images"):
+            assert 0.0 <= s["recall_at_1"][col] <= 1.0, (name, col)
+        assert 0.0 <= s["ocr_word_recall"]["per_set"]["camera/thermal"] <= 1.0, name
+        clean = res["systems"][name]["recall_at_1"]
+        assert res["gap"][name]["receipts"] == round(clean["receipts"] - s["recall_at_1"]["receipts"], 3)
 
 
 def test_queries_and_answers_are_recorded(smoke):
@@ -68,6 +76,9 @@ def test_report_has_the_table(smoke):
     for label in SYSTEMS.values():
         assert f"| {label} |" in md, label
     assert res["command"] in md and res["git"]["commit"] in md
+    assert "| ours (mm-rag-plugin), camera/thermal |" in md and "| ours (mm-rag-plugin), gap |" in md
     docs = [json.loads(line) for line in (out / "documents.jsonl").read_text().splitlines()]
+    assert sum(d["set"] == "camera/thermal" for d in docs) == 6
+    docs = [d for d in docs if d["set"] != "camera/thermal"]
     assert len(docs) == 8 and all(d["ocr_users"] is not None and d["ocr_ours"] is not None for d in docs)
     assert sum("truth" in d for d in docs) == 6

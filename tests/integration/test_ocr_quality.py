@@ -225,7 +225,8 @@ def test_uneven_lighting_switches_to_a_local_threshold(
     res = ocr.recognize(shaded)
     plain = ocr.recognize(page)
     assert res is not None and plain is not None
-    assert res.threshold == "sauvola" and plain.threshold == "otsu"
+    # the light is either left to Sauvola's local threshold or divided out before reading
+    assert (res.threshold == "sauvola" or "contrast" in res.preprocessed) and plain.threshold == "otsu"
     truth = row["ground_truth_text"]
     assert recall(res.text, truth) >= recall(plain.text, truth) - 0.02
     assert recall(res.text, truth) >= 0.85

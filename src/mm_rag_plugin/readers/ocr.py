@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,6 +61,15 @@ _UNEVEN_CELLS = 8
 _UNEVEN_SHARE = 0.08
 #: A scaled reading with fewer letters and digits than this share of the glyphs measured lost text.
 _LOST = 0.25
+#: A reading is repeated (:attr:`TesseractOCR.reread_below`) only on images with this many glyphs.
+_REREAD_GLYPHS = 40
+#: Skew angles (degrees) looked for, and the smallest one corrected (Tesseract copes with less).
+_MAX_SKEW = 8.0
+_MIN_SKEW = 0.8
+#: Levels between the median ink and the median paper under which print is faded and normalised.
+_FADED = 110
+#: Print covers less than this share of a page (its Otsu dark class); more is a photo or a chart.
+_SPARSE = 0.35
 #: :attr:`OcrResult.skipped` of an image the text gate let through without reading it.
 NO_TEXT = "no text found"
 
@@ -75,6 +84,7 @@ class OcrResult:
     text_height: float | None = None  # median glyph height measured (input pixels); None: no text line
     threshold: str = "otsu"  # Tesseract's binarisation: "otsu" (global) or "sauvola" (local)
     skipped: str | None = None  # why Tesseract did not run (the text gate found no text), else None
+    preprocessed: tuple[str, ...] = ()  # steps applied before the kept reading: "perspective", "deskew", "contrast", "reread"
 
     def confident_words(self, min_confidence: float) -> list[str]:
         """The words read with at least *min_confidence* (0..100), in reading order."""
@@ -106,50 +116,79 @@ def measure_text(
     same baseline close by. Lines running down the image (text turned a quarter) are looked for
     when none run across. Cost: tens of milliseconds (measured on a copy of at most
     ``MEASURE_SIDE`` px)."""
-    from PIL import Image as PILImage
+    return _Marks(image).measure(min_glyphs, min_share, max_height)
 
-    grey = image if image.mode == "L" else _grey(image)
-    f = 1.0
-    if max(grey.size) > MEASURE_SIDE:
-        f = MEASURE_SIDE / max(grey.size)
-        size = (max(1, round(grey.width * f)), max(1, round(grey.height * f)))
-        grey = grey.resize(size, PILImage.Resampling.BOX)
-    a = np.asarray(grey, dtype=np.uint8)
-    if a.size == 0 or int(a.max()) - int(a.min()) < 32:  # blank or nearly so
-        return None
-    ink = a <= _otsu(a)
-    dark_ground = bool(ink.mean() > 0.5)
-    if dark_ground:  # light text on a dark background
-        ink = ~ink
-    found, cells, swap = _measure_ink(ink, min_glyphs, min_share, max_height=max_height)
-    # Does a local threshold find text in places the global one lost (uneven lighting, shadows)?
-    local = _sauvola(255 - a if dark_ground else a)
-    if found is None:
-        found, cells, swap = _measure_ink(local, min_glyphs, min_share, max_height=max_height)
-        if found is None:
+
+class _Marks:
+    """The marks of one image, found once and measured with any demands: the measured copy (at
+    most ``MEASURE_SIDE`` px), its Otsu ink and the components of it, and (when first asked) the
+    components of its local (Sauvola) threshold. :meth:`TesseractOCR.recognize` measures an image
+    up to three times with looser demands; the components are computed once for all of them."""
+
+    def __init__(self, image: Image.Image) -> None:
+        from PIL import Image as PILImage
+
+        grey = image if image.mode == "L" else _grey(image)
+        self.f = 1.0
+        if max(grey.size) > MEASURE_SIDE:
+            self.f = MEASURE_SIDE / max(grey.size)
+            size = (max(1, round(grey.width * self.f)), max(1, round(grey.height * self.f)))
+            grey = grey.resize(size, PILImage.Resampling.BOX)
+        self.a = np.asarray(grey, dtype=np.uint8)
+        self.blank = self.a.size == 0 or int(self.a.max()) - int(self.a.min()) < 32  # blank or nearly so
+        self.ink = np.zeros(self.a.shape, dtype=bool)
+        self.dark_ground = False
+        if not self.blank:
+            self.ink = self.a <= _otsu(self.a)
+            self.dark_ground = bool(self.ink.mean() > 0.5)
+            if self.dark_ground:  # light text on a dark background
+                self.ink = ~self.ink
+        self.boxes = _components(self.ink) if not self.blank else np.zeros((0, 5), dtype=np.int64)
+        self._local: np.ndarray | None = None
+
+    @property
+    def local_boxes(self) -> np.ndarray:
+        """Components of the local (Sauvola) threshold, computed on first use."""
+        if self._local is None:
+            self._local = _components(_sauvola(255 - self.a if self.dark_ground else self.a))
+        return self._local
+
+    def measure(self, min_glyphs: int = 8, min_share: float = 0.4, max_height: float = 0.25) -> TextMeasure | None:
+        if self.blank:
             return None
-        uneven = True
-    else:
-        _, local_cells, _ = _measure_ink(local, 1, 0.0, swap, max_height=max_height)
-        # more places, and no fewer overall (on coloured charts the local threshold loses labels)
-        gained = len(local_cells - cells)
-        uneven = gained >= max(_UNEVEN_CELLS, _UNEVEN_SHARE * len(cells)) and len(local_cells) >= len(cells)
-    return TextMeasure(
-        height=round(found.height / f, 2), glyphs=found.glyphs, share=found.share, uneven=uneven
-    )
+        shape = self.ink.shape
+        found, cells, swap = _measure_ink(self.boxes, shape, min_glyphs, min_share, max_height=max_height)
+        # Does a local threshold find text in places the global one lost (uneven lighting, shadows)?
+        if found is None:
+            found, cells, swap = _measure_ink(self.local_boxes, shape, min_glyphs, min_share, max_height=max_height)
+            if found is None:
+                return None
+            uneven = True
+        else:
+            _, local_cells, _ = _measure_ink(self.local_boxes, shape, 1, 0.0, swap, max_height=max_height)
+            # more places, and no fewer overall (on coloured charts the local threshold loses labels)
+            gained = len(local_cells - cells)
+            uneven = gained >= max(_UNEVEN_CELLS, _UNEVEN_SHARE * len(cells)) and len(local_cells) >= len(cells)
+        return TextMeasure(
+            height=round(found.height / self.f, 2), glyphs=found.glyphs, share=found.share, uneven=uneven
+        )
 
 
 def _measure_ink(
-    ink: np.ndarray, min_glyphs: int, min_share: float, swap: bool | None = None, *, max_height: float = 0.25
+    boxes: np.ndarray,
+    shape: tuple[int, ...],
+    min_glyphs: int,
+    min_share: float,
+    swap: bool | None = None,
+    *,
+    max_height: float = 0.25,
 ) -> tuple[TextMeasure | None, set[tuple[int, int]], bool]:
-    """Glyph measure of a binary image, the cells holding glyphs, and whether the axes were swapped
-    (lines down the image); *swap* ``None`` tries across first, then down."""
-    boxes = _components(ink)
+    """Glyph measure of the component *boxes* of a binary image of *shape*, the cells holding
+    glyphs, and whether the axes were swapped (lines down the image); *swap* ``None`` tries across
+    first, then down."""
     for turned in (False, True) if swap is None else (swap,):
         oriented = boxes[:, [1, 0, 3, 2, 4]] if turned else boxes
-        found, where = _measure_lines(
-            oriented, ink.shape[1] if turned else ink.shape[0], min_glyphs, min_share, max_height
-        )
+        found, where = _measure_lines(oriented, shape[1] if turned else shape[0], min_glyphs, min_share, max_height)
         if found is not None:
             return found, where, turned
     return None, set(), False
@@ -194,6 +233,12 @@ class TesseractOCR:
     ``gate``: Tesseract runs only on images where :func:`measure_text` finds glyphs lined up as
     text, of any size up to one line filling the image (tens of milliseconds); photos, plain charts and blank images get an empty result whose
     ``skipped`` says so. ``gate=False`` reads every image.
+    ``preprocess``: a photographed document (a light sheet on a darker background) is cut out and
+    its perspective rectified, text skewed by 0.8 to 8 degrees is straightened, faded low-contrast
+    print is normalised (background divided out, stretched), and a reading less confident than
+    ``reread_below`` of an image full of glyphs is read a second time (contrast normalised, the
+    other threshold), the better kept; :attr:`OcrResult.preprocessed` names the steps taken. Word
+    boxes stay in the pixel space of the image given.
     """
 
     def __init__(
@@ -213,6 +258,8 @@ class TesseractOCR:
         rotate_below: float = 60.0,
         timeout: float = 60.0,
         gate: bool = True,
+        preprocess: bool = True,
+        reread_below: float = 50.0,
     ) -> None:
         self._tess = require("pytesseract", extra="ocr")
         require_binary("tesseract", apt="tesseract-ocr", brew="tesseract", purpose="OCR")
@@ -246,6 +293,8 @@ class TesseractOCR:
         self.rotate_below = rotate_below
         self.timeout = timeout
         self.gate = gate
+        self.preprocess = preprocess
+        self.reread_below = reread_below
 
     def recognize(self, image: Image.Image, *, source: str = "<image>") -> OcrResult | None:
         """OCR *image*; ``None`` when it is too small to read. Raises :class:`InvalidInputError`
@@ -254,17 +303,35 @@ class TesseractOCR:
         if min(w, h) < self.min_side:
             return None
         grey = _grey(image)
-        measure = measure_text(grey)
+        marks = _Marks(grey)  # found once, measured up to three times
+        warp: np.ndarray | None = None  # output -> input homography of the perspective/deskew step
+        steps: list[str] = []
+        if self.preprocess:
+            grey, marks, warp, steps = _prepare(grey, marks)
+        measure = marks.measure()
         if measure is None and min(w, h) < self.upscale_to:  # a small image holds a few glyphs at most
-            measure = measure_text(grey, min_glyphs=3, min_share=0.3)
+            measure = marks.measure(min_glyphs=3, min_share=0.3)
         if measure is None and self.gate:
             # one line of big letters (a label, a banner): glyphs taller than a quarter of the image
-            measure = measure_text(grey, min_glyphs=3, min_share=0.5, max_height=0.9)
+            measure = marks.measure(min_glyphs=3, min_share=0.5, max_height=0.9)
             if measure is None:
                 return OcrResult("", None, skipped=NO_TEXT)
         scale = self.choose_scale(grey.size, measure)
         local = measure is not None and measure.uneven
         result = self._read(grey, scale, local, source, measure)
+        if (
+            self.preprocess
+            and measure is not None
+            and measure.glyphs >= _REREAD_GLYPHS
+            and (result.confidence or 0) < self.reread_below
+        ):
+            # a poor first reading of a picture full of glyphs: once more, contrast normalised and
+            # with the other threshold; paid only by the images that read badly
+            flat = grey if "contrast" in steps else _normalise_contrast(grey)
+            again = self._read(flat, scale, not local, source, measure)
+            if _weight(again) > _weight(result):
+                result, grey = again, flat
+                steps = [*steps, "reread"]
         if scale != 1.0 and measure is not None and _letters(result) < _LOST * measure.glyphs:
             # Tesseract's layout analysis dropped most of the text it was given (seen on dot
             # leaders of a table of contents): read it at its own size too, keep the better.
@@ -277,6 +344,10 @@ class TesseractOCR:
                 rotated = self._read(grey, scale, local, source, measure, rotation=angle)
                 if (rotated.confidence or 0) > (result.confidence or 0):
                     result = rotated
+        if warp is not None:
+            result = replace(result, words=_warp_boxes(result.words, warp, (w, h)))
+        if steps:
+            result = replace(result, preprocessed=tuple(steps))
         return result
 
     def choose_scale(self, size: tuple[int, int], measure: TextMeasure | None) -> float:
@@ -539,3 +610,210 @@ def _assemble(
         text_height=text_height,
         threshold=threshold,
     )
+
+
+# -- preprocessing: perspective, skew, contrast ---------------------------------------------
+def _prepare(
+    grey: Image.Image, marks: _Marks
+) -> tuple[Image.Image, _Marks, np.ndarray | None, list[str]]:
+    """*grey* ready for reading: a photographed sheet cut out and rectified, skew straightened,
+    faded print normalised. Returns the image, its marks, the homography (3x3, output pixel ->
+    input pixel) when the geometry changed, and the steps taken. Each step is tried only where
+    the measured copy shows it is needed; an image that needs none costs a few milliseconds."""
+    steps: list[str] = []
+    warp: np.ndarray | None = None
+    quad = _find_sheet(marks)
+    if quad is not None:
+        out_size, h_rect = _rectify_homography(quad / marks.f)
+        cand = _normalise_contrast(_apply(grey, h_rect, out_size))  # a photographed sheet: uneven light
+        cand_marks = _Marks(cand)
+        before = marks.measure()
+        after = cand_marks.measure()
+        # keep it unless text was lost (a light panel cut out of a screenshot)
+        if after is not None and (before is None or after.glyphs >= 0.5 * before.glyphs):
+            grey, marks, warp = cand, cand_marks, h_rect
+            steps += ["perspective", "contrast"]
+    angle = _skew(marks)
+    if angle is not None:
+        w, h = grey.size
+        h_rot, out_size = _rotation_homography(angle, (w, h))
+        cand = _apply(grey, h_rot, out_size)
+        grey = cand
+        marks = _Marks(cand)
+        warp = h_rot if warp is None else warp @ h_rot
+        steps.append("deskew")
+    if "perspective" not in steps and not marks.blank and marks.ink.any() and not marks.ink.all():
+        # ink against paper: the medians of the two Otsu classes; print is sparse (under uneven
+        # light, in the local threshold), a photo's dark class is not
+        spread = abs(float(np.median(marks.a[~marks.ink])) - float(np.median(marks.a[marks.ink])))
+        if spread < _FADED and (marks.ink.mean() < _SPARSE or _sauvola(marks.a).mean() < _SPARSE):
+            grey = _normalise_contrast(grey)
+            marks = _Marks(grey)
+            steps.append("contrast")
+    return grey, marks, warp, steps
+
+
+def _find_sheet(marks: _Marks) -> np.ndarray | None:
+    """The corners (top-left, top-right, bottom-right, bottom-left; x, y in the measured copy) of
+    a light sheet photographed on a darker background, or ``None``: the largest light region of a
+    coarse copy, clear of the image's edges, markedly lighter than its surroundings and close to
+    a quadrilateral."""
+    a = marks.a
+    if marks.blank or min(a.shape) < 64:
+        return None
+    q = max(1, max(a.shape) // 160)
+    gh, gw = a.shape[0] // q, a.shape[1] // q
+    coarse = a[: gh * q, : gw * q].reshape(gh, q, gw, q).mean(axis=(1, 3))
+    c8 = coarse.astype(np.uint8)
+    light = c8 > _otsu(c8)
+    share = float(light.mean())
+    if not 0.08 <= share <= 0.85:
+        return None
+    boxes = _components(light)
+    y0, x0, y1, x1, px = (int(v) for v in boxes[int(np.argmax(boxes[:, 4]))])
+    if px < 0.08 * light.size or y0 == 0 or x0 == 0 or y1 == gh or x1 == gw:
+        return None  # small, or running off the picture: not a sheet seen whole
+    region = np.zeros_like(light)
+    region[y0:y1, x0:x1] = light[y0:y1, x0:x1]
+    # the text on it is dark: fill the holes of each row between its first and last light cell
+    rows = np.flatnonzero(region.any(axis=1))
+    for r in rows:
+        cols = np.flatnonzero(region[r])
+        region[r, cols[0] : cols[-1] + 1] = True
+    ys, xs = np.nonzero(region)
+    inside, outside = float(coarse[region].mean()), float(coarse[~region].mean())
+    if inside - outside < 40:
+        return None
+    sums, diffs = xs + ys, xs - ys
+    corners = np.array(
+        [
+            (xs[np.argmin(sums)], ys[np.argmin(sums)]),
+            (xs[np.argmax(diffs)], ys[np.argmax(diffs)]),
+            (xs[np.argmax(sums)], ys[np.argmax(sums)]),
+            (xs[np.argmin(diffs)], ys[np.argmin(diffs)]),
+        ],
+        dtype=np.float64,
+    )
+    corners[1:3, 0] += 1  # right edges and bottom edges: the far side of the cell
+    corners[2:4, 1] += 1
+    x, y = corners[:, 0], corners[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    if not 0.85 <= len(xs) / max(area, 1.0) <= 1.15:
+        return None  # not a quadrilateral
+    return corners * q
+
+
+def _rectify_homography(quad: np.ndarray) -> tuple[tuple[int, int], np.ndarray]:
+    """Output size and homography (output pixel -> input pixel) that map the quadrilateral *quad*
+    (tl, tr, br, bl) onto an upright rectangle of its mean side lengths."""
+    tl, tr, br, bl = quad
+    w = max(1, round((np.linalg.norm(tr - tl) + np.linalg.norm(br - bl)) / 2))
+    h = max(1, round((np.linalg.norm(bl - tl) + np.linalg.norm(br - tr)) / 2))
+    return (w, h), _homography([(0, 0), (w, 0), (w, h), (0, h)], quad)
+
+
+def _homography(src: Any, dst: Any) -> np.ndarray:
+    """The 3x3 homography mapping the four points *src* onto *dst*."""
+    m, v = [], []
+    for (x, y), (u, t) in zip(src, dst, strict=True):
+        m.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        m.append([0, 0, 0, x, y, 1, -t * x, -t * y])
+        v += [u, t]
+    c = np.linalg.solve(np.array(m, dtype=np.float64), np.array(v, dtype=np.float64))
+    return np.append(c, 1.0).reshape(3, 3)
+
+
+def _rotation_homography(angle: float, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """Homography (output -> input) turning an image of *size* by *angle* degrees
+    (counter-clockwise) onto a canvas that holds all of it, and the canvas size."""
+    w, h = size
+    r = math.radians(angle)
+    cos, sin = math.cos(r), math.sin(r)
+    ow = round(abs(w * cos) + abs(h * sin))
+    oh = round(abs(w * sin) + abs(h * cos))
+    # output (x', y') centred -> input: rotate back by -angle about the centres
+    to_centre = np.array([[1, 0, -ow / 2], [0, 1, -oh / 2], [0, 0, 1]], dtype=np.float64)
+    back = np.array([[cos, sin, 0], [-sin, cos, 0], [0, 0, 1]], dtype=np.float64)
+    from_centre = np.array([[1, 0, w / 2], [0, 1, h / 2], [0, 0, 1]], dtype=np.float64)
+    return from_centre @ back @ to_centre, (ow, oh)
+
+
+def _apply(grey: Image.Image, warp: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """*grey* resampled through *warp* (output -> input) onto *size*; outside it: paper white."""
+    from PIL import Image as PILImage
+
+    c = (warp / warp[2, 2]).ravel()[:8]
+    return grey.transform(
+        size, PILImage.Transform.PERSPECTIVE, tuple(c.tolist()), PILImage.Resampling.BICUBIC, fillcolor=255
+    )
+
+
+def _warp_boxes(words: tuple[WordBox, ...], warp: np.ndarray, size: tuple[int, int]) -> tuple[WordBox, ...]:
+    """Word boxes read on the warped image mapped back through *warp* onto the input of *size*:
+    the bounding box of the mapped corners, clipped to the image."""
+    if not words:
+        return words
+    b = np.array([wd[2:] for wd in words], dtype=np.float64)
+    xs = np.stack([b[:, 0], b[:, 2], b[:, 2], b[:, 0]], axis=1)
+    ys = np.stack([b[:, 1], b[:, 1], b[:, 3], b[:, 3]], axis=1)
+    pts = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ warp.T
+    px, py = pts[..., 0] / pts[..., 2], pts[..., 1] / pts[..., 2]
+    w, h = size
+    x0, x1 = np.clip(px.min(axis=1), 0, w), np.clip(px.max(axis=1), 0, w)
+    y0, y1 = np.clip(py.min(axis=1), 0, h), np.clip(py.max(axis=1), 0, h)
+    return tuple(
+        (wd[0], wd[1], round(a), round(c), round(d), round(e))
+        for wd, a, c, d, e in zip(words, x0, y0, x1, y1, strict=True)
+    )
+
+
+def _skew(marks: _Marks) -> float | None:
+    """The angle (degrees, counter-clockwise) by which the text lines of the measured copy are
+    turned, when it is between ``_MIN_SKEW`` and ``_MAX_SKEW``; else ``None``. The angle whose
+    projection of the glyph centres onto the vertical is sharpest (sum of squared row counts),
+    searched in half degrees, then tenths."""
+    b = marks.boxes
+    if len(b) < 20:
+        return None
+    h = b[:, 2] - b[:, 0]
+    w = b[:, 3] - b[:, 1]
+    keep = (h >= 3) & (h <= 0.1 * marks.a.shape[0] + 3) & (w <= 4 * h)
+    b = b[keep]
+    if len(b) < 20:
+        return None
+    cy = (b[:, 0] + b[:, 2]) / 2.0
+    cx = (b[:, 1] + b[:, 3]) / 2.0
+    cx = cx - cx.mean()
+
+    def score(deg: float) -> float:
+        y = cy + cx * math.tan(math.radians(deg))
+        counts = np.bincount(np.rint(y - y.min()).astype(np.int64))
+        return float(np.dot(counts, counts))
+
+    coarse = max(np.arange(-_MAX_SKEW, _MAX_SKEW + 0.01, 0.5), key=score)
+    best = float(max(np.arange(coarse - 0.4, coarse + 0.41, 0.1), key=score))
+    if abs(best) < _MIN_SKEW or abs(best) > _MAX_SKEW:
+        return None
+    if score(best) < 1.3 * score(0.0):
+        return None  # not markedly sharper than as it is
+    return round(best, 1)
+
+
+def _normalise_contrast(grey: Image.Image) -> Image.Image:
+    """Faded print made black on white: noise smoothed (Gaussian, 0.7 px), the paper's brightness (the maximum of blocks a 24th of
+    the shorter side, smoothed) divided out (uneven light, shadows, fade), then the darkest ink
+    stretched to black."""
+    from PIL import Image as PILImage
+    from PIL import ImageFilter
+
+    a = np.asarray(grey.filter(ImageFilter.GaussianBlur(0.7)), dtype=np.float32)  # sensor noise, JPEG specks
+    h, w = a.shape
+    q = max(4, min(h, w) // 24)
+    gh, gw = -(-h // q), -(-w // q)
+    x = np.pad(a, ((0, gh * q - h), (0, gw * q - w)), mode="edge")
+    paper = _window_mean(x.reshape(gh, q, gw, q).max(axis=(1, 3)).astype(np.float64), 1)
+    bg = PILImage.fromarray(paper.astype(np.float32), "F").resize((w, h), PILImage.Resampling.BILINEAR)
+    flat = a / np.maximum(np.asarray(bg, dtype=np.float32), 1.0)
+    lo = float(np.percentile(flat, 1))
+    out = np.clip((flat - lo) / max(0.92 - lo, 1e-3) * 255.0, 0, 255)
+    return PILImage.fromarray(out.astype(np.uint8), "L")
