@@ -208,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
     mode_name = "full" if args.full else "smoke" if args.smoke else "quick"
+    if args.smoke:
+        from benchmarks import _load
+
+        _load.light()  # checks code paths beside other tests: a load that does not halve the machine
     out = Path(args.out) if args.out else RESULTS / mode_name
     out.mkdir(parents=True, exist_ok=True)
 
