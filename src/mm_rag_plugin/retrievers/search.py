@@ -8,6 +8,10 @@ Modes (:class:`SearchOptions`):
   RRF (client side, or ``fusion="server"``: Qdrant's Query API); the score is the fused score;
 * ``dense``: one list by cosine similarity to the query vector over every kind; the score is the cosine;
 * ``keyword``: one BM25 list; the score is BM25's;
+
+The BM25 list's query also holds the OCR n-grams of the query's words (:mod:`.ocr_terms`),
+weighing ``weights["ocr"]`` (:data:`OCR_WEIGHT` by default; 0 leaves them out): they match the
+OCR'd text of an index whose BM25 settings have ``ocr`` (new indexes), and nothing elsewhere.
 * ``mmr``: ``prefetch_k`` dense candidates re-ordered by maximal marginal relevance
   (``lambda_mult``); the score is the cosine.
 
@@ -29,6 +33,7 @@ import numpy as np
 
 from ..errors import ConfigurationError, InvalidInputError
 from ._filters import Condition, matches_nothing
+from .bm25 import merge
 from .engine import Found, ListQuery
 from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, distinct, rrf, rrf_sort_key
 
@@ -37,6 +42,11 @@ __all__ = ["LIST_NAMES", "MODES", "Match", "SearchOptions", "mmr_select", "searc
 Mode = Literal["hybrid", "dense", "keyword", "mmr"]
 MODES = ("hybrid", "dense", "keyword", "mmr")
 LIST_NAMES = ("dense_text", "dense_image", "bm25")
+#: Weight of the OCR n-gram terms within the keyword (BM25) list, unless ``weights={"ocr": ...}``
+#: says otherwise (chosen with ``benchmarks/bench_ocr_quality.py --variants``).
+OCR_WEIGHT = 1.0
+#: What ``weights`` may name: the lists, and ``"ocr"``.
+WEIGHT_NAMES = (*LIST_NAMES, "ocr")
 
 
 def _whole(name: str, n: Any) -> int:
@@ -49,7 +59,8 @@ def _whole(name: str, n: Any) -> int:
 class SearchOptions:
     """How to search and what to do with the hits (see the module docstring).
 
-    ``weights`` per hybrid list (missing lists weigh 1; 0 disables a list), ``rrf_k`` the RRF
+    ``weights`` per hybrid list (missing lists weigh 1; 0 disables a list) and ``"ocr"``, the weight
+    of the OCR n-gram terms in the BM25 query (:data:`OCR_WEIGHT` unless given), ``rrf_k`` the RRF
     constant, ``prefetch_k`` the depth of each list (hybrid, dense with post-processing) or the
     number of MMR candidates, ``quotas`` a minimum number of hits per kind (``{"image": 2}``),
     ``score_threshold`` a minimum score (fused, cosine or BM25 by mode), ``min_similarity`` a
@@ -79,9 +90,10 @@ class SearchOptions:
             if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1):
                 raise ConfigurationError(f"k and prefetch_k must be >= 1, got k={self.k!r}, prefetch_k={self.prefetch_k!r}")
         weights = {name: 1.0 for name in LIST_NAMES}
+        weights["ocr"] = OCR_WEIGHT
         for name, w in (self.weights or {}).items():
-            if name not in LIST_NAMES or not isinstance(w, int | float) or not w >= 0:
-                raise ConfigurationError(f"weights: unknown list {name!r} or negative weight; lists are {LIST_NAMES}")
+            if name not in WEIGHT_NAMES or not isinstance(w, int | float) or not w >= 0:
+                raise ConfigurationError(f"weights: unknown list {name!r} or negative weight; lists are {LIST_NAMES}, and 'ocr' (OCR n-grams in bm25)")
             weights[name] = float(w)
         object.__setattr__(self, "weights", weights)
         quotas = {kind: n for kind, n in (self.quotas or {}).items()}
@@ -197,7 +209,7 @@ def _plan(
             if options.list_weights[name] > 0 and kind in (None, list_kind):
                 out.append(ListQuery(name, depth, dense=vector, kind=list_kind, min_score=options.min_similarity))
     if text is not None and (mode == "keyword" or options.list_weights["bm25"] > 0):
-        sparse = index.bm25.encode_query(text)
+        sparse = merge(index.bm25.encode_query(text), index.bm25.encode_ocr_query(text, options.list_weights["ocr"]))
         if len(sparse):
             out.append(ListQuery("bm25", depth, sparse=sparse))
     return out
