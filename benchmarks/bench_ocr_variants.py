@@ -50,16 +50,17 @@ class Variant:
     weight: float | None = None  # weights["ocr"]; None: the default
 
 
+#: (weight None: ``SearchOptions``'s default, :data:`~mm_rag_plugin.retrievers.search.OCR_WEIGHT`)
 VARIANTS = (
     Variant("today (BM25 words only)", None),
     Variant("+ normal form (whole words)", {"n": 0, "confusion": True, "confidence": False}),
     Variant("+ n-grams (as read)", {"n": 3, "confusion": False, "confidence": False}),
     Variant("+ n-grams of normal forms (default)", {"n": 3, "confusion": True, "confidence": False}),
     Variant("+ confidence weights", {"n": 3, "confusion": True, "confidence": True}),
-    Variant("default, OCR weight 0.5", {"n": 3, "confusion": True, "confidence": False}, 0.5),
-    Variant("default, OCR weight 1.5", {"n": 3, "confusion": True, "confidence": False}, 1.5),
-    Variant("default, OCR weight 2", {"n": 3, "confusion": True, "confidence": False}, 2.0),
+    Variant("default, OCR weight 1", {"n": 3, "confusion": True, "confidence": False}, 1.0),
+    Variant("default, OCR weight 3", {"n": 3, "confusion": True, "confidence": False}, 3.0),
     Variant("default, 4-grams", {"n": 4, "confusion": True, "confidence": False}),
+    Variant("default, 4-grams, OCR weight 3", {"n": 4, "confusion": True, "confidence": False}, 3.0),
 )
 
 

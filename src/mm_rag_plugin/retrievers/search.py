@@ -44,7 +44,7 @@ MODES = ("hybrid", "dense", "keyword", "mmr")
 LIST_NAMES = ("dense_text", "dense_image", "bm25")
 #: Weight of the OCR n-gram terms within the keyword (BM25) list, unless ``weights={"ocr": ...}``
 #: says otherwise (chosen with ``benchmarks/bench_ocr_quality.py --variants``).
-OCR_WEIGHT = 1.0
+OCR_WEIGHT = 2.0
 #: What ``weights`` may name: the lists, and ``"ocr"``.
 WEIGHT_NAMES = (*LIST_NAMES, "ocr")
 
