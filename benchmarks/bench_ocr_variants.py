@@ -48,6 +48,7 @@ class Variant:
     name: str
     ocr: dict[str, Any] | None  # OcrTerms settings, None: no OCR terms
     weight: float | None = None  # weights["ocr"]; None: the default
+    own_list: bool = False  # the n-grams as a list of their own, fused with the word list by RRF
 
 
 #: (weight None: ``SearchOptions``'s default, :data:`~mm_rag_plugin.retrievers.search.OCR_WEIGHT`)
@@ -61,7 +62,25 @@ VARIANTS = (
     Variant("default, OCR weight 3", {"n": 3, "confusion": True, "confidence": False}, 3.0),
     Variant("default, 4-grams", {"n": 4, "confusion": True, "confidence": False}),
     Variant("default, 4-grams, OCR weight 3", {"n": 4, "confusion": True, "confidence": False}, 3.0),
+    Variant("n-grams as their own list (RRF)", {"n": 3, "confusion": True, "confidence": False}, own_list=True),
 )
+
+
+def _own_list_first(index: Any, query: str) -> str | None:
+    """The first hit of the BM25 word list and the n-gram list searched apart and fused by RRF
+    (equal weights), each 50 deep, as the retriever fuses its lists."""
+    from mm_rag_plugin.retrievers.engine import ListQuery
+    from mm_rag_plugin.retrievers.fusion import rrf
+
+    lists = [q for q in (ListQuery("bm25", 50, sparse=index.bm25.encode_query(query)),
+                         ListQuery("ocr", 50, sparse=index.bm25.encode_ocr_query(query))) if len(q.sparse)]
+    if not lists:
+        return None
+    fused = rrf({q.name: r for q, r in zip(lists, index.search_lists(lists, ()), strict=True)})
+    if not fused:
+        return None
+    chunk = index.chunks([fused[0].id])[fused[0].id]
+    return str(Path(chunk.source).resolve())
 
 
 def read_corpus(work: Path, n: int, seed: int, smoke: bool, pdf_pages: int) -> tuple[list[Query], Any, float]:
@@ -97,6 +116,9 @@ def run_variant(v: Variant, read: Any, queries: list[Query], work: Path) -> dict
         first = []
         t = time.perf_counter()
         for q in queries:
+            if v.own_list:
+                first.append(_own_list_first(index, q.text))
+                continue
             hits = retriever.retrieve(q.text)
             first.append(str(Path(hits[0].chunk.source).resolve()) if hits else None)
         query_s = time.perf_counter() - t

@@ -10,8 +10,13 @@ Modes (:class:`SearchOptions`):
 * ``keyword``: one BM25 list; the score is BM25's;
 
 The BM25 list's query also holds the OCR n-grams of the query's words (:mod:`.ocr_terms`),
-weighing ``weights["ocr"]`` (:data:`OCR_WEIGHT` by default; 0 leaves them out): they match the
-OCR'd text of an index whose BM25 settings have ``ocr`` (new indexes), and nothing elsewhere.
+weighing ``weights["ocr"]``: they match the OCR'd text of an index whose BM25 settings have
+``ocr`` (new indexes), and nothing elsewhere. Unless ``weights`` names ``"ocr"``, they weigh
+:data:`OCR_WEIGHT` when the BM25 list is searched alone (keyword mode, or a hybrid search without a
+query vector or with the dense lists off) and 0 beside dense lists: RRF counts a hit by its rank,
+so an image sharing only a few n-grams with the query (``circle`` and ``timetable`` end alike)
+would gain as much from being the only BM25 hit as a real match, and dense search already
+matches loosely.
 * ``mmr``: ``prefetch_k`` dense candidates re-ordered by maximal marginal relevance
   (``lambda_mult``); the score is the cosine.
 
@@ -60,7 +65,7 @@ class SearchOptions:
     """How to search and what to do with the hits (see the module docstring).
 
     ``weights`` per hybrid list (missing lists weigh 1; 0 disables a list) and ``"ocr"``, the weight
-    of the OCR n-gram terms in the BM25 query (:data:`OCR_WEIGHT` unless given), ``rrf_k`` the RRF
+    of the OCR n-gram terms in the BM25 query (see the module), ``rrf_k`` the RRF
     constant, ``prefetch_k`` the depth of each list (hybrid, dense with post-processing) or the
     number of MMR candidates, ``quotas`` a minimum number of hits per kind (``{"image": 2}``),
     ``score_threshold`` a minimum score (fused, cosine or BM25 by mode), ``min_similarity`` a
@@ -90,7 +95,6 @@ class SearchOptions:
             if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1):
                 raise ConfigurationError(f"k and prefetch_k must be >= 1, got k={self.k!r}, prefetch_k={self.prefetch_k!r}")
         weights = {name: 1.0 for name in LIST_NAMES}
-        weights["ocr"] = OCR_WEIGHT
         for name, w in (self.weights or {}).items():
             if name not in WEIGHT_NAMES or not isinstance(w, int | float) or not w >= 0:
                 raise ConfigurationError(f"weights: unknown list {name!r} or negative weight; lists are {LIST_NAMES}, and 'ocr' (OCR n-grams in bm25)")
@@ -209,7 +213,10 @@ def _plan(
             if options.list_weights[name] > 0 and kind in (None, list_kind):
                 out.append(ListQuery(name, depth, dense=vector, kind=list_kind, min_score=options.min_similarity))
     if text is not None and (mode == "keyword" or options.list_weights["bm25"] > 0):
-        sparse = merge(index.bm25.encode_query(text), index.bm25.encode_ocr_query(text, options.list_weights["ocr"]))
+        ocr = options.list_weights.get("ocr")
+        if ocr is None:  # fused with dense lists, a weak n-gram match would count by its rank alone
+            ocr = 0.0 if out else OCR_WEIGHT
+        sparse = merge(index.bm25.encode_query(text), index.bm25.encode_ocr_query(text, ocr))
         if len(sparse):
             out.append(ListQuery("bm25", depth, sparse=sparse))
     return out
