@@ -155,3 +155,26 @@ def test_query_weight_scales_the_ngrams():
     two = OCR.encode_ocr_query("HARDWARE", 2.0)
     assert np.allclose(two.values, 2 * one.values)
     assert one.values.sum() == pytest.approx(1.0)  # a word's n-grams share its weight
+
+
+def test_the_searcher_adds_ngrams_when_bm25_is_searched_alone_or_when_asked():
+    from types import SimpleNamespace
+
+    from mm_rag_plugin.retrievers.search import OCR_WEIGHT, SearchOptions, _plan
+
+    index = SimpleNamespace(bm25=OCR)
+    words = len(OCR.encode_query("HARDWARE"))
+    vector = np.ones(4, np.float32)
+
+    def bm25_terms(options: SearchOptions, vec: np.ndarray | None) -> int:
+        (bm25,) = [q for q in _plan(index, options, "HARDWARE", vec, (), 10) if q.name == "bm25"]
+        return len(bm25.sparse)
+
+    alone = bm25_terms(SearchOptions(), None)
+    assert alone > words and bm25_terms(SearchOptions(mode="keyword"), vector) == alone
+    assert bm25_terms(SearchOptions(), vector) == words  # beside dense lists: words only
+    assert bm25_terms(SearchOptions(weights={"dense_text": 0, "dense_image": 0}), vector) == alone
+    assert bm25_terms(SearchOptions(weights={"ocr": OCR_WEIGHT}), vector) == alone
+    assert bm25_terms(SearchOptions(weights={"ocr": 0}), None) == words
+    with pytest.raises(ConfigurationError, match="unknown list"):
+        SearchOptions(weights={"ocr": -1})
