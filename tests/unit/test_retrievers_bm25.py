@@ -244,7 +244,8 @@ def test_config_holds_the_tokenizer_version_and_round_trips():
     assert TOKENIZER_VERSION == 2
     enc = BM25Encoder(language="german", k1=1.5, b=0.5, avg_len=250)
     config = enc.config()
-    assert config == {"language": "german", "k1": 1.5, "b": 0.5, "avg_len": 250.0, "tokenizer": 2}
+    assert config == {"language": "german", "k1": 1.5, "b": 0.5, "avg_len": 250.0, "tokenizer": 2,
+                      "ocr": {"version": 1, "n": 3, "confusion": True, "confidence": False}}
     assert json.loads(json.dumps(config)) == config
     assert BM25Encoder(**config).config() == config  # what MultiModalIndex did before from_config
     assert BM25Encoder.from_config(config).config() == config

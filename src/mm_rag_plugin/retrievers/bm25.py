@@ -67,6 +67,14 @@ Stop words are NLTK's English list without the clitic fragments NLTK keeps for i
 ``STOPWORDS_EN``). Stemming is the same Snowball English stemmer bm25s uses; the unit tests compare
 both on sample text.
 
+OCR'd text. With ``ocr`` settings (:class:`~.ocr_terms.OcrTerms`, on for new indexes) a document
+given its OCR'd words (:meth:`BM25Encoder.encode_document`'s ``ocr_words``) also holds character
+n-grams of their confusion-normalised forms, in a namespace of their own, and
+:meth:`BM25Encoder.encode_ocr_query` gives a query's n-grams: keyword search that survives OCR's
+misreadings (see :mod:`.ocr_terms`). The word terms and their values are the same either way.
+An index stored without ``ocr`` settings (made before they existed) has no n-grams, and its
+queries get none.
+
 Term indices are the first 31 bits of a BLAKE2b hash of the term: stable across processes and
 machines, no vocabulary to persist. The analysis decides every index, so its version is part of
 :meth:`BM25Encoder.config`, stored with the index: an index built by another version of the analysis
@@ -89,9 +97,11 @@ import numpy as np
 
 from .._optional import require
 from ..errors import ConfigurationError, echo
+from .ocr_terms import OcrTerms
+from .ocr_terms import settings_problem as ocr_settings_problem
 
 __all__ = [
-    "LETTER_PART_WEIGHT", "PART_WEIGHT", "TOKENIZER_VERSION", "BM25Encoder", "SparseVector", "settings_problem", "term_index",
+    "LETTER_PART_WEIGHT", "PART_WEIGHT", "TOKENIZER_VERSION", "BM25Encoder", "SparseVector", "merge", "settings_problem", "term_index",
 ]
 
 #: Version of the analysis (tokens, terms, weights); stored with an index in ``config()``.
@@ -143,7 +153,9 @@ _MEMO_SIZE = 1 << 15
 #: Longest token remembered (a longer one is rare, and would pin its text in memory).
 _MEMO_LONGEST = 64
 
-_SETTINGS = frozenset({"language", "k1", "b", "avg_len", "tokenizer"})
+_SETTINGS = frozenset({"language", "k1", "b", "avg_len", "tokenizer", "ocr"})
+#: Marks "the default": OCR n-grams on (a new index), as opposed to ``ocr=None`` (none).
+_DEFAULT_OCR = OcrTerms()
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +209,9 @@ class BM25Encoder:
     ``language`` is any Snowball language PyStemmer knows (``"english"``, ``"german"`` ...) or
     ``None`` for no stemming; stop words are removed for English only. ``tokenizer`` is the version
     of the analysis; only :data:`TOKENIZER_VERSION` is available (it is a setting so that the
-    version stored with an index is checked when the index is opened).
+    version stored with an index is checked when the index is opened). ``ocr``: the OCR n-gram
+    terms of OCR'd text (:class:`~.ocr_terms.OcrTerms` or its ``config()``; its defaults unless
+    given, ``None`` for none).
     """
 
     def __init__(
@@ -208,6 +222,7 @@ class BM25Encoder:
         b: float = 0.75,
         avg_len: float = 100.0,
         tokenizer: int = TOKENIZER_VERSION,
+        ocr: OcrTerms | Mapping[str, Any] | None = _DEFAULT_OCR,
     ) -> None:
         if _range_problem("k1", k1) or _range_problem("b", b) or _range_problem("avg_len", avg_len):
             raise ConfigurationError(f"BM25 needs k1 >= 0, 0 <= b <= 1, avg_len > 0; got {k1=}, {b=}, {avg_len=}")
@@ -218,6 +233,11 @@ class BM25Encoder:
             )
         self.language, self.k1, self.b, self.avg_len = language, float(k1), float(b), float(avg_len)
         self.tokenizer = TOKENIZER_VERSION
+        if isinstance(ocr, Mapping):  # as config() writes it
+            ocr = OcrTerms.from_config(ocr)
+        elif ocr is not None and not isinstance(ocr, OcrTerms):
+            raise ConfigurationError(f"ocr must be OcrTerms settings or None, got {echo(ocr)}")
+        self.ocr: OcrTerms | None = ocr
         if language:
             stemmer_mod = require("Stemmer", extra="index", package="PyStemmer")
             try:
@@ -254,11 +274,13 @@ class BM25Encoder:
         problem = settings_problem(config)
         if problem:
             raise ConfigurationError(f"{prefix}damaged index: bm25.{problem}")
-        return cls(**config)
+        # no "ocr" key: an index made before OCR n-grams existed, which holds none
+        return cls(**{**config, "ocr": config.get("ocr")})
 
     def config(self) -> dict[str, object]:
         """The settings that determine document values (stored with the index)."""
-        return {"language": self.language, "k1": self.k1, "b": self.b, "avg_len": self.avg_len, "tokenizer": self.tokenizer}
+        return {"language": self.language, "k1": self.k1, "b": self.b, "avg_len": self.avg_len, "tokenizer": self.tokenizer,
+                "ocr": None if self.ocr is None else self.ocr.config()}
 
     # ------------------------------------------------------------------ analysis
     def tokenize(self, text: str) -> list[str]:
@@ -393,8 +415,10 @@ class BM25Encoder:
             self._part(number, out)
 
     # ------------------------------------------------------------------ vectors
-    def encode_document(self, text: str) -> SparseVector:
-        """BM25 term-frequency weights of *text* (empty vector for text without terms)."""
+    def encode_document(self, text: str, ocr_words: list[tuple[str, float]] | None = None) -> SparseVector:
+        """BM25 term-frequency weights of *text* (empty vector for text without terms). With
+        *ocr_words* (the OCR'd words of the text and the confidence of each, 0..1:
+        :func:`~.ocr_terms.ocr_words`) and ``ocr`` settings, also the weights of their n-grams."""
         ids: list[int] = []  # of the terms that count in the length, and fully in term frequency
         part_ids: list[int] = []
         append = ids.append
@@ -414,9 +438,12 @@ class BM25Encoder:
         tf: dict[int, float] = dict(Counter(ids))
         for i, n in Counter(part_ids).items():
             tf[i] = tf.get(i, 0.0) + PART_WEIGHT * n
+        norm = self.k1 * (1.0 - self.b + self.b * len(ids) / self.avg_len)
+        if ocr_words and self.ocr is not None:
+            for i, count in self.ocr.document_counts(ocr_words).items():
+                tf[i] = tf.get(i, 0.0) + count  # (a hash shared with a word term adds up, as two words do)
         idx = np.fromiter(tf.keys(), dtype=np.uint32, count=len(tf))
         freq = np.fromiter(tf.values(), dtype=np.float64, count=len(tf))
-        norm = self.k1 * (1.0 - self.b + self.b * len(ids) / self.avg_len)
         values = freq * (self.k1 + 1.0) / (freq + norm)
         order = np.argsort(idx)
         return SparseVector(idx[order], values[order].astype(np.float32))
@@ -456,6 +483,33 @@ class BM25Encoder:
         order = np.argsort(idx)
         vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
         return SparseVector(idx[order], vals[order])
+
+
+    def encode_ocr_query(self, text: str, weight: float = 1.0) -> SparseVector:
+        """The OCR n-grams of the query *text*, *weight* shared by the n-grams of each word (empty
+        for an index without ``ocr`` settings, or weight 0); added to :meth:`encode_query`'s
+        vector by the searcher (:func:`merge`)."""
+        if self.ocr is None or not weight > 0:
+            return _empty()
+        weights = self.ocr.query_weights(text, float(weight))
+        if not weights:
+            return _empty()
+        idx = np.fromiter(weights.keys(), dtype=np.uint32, count=len(weights))
+        order = np.argsort(idx)
+        vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
+        return SparseVector(idx[order], vals[order])
+
+
+def merge(a: SparseVector, b: SparseVector) -> SparseVector:
+    """The sum of two sparse vectors."""
+    if not len(b):
+        return a
+    if not len(a):
+        return b
+    idx = np.concatenate([a.indices, b.indices])
+    vals = np.concatenate([a.values, b.values])
+    uniq, inverse = np.unique(idx, return_inverse=True)
+    return SparseVector(uniq.astype(np.uint32), np.bincount(inverse, weights=vals).astype(np.float32))
 
 
 #: What each numeric setting must be: a finite number in this range.
@@ -499,6 +553,9 @@ def settings_problem(config: Mapping[str, Any]) -> str | None:
     version = config.get("tokenizer", 1)
     if version.__class__ is not int:
         return f"tokenizer must be an integer, got {echo(version)}"
+    problem = ocr_settings_problem(config.get("ocr"))
+    if problem:
+        return f"ocr {problem}"
     return None
 
 

@@ -59,6 +59,7 @@ from .bm25 import BM25Encoder
 from .engine import Engine, Found, ListQuery, Point, TextSafeEngine, check_quantization
 from .ingest import IngestReport, ingest
 from .manifest import FORMAT, check_manifest, describe_model, model_identity, same_model
+from .ocr_terms import ocr_words
 
 logger = logging.getLogger(__name__)
 
@@ -657,7 +658,7 @@ class MultiModalIndex:
             problem = vector_problem(dense, self.dim)
             if problem is not None:
                 raise InvalidInputError(f"{chunk.source}: {problem}; refusing to store it", source=chunk.source)
-        sparse = self.bm25.encode_document(chunk.search_text)
+        sparse = self.bm25.encode_document(chunk.search_text, ocr_words(chunk))
         return Point(pid, dense, sparse, payload)
 
     def delete_source(self, source: str) -> int:
@@ -965,10 +966,10 @@ class MultiModalIndex:
 
     def _expected_sparse(self, payload: dict[str, Any]) -> Any:
         try:
-            text = payload_to_chunk(dict(payload)).search_text
+            chunk = payload_to_chunk(dict(payload))
         except Exception:  # a payload too damaged to read: its other problems are reported
             return None
-        return self.bm25.encode_document(text)
+        return self.bm25.encode_document(chunk.search_text, ocr_words(chunk))
 
     # ------------------------------------------------------------------ copies
     def copy_to(

@@ -8,6 +8,15 @@ Modes (:class:`SearchOptions`):
   RRF (client side, or ``fusion="server"``: Qdrant's Query API); the score is the fused score;
 * ``dense``: one list by cosine similarity to the query vector over every kind; the score is the cosine;
 * ``keyword``: one BM25 list; the score is BM25's;
+
+The BM25 list's query also holds the OCR n-grams of the query's words (:mod:`.ocr_terms`),
+weighing ``weights["ocr"]``: they match the OCR'd text of an index whose BM25 settings have
+``ocr`` (new indexes), and nothing elsewhere. Unless ``weights`` names ``"ocr"``, they weigh
+:data:`OCR_WEIGHT` when the BM25 list is searched alone (keyword mode, or a hybrid search without a
+query vector or with the dense lists off) and 0 beside dense lists: RRF counts a hit by its rank,
+so an image sharing only a few n-grams with the query (``circle`` and ``timetable`` end alike)
+would gain as much from being the only BM25 hit as a real match, and dense search already
+matches loosely.
 * ``mmr``: ``prefetch_k`` dense candidates re-ordered by maximal marginal relevance
   (``lambda_mult``); the score is the cosine.
 
@@ -29,6 +38,7 @@ import numpy as np
 
 from ..errors import ConfigurationError, InvalidInputError
 from ._filters import Condition, matches_nothing
+from .bm25 import merge
 from .engine import Found, ListQuery
 from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, distinct, rrf, rrf_sort_key
 
@@ -37,6 +47,11 @@ __all__ = ["LIST_NAMES", "MODES", "Match", "SearchOptions", "mmr_select", "searc
 Mode = Literal["hybrid", "dense", "keyword", "mmr"]
 MODES = ("hybrid", "dense", "keyword", "mmr")
 LIST_NAMES = ("dense_text", "dense_image", "bm25")
+#: Weight of the OCR n-gram terms within the keyword (BM25) list, unless ``weights={"ocr": ...}``
+#: says otherwise (chosen with ``benchmarks/bench_ocr_quality.py --variants``).
+OCR_WEIGHT = 2.0
+#: What ``weights`` may name: the lists, and ``"ocr"``.
+WEIGHT_NAMES = (*LIST_NAMES, "ocr")
 
 
 def _whole(name: str, n: Any) -> int:
@@ -49,7 +64,8 @@ def _whole(name: str, n: Any) -> int:
 class SearchOptions:
     """How to search and what to do with the hits (see the module docstring).
 
-    ``weights`` per hybrid list (missing lists weigh 1; 0 disables a list), ``rrf_k`` the RRF
+    ``weights`` per hybrid list (missing lists weigh 1; 0 disables a list) and ``"ocr"``, the weight
+    of the OCR n-gram terms in the BM25 query (see the module), ``rrf_k`` the RRF
     constant, ``prefetch_k`` the depth of each list (hybrid, dense with post-processing) or the
     number of MMR candidates, ``quotas`` a minimum number of hits per kind (``{"image": 2}``),
     ``score_threshold`` a minimum score (fused, cosine or BM25 by mode), ``min_similarity`` a
@@ -80,8 +96,8 @@ class SearchOptions:
                 raise ConfigurationError(f"k and prefetch_k must be >= 1, got k={self.k!r}, prefetch_k={self.prefetch_k!r}")
         weights = {name: 1.0 for name in LIST_NAMES}
         for name, w in (self.weights or {}).items():
-            if name not in LIST_NAMES or not isinstance(w, int | float) or not w >= 0:
-                raise ConfigurationError(f"weights: unknown list {name!r} or negative weight; lists are {LIST_NAMES}")
+            if name not in WEIGHT_NAMES or not isinstance(w, int | float) or not w >= 0:
+                raise ConfigurationError(f"weights: unknown list {name!r} or negative weight; lists are {LIST_NAMES}, and 'ocr' (OCR n-grams in bm25)")
             weights[name] = float(w)
         object.__setattr__(self, "weights", weights)
         quotas = {kind: n for kind, n in (self.quotas or {}).items()}
@@ -197,7 +213,10 @@ def _plan(
             if options.list_weights[name] > 0 and kind in (None, list_kind):
                 out.append(ListQuery(name, depth, dense=vector, kind=list_kind, min_score=options.min_similarity))
     if text is not None and (mode == "keyword" or options.list_weights["bm25"] > 0):
-        sparse = index.bm25.encode_query(text)
+        ocr = options.list_weights.get("ocr")
+        if ocr is None:  # fused with dense lists, a weak n-gram match would count by its rank alone
+            ocr = 0.0 if out else OCR_WEIGHT
+        sparse = merge(index.bm25.encode_query(text), index.bm25.encode_ocr_query(text, ocr))
         if len(sparse):
             out.append(ListQuery("bm25", depth, sparse=sparse))
     return out
