@@ -74,6 +74,46 @@ class ForeignTextEmbedder:
         raise ConfigurationError(f"{self.name} embeds text only; images need a CLIP model (OpenCLIPEmbeddings / OpenCLIPEmbedding)")
 
 
+class FrameworkTextModel:
+    """A framework's text embedding model (a LangChain ``Embeddings`` or a LlamaIndex
+    ``BaseEmbedding``) as an index's text model beside CLIP (:class:`~mm_rag_plugin.types.TextEmbedder`):
+    rows L2-normalised, identified by its class and model name (``name=`` overrides the model name,
+    for a model whose object does not say which weights it holds)."""
+
+    def __init__(self, model: Any, framework: str, *, name: str | None = None) -> None:
+        self.model = model
+        self.framework = framework
+        self.model_name = name or next(
+            (getattr(model, a) for a in ("model", "model_name") if isinstance(getattr(model, a, None), str)), None
+        )
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.embed_query("dimension").shape[0])
+        return self._dim
+
+    def identity(self) -> dict[str, Any]:
+        cls = type(self.model)
+        return {"kind": self.framework, "name": f"{cls.__module__}.{cls.__qualname__}", "model": self.model_name}
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        from ..embeddings.text_model import unit_rows
+
+        if hasattr(self.model, "embed_documents"):
+            rows = self.model.embed_documents(list(texts))
+        else:
+            rows = self.model.get_text_embedding_batch(list(texts))
+        return unit_rows(np.asarray(rows, dtype=np.float32).reshape(len(texts), -1), self.framework)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        from ..embeddings.text_model import unit_rows
+
+        vec = self.model.embed_query(text) if hasattr(self.model, "embed_query") else self.model.get_query_embedding(text)
+        return unit_rows(vec, self.framework)[0]
+
+
 def open_store_index(
     embedder: Any,
     *,
