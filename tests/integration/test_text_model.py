@@ -161,3 +161,94 @@ def test_images_get_the_vector_of_their_text_only(tmp_path, embedder, shared_dat
         assert ix.verify() == []
         hits = FusedRetriever(ix, weights={**ONLY_CLIP, "bm25": 0.0}, dedupe=False).retrieve("automobile", k=2)
         assert [h.chunk.caption for h in hits] == ["a car parked outside"]  # the bare image has no text vector
+
+
+class _Flipped:
+    """Another CLIP-space model for a reindex: the tiny model's vectors, negated."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.dim = inner, inner.dim
+
+    def identity(self):
+        return {"name": "flipped-tiny", "pretrained": None, "weights": None}
+
+    def embed_texts(self, texts):
+        return -self.inner.embed_texts(texts)
+
+    def embed_images(self, images, *, on_error="raise"):
+        from types import SimpleNamespace
+
+        got = self.inner.embed_images(images, on_error=on_error)
+        return SimpleNamespace(vectors=-np.asarray(got.vectors), errors=got.errors)
+
+    def embed_query(self, text=None, *, image=None):
+        return -self.inner.embed_query(text, image=image)
+
+
+def test_reindex_carries_the_text_model_and_its_vectors(index, embedder):
+    from mm_rag_plugin.finetune.reindexing import reindex
+
+    path = index.path
+    before = {p.id: p.text for batch in index.scan() for p in batch}
+    index.close()
+    report = reindex(path, _Flipped(embedder))
+    assert report.points == 5
+    with MultiModalIndex(path, embedder=_Flipped(embedder), text_embedder=HashedWords()) as ix:
+        assert ix.text_model == {"kind": "test", "name": "hashed-words", "dim": 64}
+        after = {p.id: p.text for batch in ix.scan() for p in batch}
+        assert after.keys() == before.keys()
+        for pid, v in before.items():
+            np.testing.assert_allclose(after[pid], v, rtol=1e-6)
+        assert _top(ix, {**ONLY_CLIP, "bm25": 0.0})[0] == B
+
+
+def test_both_vector_stores_take_a_framework_text_model(embedder):
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    from langchain_core.embeddings import Embeddings
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.schema import TextNode
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+
+    from mm_rag_plugin.integrations.langchain.embeddings import OpenCLIPEmbeddings
+    from mm_rag_plugin.integrations.langchain.vectorstores import MultiModalVectorStore as LCStore
+    from mm_rag_plugin.integrations.llama_index.embeddings import OpenCLIPEmbedding
+    from mm_rag_plugin.integrations.llama_index.vector_stores import MultiModalVectorStore as LIStore
+
+    words = HashedWords()
+
+    class WordsEmbeddings(Embeddings):  # the user's LangChain model
+        model: str = "hashed-words"
+
+        def embed_documents(self, texts):
+            return words.embed_documents(texts).tolist()
+
+        def embed_query(self, text):
+            return words.embed_query(text).tolist()
+
+    class WordsEmbedding(BaseEmbedding):  # the user's LlamaIndex model
+        def _get_text_embedding(self, text):
+            return words.embed_query(text).tolist()
+
+        def _get_query_embedding(self, query):
+            return words.embed_query(query).tolist()
+
+        async def _aget_query_embedding(self, query):
+            return self._get_query_embedding(query)
+
+    texts = [A, B, *FILLER]
+    lc = LCStore(OpenCLIPEmbeddings(embedder=embedder), text_embedder=WordsEmbeddings())
+    lc.add_texts(texts, ids=[f"t{i}" for i in range(len(texts))])
+    assert lc.index.text_model["kind"] == "langchain" and lc.index.text_model["model"] == "hashed-words"
+    top = lc.hybrid_search("automobile", k=5, weights={**ONLY_CLIP, "bm25": 0.0})
+    assert top[0].page_content == B
+    assert lc.hybrid_search("automobile", k=5, weights={**ONLY_CLIP, "text_model": 0.0})[0].page_content == A
+
+    li = LIStore(embed_model=OpenCLIPEmbedding(embedder=embedder), text_embedder=WordsEmbedding(model_name="hashed-words"))
+    nodes = [TextNode(id_=f"n{i}", text=t, embedding=embedder.embed_texts([t])[0].tolist()) for i, t in enumerate(texts)]
+    li.add(nodes)
+    assert li._index.text_model["kind"] == "llama_index"
+    query = VectorStoreQuery(query_str="automobile", mode=VectorStoreQueryMode.HYBRID, similarity_top_k=5, hybrid_top_k=5)
+    got = li.query(query, weights={**ONLY_CLIP, "bm25": 0.0})
+    assert got.ids[0] == "n1"
+    assert li.query(query, weights={**ONLY_CLIP, "text_model": 0.0}).ids[0] == "n0"

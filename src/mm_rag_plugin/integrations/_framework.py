@@ -114,6 +114,14 @@ class FrameworkTextModel:
         return unit_rows(vec, self.framework)[0]
 
 
+def as_text_model(model: Any, framework: str) -> Any:
+    """A store's ``text_embedder=``: a :class:`~mm_rag_plugin.types.TextEmbedder` as it is, a
+    framework's embedding model wrapped (:class:`FrameworkTextModel`), ``None`` as it is."""
+    if model is None or (callable(getattr(model, "identity", None)) and hasattr(model, "embed_documents")):
+        return model
+    return FrameworkTextModel(model, framework)
+
+
 def open_store_index(
     embedder: Any,
     *,
@@ -121,6 +129,7 @@ def open_store_index(
     index: MultiModalIndex | None = None,
     create: bool = True,
     model_arg: str = "embedder=",
+    text_embedder: Any = None,
     **kwargs: Any,
 ) -> MultiModalIndex:
     """The index a framework vector store works on: *index* as given (checked against *embedder*),
@@ -132,7 +141,11 @@ def open_store_index(
             raise ConfigurationError("pass index= or path= / url= / client=, not both")
         if embedder is not None and not index.keyword_only and index.embedder is not embedder:
             index.attach(embedder)
+        if text_embedder is not None and index.text_embedder is not text_embedder:
+            index.attach_text(text_embedder)
         return index
+    if text_embedder is not None:
+        kwargs["text_embedder"] = text_embedder
     kwargs.setdefault("show_progress", False)
     if embedder is None and kwargs.get("dim") is None and not kwargs.get("keyword_only"):
         try:
@@ -158,6 +171,11 @@ def open_store_index(
             from ..retrievers.manifest import load_model
 
             opened.attach(load_model(model))
+        tm = opened.text_model
+        if tm is not None and opened.text_embedder is None and tm.get("kind") == "sentence-transformers":
+            from ..embeddings.text_model import load_text_model
+
+            opened.attach_text(load_text_model(tm))  # any other text model must be passed (text_embedder=)
     except BaseException:
         opened.close()
         raise
