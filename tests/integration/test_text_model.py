@@ -252,3 +252,25 @@ def test_both_vector_stores_take_a_framework_text_model(embedder):
     got = li.query(query, weights={**ONLY_CLIP, "bm25": 0.0})
     assert got.ids[0] == "n1"
     assert li.query(query, weights={**ONLY_CLIP, "text_model": 0.0}).ids[0] == "n0"
+
+
+def test_pipeline_takes_a_text_model_and_the_cli_names_its_extra(tmp_path, embedder, model_env):
+    from mm_rag_plugin import MultiModalRAG
+    from tests._cli import run
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate([A, B, *FILLER]):
+        (docs / f"d{i}.md").write_text(text + "\n", encoding="utf-8")
+    weights = {**ONLY_CLIP, "bm25": 0.0}
+    with MultiModalRAG(tmp_path / "ix", embedder=embedder, text_model=HashedWords(), retriever_options={"weights": weights}) as rag:
+        assert not rag.ingest(docs, workers=0).errors
+        assert rag.index.text_model["name"] == "hashed-words"
+        assert rag.search("automobile", k=1)[0].chunk.text.strip() == B
+    with pytest.raises(ConfigurationError, match="cannot be loaded by name"):
+        MultiModalRAG(tmp_path / "ix", embedder=embedder)
+    try:  # the CLI's --text-model is a sentence-transformers model (extra "text")
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        code, _, err = run("ingest", str(docs), "--index", str(tmp_path / "ix2"), "--text-model", "some/model", "-q")
+        assert code != 0 and "mm-rag-plugin[text]" in err and len(err.strip().splitlines()) == 1
