@@ -57,6 +57,7 @@ environment:
   MM_RAG_DEVICE          cuda, mps or cpu (--device)
   MM_RAG_PRECISION       auto, fp32, bf16 or fp16 (--precision)
   MM_RAG_QUANTIZATION    int8 or binary, for a new index (--quantization)
+  MM_RAG_TEXT_MODEL      sentence-transformers model beside CLIP, for a new index (--text-model)
   MM_RAG_TEXT_TOWER      0 turns off the cached NumPy text tower of CPU text queries (loads the whole model)
   GOOGLE_API_KEY         Gemini API key for `ask` (or GEMINI_API_KEY); without one answers are extractive
   GEMINI_API_KEY         the same, when GOOGLE_API_KEY is not set
@@ -170,9 +171,15 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("-q", "--quiet", action="store_true", help="no progress bars (shown only on a terminal)")
     output.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks")
-    searching = [base, model, precision, keyword, server, output]
+    text_model = argparse.ArgumentParser(add_help=False)
+    text_model.add_argument(
+        "--text-model", default=os.environ.get("MM_RAG_TEXT_MODEL") or None,
+        help="a sentence-transformers model (hub name or folder) beside CLIP: a new index stores its vectors too, "
+        "searched as the text_model list ($MM_RAG_TEXT_MODEL; an index that has one loads it by itself)",
+    )
+    searching = [base, model, precision, text_model, keyword, server, output]
     parents = {
-        "ingest": [base, model, precision, keyword, server, quantization, output],
+        "ingest": [base, model, precision, text_model, keyword, server, quantization, output],
         "query": searching, "ask": searching, "eval": searching, "delete": searching, "copy": searching,
         "info": [base, keyword, server, output],
         "verify": [base, server, quiet_keyword, output],
@@ -182,7 +189,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     defaults = dict(
         model=None, pretrained=None, checkpoint=None, device=None, precision=None, keyword_only=False, url=None,
         collection="mm_rag", qdrant_api_key=os.environ.get("QDRANT_API_KEY"),
-        quantization=os.environ.get("MM_RAG_QUANTIZATION") or None,
+        quantization=os.environ.get("MM_RAG_QUANTIZATION") or None, text_model=None,
     )
 
     p = argparse.ArgumentParser(
@@ -345,6 +352,7 @@ def _open(args: argparse.Namespace, err: TextIO, *, create: bool = False):
         show_progress=_progress(args),
         quantization=args.quantization,
         blobs=getattr(args, "blobs", None),
+        text_model=args.text_model,
     )
     if rag.notice:
         print(f"note: {one_line(rag.notice)}", file=err)

@@ -145,7 +145,10 @@ class MultiModalRAG:
     ``GEMINI_API_KEY`` is set, else the extractive fallback). *retriever_options* go to
     :class:`~mm_rag_plugin.FusedRetriever`, *reader_options* to the readers (``ocr``,
     ``chunk_size`` ...). *quantization* (``"int8"`` / ``"binary"``, new indexes): Qdrant's
-    quantization of the dense vectors.
+    quantization of the dense vectors. *text_model*: a text model beside CLIP (a
+    :class:`~mm_rag_plugin.types.TextEmbedder`, or a sentence-transformers name or folder): a new
+    index stores its vectors too and searches add its ``text_model`` list; an existing index must
+    have been built with it (one that has a sentence-transformers model loads it by itself).
 
     ``index`` is the :class:`~mm_rag_plugin.MultiModalIndex`, ``retriever`` the
     :class:`~mm_rag_plugin.FusedRetriever` over it (hand it to the LangChain or LlamaIndex
@@ -178,6 +181,7 @@ class MultiModalRAG:
         quantization: Literal["int8", "binary"] | None = None,
         blobs: str | os.PathLike[str] | None = None,
         blob_options: Mapping[str, Any] | None = None,
+        text_model: Any = None,
     ) -> None:
         from .retrievers.engine import check_quantization
         from .retrievers.index import MultiModalIndex
@@ -201,6 +205,13 @@ class MultiModalRAG:
 
         from_env = any(os.environ.get(v) for v in (ENV_MODEL, ENV_PRETRAINED, ENV_CHECKPOINT))
 
+        text_embedder: Any = text_model
+        if isinstance(text_model, str | os.PathLike):
+            if keyword_only:
+                raise ConfigurationError("a text model is a dense model: do not combine it with keyword-only search")
+            from .embeddings.text_model import SentenceTransformerTextEmbedder
+
+            text_embedder = SentenceTransformerTextEmbedder(text_model, device=device)
         index: MultiModalIndex | None = None
         if keyword_only:
             index = MultiModalIndex(self.index_dir, keyword_only=True, create=create, **common)
@@ -244,8 +255,12 @@ class MultiModalRAG:
                         model = embedder
                     if index is not None:
                         index.attach(model)
+                        if text_embedder is not None:
+                            index.attach_text(text_embedder)
                     else:
-                        index = MultiModalIndex(self.index_dir, embedder=model, quantization=quantization, **common)
+                        index = MultiModalIndex(
+                            self.index_dir, embedder=model, quantization=quantization, text_embedder=text_embedder, **common
+                        )
                 except BaseException:
                     if index is not None:
                         index.close()

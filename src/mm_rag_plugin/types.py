@@ -29,6 +29,7 @@ __all__ = [
     "ReadResult",
     "Retriever",
     "TextChunk",
+    "TextEmbedder",
 ]
 
 #: ``(x0, y0, x1, y1)``, origin top-left: PDF points for PDF pages, pixels for images.
@@ -203,6 +204,27 @@ class Embedder(Protocol):
     def embed_images(self, images: Sequence[ImageInput], *, on_error: str = "raise") -> Any: ...
 
     def embed_query(self, text: str | None = None, *, image: ImageInput | None = None) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """A text embedding model beside CLIP (an index's optional second dense vector, ``text``).
+
+    ``embed_documents`` and ``embed_query`` return L2-normalised float32 rows (one per text; one
+    vector); ``dim`` is their size; ``identity()`` is what the index manifest records for it (a
+    JSON object with at least ``name``), compared when the index is opened again. Adapters:
+    :class:`~mm_rag_plugin.embeddings.text_model.SentenceTransformerTextEmbedder`, and in the
+    integrations packages one over a LangChain ``Embeddings`` and one over a LlamaIndex
+    ``BaseEmbedding``."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def identity(self) -> dict[str, Any]: ...
 
 
 @runtime_checkable

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..types import Chunk, Embedder, FileError, ImageChunk
 
-__all__ = ["ChunkError", "Embedded", "embed_chunks", "vector_problem"]
+__all__ = ["ChunkError", "Embedded", "embed_chunk_texts", "embed_chunks", "vector_problem"]
 
 #: Below this norm a vector counts as all zeros (no direction to compare by cosine).
 _MIN_NORM = 1e-6
@@ -126,4 +126,30 @@ def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk]) -> Embedded:
         v = np.asarray(row, dtype=np.float32).reshape(-1)
         vectors[i] = v / np.float32(np.linalg.norm(v))
     errors = tuple(ChunkError(i, _name(chunks[i]), *problems[i]) for i in sorted(problems))
+    return Embedded(vectors, errors)
+
+
+def embed_chunk_texts(model: Any, chunks: Sequence[Chunk]) -> Embedded:
+    """The text-model vectors of *chunks* (a :class:`~mm_rag_plugin.types.TextEmbedder`): a text
+    chunk's text, an image chunk's caption, alt and OCR text, in one ``embed_documents`` call; a
+    chunk without text gets ``None`` (no error: the vector is absent from its point), a bad row an
+    error naming its file, as :func:`embed_chunks` does."""
+    from .text_model import unit_rows
+
+    n = len(chunks)
+    vectors: list[np.ndarray | None] = [None] * n
+    todo = [i for i, c in enumerate(chunks) if c.search_text.strip()]
+    problems: dict[int, str] = {}
+    if todo:
+        rows = unit_rows(model.embed_documents([chunks[i].search_text for i in todo]))
+        if len(rows) != len(todo):
+            raise InvalidInputError(f"the text model returned {len(rows)} vectors for {len(todo)} texts")
+        dim = int(model.dim)
+        for i, row in zip(todo, rows, strict=True):
+            problem = vector_problem(row, dim)
+            if problem is not None:
+                problems[i] = f"text model: {problem}"
+            else:
+                vectors[i] = row
+    errors = tuple(ChunkError(i, _name(chunks[i]), problems[i]) for i in sorted(problems))
     return Embedded(vectors, errors)

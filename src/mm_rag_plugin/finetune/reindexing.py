@@ -133,6 +133,7 @@ def reindex(
                 work, embedder=embedder, bm25=old.bm25, quantization=old.quantization,  # type: ignore[arg-type]
                 oversampling=old.oversampling if old.quantization else None, show_progress=False,
                 blobs=old.blobs,  # the same store: the points name their images there
+                text_model=old.text_model,  # the text model's vectors are carried as they are
             )
         except ConfigurationError as exc:
             raise ConfigurationError(
@@ -200,7 +201,7 @@ def _copy_points(
                 done = embed_chunks(embedder, chunks)  # the one loop, the one error rule
                 for e in done.errors:
                     (skipped if skip_unreadable else bad).append(str(e))
-                points = [Point(p.id, vec, p.sparse, p.payload) for p, vec in zip(todo, done.vectors, strict=True) if vec is not None]
+                points = [Point(p.id, vec, p.sparse, p.payload, p.text) for p, vec in zip(todo, done.vectors, strict=True) if vec is not None]
             new.write_points(points)  # committed: a rerun skips these
             embedded += len(points)
             texts += sum(1 for p in points if p.payload.get("kind") != "image")
@@ -243,7 +244,7 @@ def _refresh_payloads(new: Any, points: Sequence[Any]) -> None:
     stale = [p for p in points if p.id in stored and stored[p.id].payload != p.payload]
     if stale:
         vectors = new.vectors([p.id for p in stale])
-        new.write_points([Point(p.id, vectors[p.id], p.sparse, p.payload) for p in stale if p.id in vectors])
+        new.write_points([Point(p.id, vectors[p.id], p.sparse, p.payload, p.text) for p in stale if p.id in vectors])
 
 
 def _drop_extra(old: Any, new: Any) -> None:

@@ -74,6 +74,54 @@ class ForeignTextEmbedder:
         raise ConfigurationError(f"{self.name} embeds text only; images need a CLIP model (OpenCLIPEmbeddings / OpenCLIPEmbedding)")
 
 
+class FrameworkTextModel:
+    """A framework's text embedding model (a LangChain ``Embeddings`` or a LlamaIndex
+    ``BaseEmbedding``) as an index's text model beside CLIP (:class:`~mm_rag_plugin.types.TextEmbedder`):
+    rows L2-normalised, identified by its class and model name (``name=`` overrides the model name,
+    for a model whose object does not say which weights it holds)."""
+
+    def __init__(self, model: Any, framework: str, *, name: str | None = None) -> None:
+        self.model = model
+        self.framework = framework
+        self.model_name = name or next(
+            (getattr(model, a) for a in ("model", "model_name") if isinstance(getattr(model, a, None), str)), None
+        )
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.embed_query("dimension").shape[0])
+        return self._dim
+
+    def identity(self) -> dict[str, Any]:
+        cls = type(self.model)
+        return {"kind": self.framework, "name": f"{cls.__module__}.{cls.__qualname__}", "model": self.model_name}
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        from ..embeddings.text_model import unit_rows
+
+        if hasattr(self.model, "embed_documents"):
+            rows = self.model.embed_documents(list(texts))
+        else:
+            rows = self.model.get_text_embedding_batch(list(texts))
+        return unit_rows(np.asarray(rows, dtype=np.float32).reshape(len(texts), -1), self.framework)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        from ..embeddings.text_model import unit_rows
+
+        vec = self.model.embed_query(text) if hasattr(self.model, "embed_query") else self.model.get_query_embedding(text)
+        return unit_rows(vec, self.framework)[0]
+
+
+def as_text_model(model: Any, framework: str) -> Any:
+    """A store's ``text_embedder=``: a :class:`~mm_rag_plugin.types.TextEmbedder` as it is, a
+    framework's embedding model wrapped (:class:`FrameworkTextModel`), ``None`` as it is."""
+    if model is None or (callable(getattr(model, "identity", None)) and hasattr(model, "embed_documents")):
+        return model
+    return FrameworkTextModel(model, framework)
+
+
 def open_store_index(
     embedder: Any,
     *,
@@ -81,6 +129,7 @@ def open_store_index(
     index: MultiModalIndex | None = None,
     create: bool = True,
     model_arg: str = "embedder=",
+    text_embedder: Any = None,
     **kwargs: Any,
 ) -> MultiModalIndex:
     """The index a framework vector store works on: *index* as given (checked against *embedder*),
@@ -92,7 +141,11 @@ def open_store_index(
             raise ConfigurationError("pass index= or path= / url= / client=, not both")
         if embedder is not None and not index.keyword_only and index.embedder is not embedder:
             index.attach(embedder)
+        if text_embedder is not None and index.text_embedder is not text_embedder:
+            index.attach_text(text_embedder)
         return index
+    if text_embedder is not None:
+        kwargs["text_embedder"] = text_embedder
     kwargs.setdefault("show_progress", False)
     if embedder is None and kwargs.get("dim") is None and not kwargs.get("keyword_only"):
         try:
@@ -118,6 +171,11 @@ def open_store_index(
             from ..retrievers.manifest import load_model
 
             opened.attach(load_model(model))
+        tm = opened.text_model
+        if tm is not None and opened.text_embedder is None and tm.get("kind") == "sentence-transformers":
+            from ..embeddings.text_model import load_text_model
+
+            opened.attach_text(load_text_model(tm))  # any other text model must be passed (text_embedder=)
     except BaseException:
         opened.close()
         raise

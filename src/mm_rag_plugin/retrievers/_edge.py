@@ -50,6 +50,7 @@ from .engine import (
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     SPARSE,
+    TEXT,
     Found,
     ListQuery,
     Point,
@@ -274,6 +275,7 @@ class EdgeEngine:
         self.search_threads = search_threads
         self.shard: Any = None
         self.has_dense = False
+        self.has_text = False
         self._params: Any = None
         self._list_params: dict[str | None, Any] = {}
         self._id_text: dict[int, str] = {}
@@ -323,11 +325,13 @@ class EdgeEngine:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"{self.manifest_path}: cannot write the index manifest ({exc.strerror or exc})") from exc
 
-    def _config(self, dim: int | None) -> Any:
+    def _config(self, dim: int | None, text_dim: int | None = None) -> Any:
         qe = self.qe
         vectors = {}
         if dim:
             vectors[DENSE] = qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine)
+        if text_dim:
+            vectors[TEXT] = qe.EdgeVectorParams(size=int(text_dim), distance=qe.Distance.Cosine)
         return qe.EdgeConfig(
             vectors=vectors or None,
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
@@ -347,11 +351,12 @@ class EdgeEngine:
 
     def create(self, manifest: dict[str, Any]) -> None:
         dim = manifest.get("dim")
+        text_dim = (manifest.get("text_model") or {}).get("dim")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             _check_space(self.folder, MIN_FREE_CREATE, "create the index")
             with _quiet():
-                self.shard = self.qe.EdgeShard.create(str(self.folder / SHARD_DIR), self._config(dim))
+                self.shard = self.qe.EdgeShard.create(str(self.folder / SHARD_DIR), self._config(dim, text_dim))
                 for key in KEYWORD_FIELDS:
                     self.shard.update(self.qe.UpdateOperation.create_field_index(key, self.qe.PayloadSchemaType.Keyword))
                 for key in INTEGER_FIELDS:
@@ -362,6 +367,7 @@ class EdgeEngine:
         except Exception as exc:
             raise StoreError(f"{self.folder}: cannot create the Qdrant Edge shard ({exc})") from exc
         self.has_dense = bool(dim)
+        self.has_text = bool(text_dim)
         self._set_params()
         self.write_manifest(manifest)  # last: a folder with a manifest has a complete shard
 
@@ -386,6 +392,7 @@ class EdgeEngine:
         except (OSError, ValueError):
             config = {}
         self.has_dense = DENSE in (config.get("vectors") or {})
+        self.has_text = TEXT in (config.get("vectors") or {})
         stored = config.get("quantization_config") or {}
         if self.quantization is None and ("scalar" in stored or "binary" in stored):
             # a quantized shard keeps its quantization: search it with that kind's default oversampling
@@ -467,6 +474,8 @@ class EdgeEngine:
             vec: dict[str, Any] = {}
             if p.dense is not None:
                 vec[DENSE] = p.dense.tolist()
+            if p.text is not None:
+                vec[TEXT] = p.text.tolist()
             if len(p.sparse):
                 vec[SPARSE] = qe.SparseVector(p.sparse.indices.tolist(), p.sparse.values.tolist())
             structs.append(qe.Point(p.id, vec, p.payload))
@@ -556,7 +565,7 @@ class EdgeEngine:
         if q.sparse is not None:
             vec: Any = qe.SparseVector(q.sparse.indices.tolist(), q.sparse.values.tolist())
             return qe.Query.Nearest(vec, using=SPARSE), None
-        return qe.Query.Nearest(np.asarray(q.dense, dtype=np.float32).tolist(), using=DENSE), self._list_params.get(q.kind, self._params)
+        return qe.Query.Nearest(np.asarray(q.dense, dtype=np.float32).tolist(), using=q.using), self._list_params.get(q.kind, self._params)
 
     def search(
         self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], *, with_payload: bool = False, with_vector: bool = False

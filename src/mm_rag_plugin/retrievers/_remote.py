@@ -32,6 +32,7 @@ from .engine import (
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     SPARSE,
+    TEXT,
     Found,
     ListQuery,
     Point,
@@ -103,6 +104,7 @@ class RemoteEngine:
                 quantization=m.QuantizationSearchParams(rescore=True, oversampling=oversampling)
             )
         self.has_dense = False
+        self.has_text = False
 
     @contextlib.contextmanager
     def _mapped(self, what: str) -> Iterator[None]:
@@ -124,6 +126,7 @@ class RemoteEngine:
             info = self.client.get_collection(self.collection)
         vectors = info.config.params.vectors
         self.has_dense = isinstance(vectors, dict) and DENSE in vectors
+        self.has_text = isinstance(vectors, dict) and TEXT in vectors
         meta = info.config.metadata or {}
         found = meta.get(_META_KEY)
         if not isinstance(found, dict):
@@ -134,6 +137,9 @@ class RemoteEngine:
         m = self.models
         dim = manifest.get("dim")
         vectors = {DENSE: m.VectorParams(size=int(dim), distance=m.Distance.COSINE)} if dim else {}
+        text_dim = (manifest.get("text_model") or {}).get("dim")
+        if text_dim:
+            vectors[TEXT] = m.VectorParams(size=int(text_dim), distance=m.Distance.COSINE)
         with self._mapped("creating the collection"):
             self.client.create_collection(
                 self.collection,
@@ -149,6 +155,7 @@ class RemoteEngine:
                 for key in INTEGER_FIELDS:
                     self.client.create_payload_index(self.collection, key, m.PayloadSchemaType.INTEGER)
         self.has_dense = bool(dim)
+        self.has_text = bool(text_dim)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         with self._mapped("updating the manifest"):
@@ -184,6 +191,8 @@ class RemoteEngine:
             vec: dict[str, Any] = {}
             if p.dense is not None:
                 vec[DENSE] = p.dense.tolist()
+            if p.text is not None:
+                vec[TEXT] = p.text.tolist()
             if len(p.sparse):
                 vec[SPARSE] = m.SparseVector(indices=p.sparse.indices.tolist(), values=p.sparse.values.tolist())
             structs.append(m.PointStruct(id=p.id, vector=vec, payload=p.payload))
@@ -248,7 +257,7 @@ class RemoteEngine:
             query: Any = m.SparseVector(indices=q.sparse.indices.tolist(), values=q.sparse.values.tolist())
             using = SPARSE
         else:
-            query, using = np.asarray(q.dense, dtype=np.float32).tolist(), DENSE
+            query, using = np.asarray(q.dense, dtype=np.float32).tolist(), q.using
         kw: dict[str, Any] = dict(query=query, using=using, filter=build(conds, self.kit), limit=q.limit, **extra)
         if q.sparse is None and self._search_params is not None:
             kw["params"] = self._search_params

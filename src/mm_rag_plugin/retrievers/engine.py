@@ -32,13 +32,16 @@ from ._filters import Condition, FilterKit
 from .bm25 import SparseVector
 
 __all__ = [
-    "DENSE", "QUANTIZATIONS", "SPARSE", "Engine", "Found", "ListQuery", "Point", "TextSafeEngine", "check_quantization",
+    "DENSE", "QUANTIZATIONS", "SPARSE", "TEXT", "Engine", "Found", "ListQuery", "Point", "TextSafeEngine", "check_quantization",
     "dense_vectors", "ranked", "record_to_point", "sources_payload", "tie_margin",
 ]
 
 #: Vector names in the store: one shared CLIP space, and BM25.
 DENSE = "clip"
 SPARSE = "bm25"
+#: The optional text-model vector (an index built with ``text_embedder=``): absent from a point
+#: without text (an image with no caption, alt or OCR text).
+TEXT = "text"
 
 #: Accepted ``quantization`` values, and the default oversampling of each (both engines).
 QUANTIZATIONS = (None, "int8", "binary")
@@ -55,6 +58,7 @@ class Point:
     dense: np.ndarray | None  # unit float32; None in a keyword-only index
     sparse: SparseVector  # may be empty
     payload: dict[str, Any]  # holds "kind" and "sources" (every path the content was found at)
+    text: np.ndarray | None = None  # unit float32 from the index's text model; None: no text model, or no text
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,7 @@ class ListQuery:
     sparse: SparseVector | None = None
     kind: str | None = None
     min_score: float | None = None
+    using: str = DENSE  # the dense vector searched: CLIP's, or TEXT
 
 
 #: ``fetch(payload_ids, vector_ids) -> (payloads, vectors)``: reads hits' payloads and vectors on demand.
@@ -115,6 +120,7 @@ class Engine(Protocol):
     name: str
     where: str
     has_dense: bool
+    has_text: bool
     quantization: str | None
     oversampling: float | None
     kit: FilterKit
@@ -279,12 +285,15 @@ def record_to_point(pid: str, vector: Any, payload: Any) -> Point:
     """A :class:`Point` from a stored record (Qdrant Edge's or qdrant-client's: a dict of named
     vectors, the sparse one with ``indices`` and ``values``)."""
     vec = vector if isinstance(vector, dict) else {}
-    dense, sp = vec.get(DENSE), vec.get(SPARSE)
+    dense, sp, text = vec.get(DENSE), vec.get(SPARSE), vec.get(TEXT)
     if sp is not None:
         sparse = SparseVector(np.asarray(sp.indices, np.uint32), np.asarray(sp.values, np.float32))
     else:
         sparse = SparseVector(np.empty(0, np.uint32), np.empty(0, np.float32))
-    return Point(pid, None if dense is None else np.asarray(dense, np.float32), sparse, dict(payload or {}))
+    return Point(
+        pid, None if dense is None else np.asarray(dense, np.float32), sparse, dict(payload or {}),
+        None if text is None else np.asarray(text, np.float32),
+    )
 
 
 def dense_vectors(records: Iterable[Any]) -> dict[str, np.ndarray]:

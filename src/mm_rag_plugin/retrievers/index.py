@@ -51,7 +51,7 @@ from .._payload import chunk_to_payload, payload_problem, payload_to_chunk
 from ..embeddings.batch import vector_problem
 from ..errors import ConfigurationError, IndexNotFoundError, InvalidInputError, StoreError, echo
 from ..ids import content_hash, stable_id
-from ..types import Chunk, Embedder, ImageChunk, ReadResult, TextChunk
+from ..types import Chunk, Embedder, ImageChunk, ReadResult, TextChunk, TextEmbedder
 from ._filters import Condition
 from ._lock import FolderLock
 from ._shared import Hold, folder_key, join
@@ -124,7 +124,12 @@ class MultiModalIndex:
 
     ``quantization="int8"`` or ``"binary"`` (a new index): Qdrant's scalar or binary quantization of
     the dense vectors, kept in RAM, with rescoring by the originals (``oversampling``, default 3
-    and 10). Other keyword arguments go to ``qdrant_client.QdrantClient`` with ``url=`` (``timeout=``,
+    and 10). ``text_embedder=``: a text model beside CLIP (a
+    :class:`~mm_rag_plugin.types.TextEmbedder`): a new index records it and stores a second dense
+    vector, ``text``, for every chunk with text (an image's from its caption, alt and OCR text); an
+    existing one must be opened with that model (or none, to search without its list: see
+    :class:`~.retriever.FusedRetriever`). ``text_model=``: the identity of a new index's text model
+    whose vectors you supply (copies, reindex). Other keyword arguments go to ``qdrant_client.QdrantClient`` with ``url=`` (``timeout=``,
     ``prefer_grpc=`` ...); anywhere else they are an error.
     """
 
@@ -147,6 +152,8 @@ class MultiModalIndex:
         oversampling: float | None = None,
         blobs: str | os.PathLike[str] | None = None,
         blob_options: Mapping[str, Any] | None = None,
+        text_embedder: TextEmbedder | None = None,
+        text_model: Mapping[str, Any] | None = None,
         **client_kwargs: Any,
     ) -> None:
         from .blobstore import blob_url
@@ -160,6 +167,17 @@ class MultiModalIndex:
             )
         if embedder is not None and keyword_only:
             raise ConfigurationError("keyword_only=True searches without a model: do not pass embedder=")
+        if (text_embedder is not None or text_model is not None) and keyword_only:
+            raise ConfigurationError("keyword_only=True searches without a model: do not pass text_embedder=")
+        self.text_embedder = text_embedder
+        given_text = None
+        if text_embedder is not None:
+            from ..embeddings.text_model import text_model_identity
+
+            given_text = text_model_identity(text_embedder)
+        elif text_model is not None:
+            given_text = dict(text_model)
+        self._new_text_model = given_text
         self.quantization, self.oversampling = check_quantization(quantization, oversampling)
         given_blobs = None if blobs is None else blob_url(blobs)  # a bad URL fails before anything is opened
         self._blob_options = dict(blob_options or {})  # may hold secrets: used, never recorded
@@ -187,6 +205,7 @@ class MultiModalIndex:
 
                 self._start(lambda: TextSafeEngine(EdgeEngine(self.path, quantization=quantization, oversampling=self.oversampling)))
             self._open(embedder, dim, bm25, keyword_only, create, given_blobs)
+            self._check_text_model(given_text)
         except BaseException:
             self.close()
             raise
@@ -313,6 +332,40 @@ class MultiModalIndex:
                 "store holds none; restore the folder from a backup, or re-ingest into a new index folder"
             )
 
+    def _check_text_model(self, given: Mapping[str, Any] | None) -> None:
+        """The text model given on open must be the one the index records (none: its list is
+        searched only once one is attached); a store whose vectors disagree with the manifest is
+        a damaged index."""
+        from ..embeddings.text_model import describe_text_model, same_text_model
+
+        stored = self.manifest.get("text_model")
+        if bool(stored) != bool(getattr(self._engine, "has_text", False)):
+            raise StoreError(
+                f"{self._manifest_where()}: damaged index: the manifest {'records' if stored else 'records no'} text model but the "
+                f"store was created {'without' if stored else 'with'} text vectors; restore it from a backup, "
+                "or re-ingest into a new index folder"
+            )
+        if given is None:
+            return
+        if stored is None:
+            raise ConfigurationError(
+                f"{self.where}: the index was built without a text model, so it cannot take {describe_text_model(given)}; "
+                "open it without text_embedder=, or ingest into a new index folder"
+            )
+        if not same_text_model(stored, given):
+            raise ConfigurationError(
+                f"{self.where}: the index was built with text model {describe_text_model(stored)}, not "
+                f"{describe_text_model(given)}; an index never mixes models: use the index's text model, "
+                "or ingest into a new index folder"
+            )
+
+    def attach_text(self, text_embedder: TextEmbedder) -> None:
+        """Use *text_embedder* for :meth:`add` and the ``text_model`` list; it must be the index's text model."""
+        from ..embeddings.text_model import text_model_identity
+
+        self._check_text_model(text_model_identity(text_embedder))
+        self.text_embedder = text_embedder
+
     def _check_model(self, embedder: Embedder) -> None:
         model = self.manifest["model"]
         given = model_identity(embedder, model)
@@ -357,6 +410,8 @@ class MultiModalIndex:
             "bm25": self.bm25.config(),
             "points": 0,
         }
+        if self._new_text_model is not None:
+            self.manifest["text_model"] = self._new_text_model
         if blobs is not None:
             self.manifest["blobs"] = blobs
         self.keyword_search_only = keyword_only
@@ -374,6 +429,16 @@ class MultiModalIndex:
     def model(self) -> dict[str, Any] | None:
         """The identity of the model the index was built with (``None``: keyword-only)."""
         return self.manifest.get("model")
+
+    @property
+    def text_model(self) -> dict[str, Any] | None:
+        """The identity of the index's text model (``None``: the index has none)."""
+        return self.manifest.get("text_model")
+
+    @property
+    def text_dim(self) -> int | None:
+        tm = self.text_model
+        return None if tm is None else int(tm["dim"])
 
     @property
     def keyword_only(self) -> bool:
@@ -432,6 +497,7 @@ class MultiModalIndex:
                 f"{self.where}: add() embeds chunks with the index's model ({describe_model(self.model)}); "
                 "open the index with embedder= that model"
             )
+        self._need_text_model("add()")
         report = ingest(
             self,
             items,
@@ -442,9 +508,28 @@ class MultiModalIndex:
         )
         return report
 
+    def _need_text_model(self, what: str) -> None:
+        if self.text_model is not None and self.text_embedder is None:
+            from ..embeddings.text_model import describe_text_model
+
+            raise ConfigurationError(
+                f"{self.where}: {what} embeds chunks with the index's text model ({describe_text_model(self.text_model)}) too; "
+                "open the index with text_embedder= that model"
+            )
+
+    def text_vectors(self, chunks: Sequence[Chunk]) -> Any:
+        """The text-model vectors of *chunks* (:func:`~..embeddings.batch.embed_chunk_texts`), or
+        ``None`` when the index has no text model."""
+        if self.text_model is None:
+            return None
+        self._need_text_model("storing chunks")
+        from ..embeddings.batch import embed_chunk_texts
+
+        return embed_chunk_texts(self.text_embedder, chunks)
+
     def add_embedded(self, chunks: Sequence[Chunk], vectors: np.ndarray | None) -> int:
         """Store chunks with precomputed dense vectors (one row each; ``None`` for a keyword-only
-        index). Returns how many were new."""
+        index); an index with a text model embeds their text with it. Returns how many were new."""
         if vectors is None:
             rows: list[np.ndarray | None] = [None] * len(chunks)
         else:
@@ -452,9 +537,13 @@ class MultiModalIndex:
             if vectors.shape != (len(chunks), self.dim):
                 raise InvalidInputError(f"expected vectors of shape ({len(chunks)}, {self.dim}), got {vectors.shape}")
             rows = list(vectors)
+        texted = self.text_vectors(chunks)
+        if texted is not None and texted.errors:
+            raise InvalidInputError(str(texted.errors[0]), source=texted.errors[0].source)
+        texts = [None] * len(chunks) if texted is None else texted.vectors
         points: dict[str, Point] = {}
-        for chunk, vec in zip(chunks, rows, strict=True):
-            p = self.make_point(chunk, vec)
+        for chunk, vec, tv in zip(chunks, rows, texts, strict=True):
+            p = self.make_point(chunk, vec, text=tv)
             if p.id in points:
                 points[p.id].payload["sources"] = _merged(points[p.id].payload["sources"], [chunk.source])
             else:
@@ -635,11 +724,14 @@ class MultiModalIndex:
             return None
 
     def make_point(
-        self, chunk: Chunk, vector: np.ndarray | None, *, key: str | None = None, point_id: str | None = None
+        self, chunk: Chunk, vector: np.ndarray | None, *, key: str | None = None, point_id: str | None = None,
+        text: np.ndarray | None = None,
     ) -> Point:
         """A point for *chunk* with its dense *vector* (refused when not finite, zero, or of the
-        wrong size; ``None`` only in a keyword-only index). With *key* (the framework vector
-        stores) the point is addressed by that id (or *point_id*) instead of by its content."""
+        wrong size; ``None`` only in a keyword-only index) and, in an index with a text model, its
+        *text* vector (:meth:`text_vectors`; ``None`` only for a chunk without text). With *key*
+        (the framework vector stores) the point is addressed by that id (or *point_id*) instead of
+        by its content."""
         pid, payload = self.point_id(chunk)
         if payload.get(_IMAGE_ROOT) == "store":  # the bytes are in the store before a point names them
             assert isinstance(chunk, ImageChunk)
@@ -659,7 +751,22 @@ class MultiModalIndex:
             if problem is not None:
                 raise InvalidInputError(f"{chunk.source}: {problem}; refusing to store it", source=chunk.source)
         sparse = self.bm25.encode_document(chunk.search_text, ocr_words(chunk))
-        return Point(pid, dense, sparse, payload)
+        return Point(pid, dense, sparse, payload, self._text_row(chunk, text))
+
+    def _text_row(self, chunk: Chunk, text: np.ndarray | None) -> np.ndarray | None:
+        if self.text_model is None:
+            if text is not None:
+                raise InvalidInputError(f"{chunk.source}: a text-model vector for an index without a text model", source=chunk.source)
+            return None
+        if text is None:
+            if chunk.search_text.strip():
+                raise InvalidInputError(f"{chunk.source}: no text-model vector for a chunk with text", source=chunk.source)
+            return None
+        row = np.asarray(text, np.float32).reshape(-1)
+        problem = vector_problem(row, int(self.text_model["dim"]))
+        if problem is not None:
+            raise InvalidInputError(f"{chunk.source}: text model: {problem}; refusing to store it", source=chunk.source)
+        return row
 
     def delete_source(self, source: str) -> int:
         """Remove *source* from the index: points found only there are deleted, points also found
@@ -957,6 +1064,11 @@ class MultiModalIndex:
                 yield f"{problem} ({where})"
         elif p.dense is not None:
             yield f"holds a dense vector, but the manifest says the index is keyword-only ({where})"
+        if p.text is not None:
+            if self.text_model is None:
+                yield f"holds a text-model vector, but the manifest records no text model ({where})"
+            elif (problem := vector_problem(p.text, int(self.text_model["dim"]))) is not None:
+                yield f"text model: {problem} ({where})"
         if not _same_sparse(p.sparse, self._expected_sparse(payload)):
             yield f"keyword (BM25) vector does not match the point's text ({where})"
         if payload.get("kind") == "image":
@@ -1045,7 +1157,7 @@ class MultiModalIndex:
         moved.update(image_path=key, image_root="store")
         if digest != payload.get("content_hash"):
             moved["file_hash"] = digest
-        return Point(p.id, p.dense, p.sparse, moved)
+        return Point(p.id, p.dense, p.sparse, moved, p.text)
 
     def _copy_image(self, p: Point, target: MultiModalIndex, copied: set[str]) -> None:
         """Copy point *p*'s image file into *target*'s ``blobs/`` when it is one of this index's
@@ -1084,6 +1196,7 @@ class MultiModalIndex:
         ix._blob_options = dict((blob_options or source._blob_options) if blobs is None else (blob_options or {}))
         ix._blob_store = None
         ix.embedder, ix.batch_size, ix.show_progress = None, source.batch_size, source.show_progress
+        ix.text_embedder = None
         ix.quantization, ix.oversampling = source.quantization, source.oversampling
         ix.remote = remote.get("url") is not None or remote.get("client") is not None
         ix.path = None if path is None else Path(os.path.abspath(Path(path).expanduser()))
@@ -1116,6 +1229,7 @@ class MultiModalIndex:
                 stored["keyword_only"] == manifest["keyword_only"]
                 and stored["bm25"] == manifest["bm25"]
                 and (manifest["keyword_only"] or same_model(stored["model"], manifest["model"]))
+                and stored.get("text_model") == manifest.get("text_model")
             )
             if not same:
                 raise ConfigurationError(

@@ -119,9 +119,19 @@ def ingest(
                 failed = embedded.failed
                 fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
                 vectors = [v for n, v in enumerate(vectors) if n not in failed]
-            for chunk, vec in zip(fresh_chunks, vectors, strict=True):
+            texts: list[np.ndarray | None] = [None] * len(fresh_chunks)
+            texted = index.text_vectors(fresh_chunks) if fresh_chunks else None
+            if texted is not None:  # the index's text model beside CLIP: same error rule
+                for e in texted.errors:
+                    errors.append(e.file_error())
+                    failed_sources.add(fresh_chunks[e.index].source)
+                failed = texted.failed
+                fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
+                vectors = [v for n, v in enumerate(vectors) if n not in failed]
+                texts = [v for n, v in enumerate(texted.vectors) if n not in failed]
+            for chunk, vec, tv in zip(fresh_chunks, vectors, texts, strict=True):
                 try:
-                    point = index.make_point(chunk, vec)
+                    point = index.make_point(chunk, vec, text=tv)
                 except InvalidInputError as exc:
                     errors.append(FileError(chunk.source, str(exc), type(exc).__name__))
                     failed_sources.add(chunk.source)

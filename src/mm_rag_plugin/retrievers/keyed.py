@@ -83,10 +83,14 @@ class KeyedStore:
         repeated ids wins). *extra*: payload fields per item (``ref_doc_id``). Returns the ids.
         The whole call is checked before anything is written."""
         points: dict[str, Point] = {}
+        texted = self.index.text_vectors([chunk for _, chunk, _ in items])  # the index's text model, if any
+        if texted is not None and texted.errors:
+            raise InvalidInputError(str(texted.errors[0]), source=texted.errors[0].source)
         for n, (key, chunk, vector) in enumerate(items):
             if not isinstance(key, str) or not key:
                 raise InvalidInputError(f"ids must be non-empty strings, got {key!r}", source=f"ids[{n}]")
-            point = self.index.make_point(chunk, vector, key=key, point_id=self.point_id(key))
+            tv = None if texted is None else texted.vectors[n]
+            point = self.index.make_point(chunk, vector, key=key, point_id=self.point_id(key), text=tv)
             point.payload["framework"] = framework
             if extra is not None:
                 point.payload.update(extra[n])

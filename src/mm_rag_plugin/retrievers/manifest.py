@@ -9,6 +9,10 @@ Qdrant server)::
      "bm25": {"language": "english", "k1": 1.2, "b": 0.75, "avg_len": 100.0, "tokenizer": 2},
      "blobs": "s3://bucket/prefix"}
 
+``text_model`` (optional) is the identity of the index's text model (``text_embedder=``: a second
+dense vector, ``text``, beside CLIP's): an object with ``name`` and ``dim`` (and what the model's
+``identity()`` adds), compared field by field when the index is opened with a text model.
+
 ``blobs`` (optional) is the URL of the blob store that holds the index's images
 (:mod:`.blobstore`); without it they live in the index folder's ``blobs/``.
 
@@ -213,6 +217,10 @@ def _manifest_problem(data: Mapping[str, Any]) -> str | None:
         problem = blob_url_problem(data["blobs"])
         if problem:
             return problem
+    if "text_model" in data:
+        problem = _text_model_problem(data["text_model"])
+        if problem:
+            return problem
     if not isinstance(bm25, dict):
         return f"bm25 must be an object of BM25 settings, got {echo(bm25)}"
     problem = settings_problem(bm25)
@@ -240,6 +248,17 @@ def _manifest_problem(data: Mapping[str, Any]) -> str | None:
     for key, (ok, wanted) in _WEIGHT_FIELDS.items():
         if not ok(weights.get(key)):
             return f"model.weights.{key} must be {wanted}, got {echo(weights.get(key))}"
+    return None
+
+
+def _text_model_problem(tm: Any) -> str | None:
+    if not isinstance(tm, dict):
+        return f"text_model must be an object naming the text model, got {echo(tm)}"
+    dim = tm.get("dim")
+    if not (_is_int(dim) and 1 <= dim <= MAX_DIM):
+        return f"text_model.dim must be an integer from 1 to {MAX_DIM}, got {echo(dim)}"
+    if not isinstance(tm.get("name"), str):
+        return f"text_model.name must be a string, got {echo(tm.get('name'))}"
     return None
 
 

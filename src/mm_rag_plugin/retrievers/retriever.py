@@ -4,7 +4,9 @@ Lists (each searched ``prefetch_k`` deep, deeper than the final ``k``):
 
 * ``dense_text``: the query vector against text chunks;
 * ``dense_image``: the query vector against images;
-* ``bm25``: the query words against chunk text and image caption / alt / OCR text.
+* ``bm25``: the query words against chunk text and image caption / alt / OCR text;
+* ``text_model`` (an index built with ``text_embedder=``): the query text by the index's text
+  model against every chunk's ``text`` vector (text chunks, and images with caption / alt / OCR text).
 
 The query vector is the text embedding, the image embedding (``image=``), or both fused
 (the embedder's ``embed_query``). Fusion is client-side by default (one batched request for the
@@ -54,6 +56,10 @@ class FusedRetriever:
     ``Hit.ranks`` / ``list_scores``: free with client fusion (the default there), a second search
     of the lists with server fusion (off by default). The same searcher serves both vector
     stores: the same options rank the same index the same way there.
+
+    ``text_embedder``: the index's text model (a :class:`~mm_rag_plugin.types.TextEmbedder`), when
+    it has one and the index was opened without it; a sentence-transformers model the index records
+    is loaded by itself, any other must be given (or ``weights={"text_model": 0}``).
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class FusedRetriever:
         explain: bool | None = None,
         mode: Mode = "hybrid",
         lambda_mult: float = 0.5,
+        text_embedder: Any = None,
     ) -> None:
         self.index = index
         self.embedder = embedder or index.embedder
@@ -95,6 +102,12 @@ class FusedRetriever:
             score_threshold=score_threshold, min_similarity=min_similarity, dedupe=dedupe,
             near_duplicate_threshold=near_duplicate_threshold, lambda_mult=lambda_mult, fusion=fusion, explain=explain,
         )
+        if text_embedder is not None:
+            index.attach_text(text_embedder)
+        elif index.text_model is not None and index.text_embedder is None and not keyword_only and mode == "hybrid" and options.list_weights["text_model"] > 0:
+            from ..embeddings.text_model import load_text_model
+
+            index.attach_text(load_text_model(index.text_model))  # no fallback: a model it cannot load says why
         if keyword_only:
             if mode in ("dense", "mmr"):
                 raise ConfigurationError(f"mode={mode!r} needs dense vectors; this index is searched by keywords only")

@@ -4,7 +4,8 @@ ranking through every door.
 
 Modes (:class:`SearchOptions`):
 
-* ``hybrid``: dense text, dense image and BM25 lists, each ``prefetch_k`` deep, fused by weighted
+* ``hybrid``: dense text, dense image and BM25 lists (and ``text_model``, the query text by the
+  index's text model against every chunk's ``text`` vector, in an index built with one), each ``prefetch_k`` deep, fused by weighted
   RRF (client side, or ``fusion="server"``: Qdrant's Query API); the score is the fused score;
 * ``dense``: one list by cosine similarity to the query vector over every kind; the score is the cosine;
 * ``keyword``: one BM25 list; the score is BM25's;
@@ -39,14 +40,14 @@ import numpy as np
 from ..errors import ConfigurationError, InvalidInputError
 from ._filters import Condition, matches_nothing
 from .bm25 import merge
-from .engine import Found, ListQuery
+from .engine import TEXT, Found, ListQuery
 from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, distinct, rrf, rrf_sort_key
 
 __all__ = ["LIST_NAMES", "MODES", "Match", "SearchOptions", "mmr_select", "search"]
 
 Mode = Literal["hybrid", "dense", "keyword", "mmr"]
 MODES = ("hybrid", "dense", "keyword", "mmr")
-LIST_NAMES = ("dense_text", "dense_image", "bm25")
+LIST_NAMES = ("dense_text", "dense_image", "text_model", "bm25")
 #: Weight of the OCR n-gram terms within the keyword (BM25) list, unless ``weights={"ocr": ...}``
 #: says otherwise (chosen with ``benchmarks/bench_ocr_quality.py --variants``).
 OCR_WEIGHT = 2.0
@@ -179,9 +180,11 @@ def search(
     vector: np.ndarray | None = None,
     conditions: tuple[Condition, ...] = (),
     k: int | None = None,
+    text_vector: np.ndarray | None = None,
 ) -> list[Match]:
-    """The best *k* (default ``options.k``) hits of *index* for *text* (BM25) and/or *vector*
-    (dense), best first, as *options* say. *conditions* are parsed filters."""
+    """The best *k* (default ``options.k``) hits of *index* for *text* (BM25, and the text model's
+    list of an index with one: *text_vector*, or *text* embedded by ``index.text_embedder``) and/or
+    *vector* (dense), best first, as *options* say. *conditions* are parsed filters."""
     k = options.k if k is None else _whole("k", k)
     if text is not None and not text.strip():
         text = None
@@ -190,7 +193,7 @@ def search(
     if matches_nothing(conditions):
         return []
     depth = options.depth(k)
-    lists = _plan(index, options, text, vector, conditions, depth)
+    lists = _plan(index, options, text, vector, conditions, depth, text_vector)
     if not lists:
         return []
     vectors = options.mode == "mmr" or (options.dedupe and options.near_duplicate_threshold is not None)
@@ -199,7 +202,8 @@ def search(
 
 
 def _plan(
-    index: Any, options: SearchOptions, text: str | None, vector: np.ndarray | None, conditions: tuple[Condition, ...], depth: int
+    index: Any, options: SearchOptions, text: str | None, vector: np.ndarray | None, conditions: tuple[Condition, ...], depth: int,
+    text_vector: np.ndarray | None = None,
 ) -> list[ListQuery]:
     mode = options.mode
     if mode in ("dense", "mmr"):
@@ -212,6 +216,9 @@ def _plan(
         for name, list_kind in (("dense_text", "text"), ("dense_image", "image")):
             if options.list_weights[name] > 0 and kind in (None, list_kind):
                 out.append(ListQuery(name, depth, dense=vector, kind=list_kind, min_score=options.min_similarity))
+    if mode == "hybrid" and text is not None and options.list_weights["text_model"] > 0 and _has_text_model(index):
+        tv = _text_query(index, text) if text_vector is None else _checked_text_vector(index, text_vector)
+        out.append(ListQuery("text_model", depth, dense=tv, using=TEXT, min_score=options.min_similarity))
     if text is not None and (mode == "keyword" or options.list_weights["bm25"] > 0):
         ocr = options.list_weights.get("ocr")
         if ocr is None:  # fused with dense lists, a weak n-gram match would count by its rank alone
@@ -347,6 +354,30 @@ def _content_key(payload: Mapping[str, Any]) -> tuple[str, str] | None:
         return ("image", h) if h else None
     norm = " ".join(str(payload.get("text", "")).lower().split())
     return ("text", norm) if norm else None
+
+
+def _has_text_model(index: Any) -> bool:
+    return getattr(index, "text_model", None) is not None and not getattr(index, "keyword_search_only", False)
+
+
+def _text_query(index: Any, text: str) -> np.ndarray:
+    """*text* embedded by the index's text model (its ``text_model`` list)."""
+    model = getattr(index, "text_embedder", None)
+    if model is None:
+        from ..embeddings.text_model import describe_text_model
+
+        raise ConfigurationError(
+            f"{index.where}: the index carries a text model ({describe_text_model(index.text_model)}): open it with "
+            "text_embedder= that model, or search with weights={'text_model': 0}"
+        )
+    return _checked_text_vector(index, model.embed_query(text))
+
+
+def _checked_text_vector(index: Any, vector: Any) -> np.ndarray:
+    vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if vec.shape != (index.text_dim,) or not np.isfinite(vec).all():
+        raise InvalidInputError(f"text-model query vector must be {index.text_dim} finite numbers, got shape {vec.shape}")
+    return vec
 
 
 def _query_vector(index: Any, vector: Any) -> np.ndarray:

@@ -15,6 +15,7 @@ _LAZY: dict[str, str] = {
     "create_multimodal_answer_tool": ".tools",
     "MMRagLoader": ".loaders",
     "OpenCLIPEmbeddings": ".embeddings",
+    "LangChainTextModel": ".embeddings",
     "create_multimodal_rag_chain": ".chains",
     "documents_to_messages": ".chains",
 }

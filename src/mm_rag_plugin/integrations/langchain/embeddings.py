@@ -14,8 +14,9 @@ from langchain_core.embeddings import Embeddings  # noqa: E402
 
 from ...embeddings.open_clip import OpenCLIPEmbedder  # noqa: E402
 from ...types import ImageInput  # noqa: E402
+from .._framework import FrameworkTextModel  # noqa: E402
 
-__all__ = ["OpenCLIPEmbeddings"]
+__all__ = ["LangChainTextModel", "OpenCLIPEmbeddings"]
 
 
 def _image_list(uris: Sequence[ImageInput] | ImageInput) -> list[ImageInput]:
@@ -68,3 +69,15 @@ class OpenCLIPEmbeddings(Embeddings):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.embedder!r})"
+
+
+class LangChainTextModel(FrameworkTextModel):
+    """Any LangChain ``Embeddings`` as an index's text model beside CLIP
+    (``MultiModalIndex(..., text_embedder=LangChainTextModel(HuggingFaceEmbeddings(...)))``):
+    chunks' text and images' caption / alt / OCR text get a second vector, searched as the
+    ``text_model`` list. ``name=``: the model's name when the object does not say it."""
+
+    def __init__(self, embeddings: Embeddings, *, name: str | None = None) -> None:
+        if not isinstance(embeddings, Embeddings):
+            raise TypeError(f"expected a langchain_core Embeddings, got {type(embeddings).__name__}")
+        super().__init__(embeddings, "langchain", name=name)

@@ -45,7 +45,7 @@ from ...retrievers.index import MultiModalIndex  # noqa: E402
 from ...retrievers.keyed import KeyedStore, Stored  # noqa: E402
 from ...retrievers.search import STORE_DEFAULTS, SearchOptions  # noqa: E402
 from ...types import Chunk  # noqa: E402
-from .._framework import ForeignTextEmbedder, image_key, open_store_index  # noqa: E402
+from .._framework import ForeignTextEmbedder, as_text_model, image_key, open_store_index  # noqa: E402
 from ._convert import document_to_chunk, image_to_chunk  # noqa: E402
 
 __all__ = ["MultiModalVectorStore", "MultiModalVectorStoreRetriever"]
@@ -61,13 +61,16 @@ class MultiModalVectorStore(VectorStore):
     :class:`~mm_rag_plugin.MultiModalIndex` (one built by ``mm-rag ingest``, say). *embedding*:
     :class:`~.embeddings.OpenCLIPEmbeddings` (text and images), or any LangChain ``Embeddings``
     (text only). Without one, an existing index loads the model it was built with. The index
-    records its model and refuses another.
+    records its model and refuses another. ``text_embedder``: a text model beside CLIP (any
+    LangChain ``Embeddings``, or a :class:`~mm_rag_plugin.types.TextEmbedder`): a new index stores
+    its vectors too and hybrid search adds its ``text_model`` list; an index that has one needs it.
     """
 
     def __init__(
         self,
         embedding: Embeddings | None = None,
         *,
+        text_embedder: Any = None,
         path: str | None = None,
         index: MultiModalIndex | None = None,
         url: str | None = None,
@@ -89,7 +92,8 @@ class MultiModalVectorStore(VectorStore):
             embedder = ForeignTextEmbedder(embedding, FRAMEWORK)
         self.index = open_store_index(
             embedder, path=path, index=index, url=url, api_key=api_key, client=client,
-            collection=collection, create=create, model_arg="embedding=", **index_kwargs,
+            collection=collection, create=create, model_arg="embedding=",
+            text_embedder=as_text_model(text_embedder, FRAMEWORK), **index_kwargs,
         )
         if embedding is None and self.index.embedder is not None:
             embedding = OpenCLIPEmbeddings(embedder=self.index.embedder)  # type: ignore[arg-type]

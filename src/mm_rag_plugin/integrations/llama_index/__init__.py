@@ -12,6 +12,7 @@ _LAZY: dict[str, str] = {
     "create_multimodal_query_engine_tool": ".tools",
     "MMRagReader": ".readers",
     "OpenCLIPEmbedding": ".embeddings",
+    "LlamaIndexTextModel": ".embeddings",
     "MultiModalQueryEngine": ".query_engine",
     "MultiModalVectorStore": ".vector_stores",
 }

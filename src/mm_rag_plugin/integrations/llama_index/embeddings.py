@@ -9,13 +9,15 @@ from ..._optional import require
 
 require("llama_index.core", extra="llamaindex", package="llama-index-core")
 
+from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402
 from llama_index.core.bridge.pydantic import Field, PrivateAttr  # noqa: E402
 from llama_index.core.embeddings import MultiModalEmbedding  # noqa: E402
 from llama_index.core.schema import ImageType  # noqa: E402
 
 from ...embeddings.open_clip import OpenCLIPEmbedder  # noqa: E402
+from .._framework import FrameworkTextModel  # noqa: E402
 
-__all__ = ["OpenCLIPEmbedding"]
+__all__ = ["LlamaIndexTextModel", "OpenCLIPEmbedding"]
 
 Embedding = list[float]
 
@@ -80,3 +82,14 @@ class OpenCLIPEmbedding(MultiModalEmbedding):
     async def _aget_image_embeddings(self, img_file_paths: list[ImageType]) -> list[Embedding]:
         images = [_image(p) for p in img_file_paths]
         return (await self._embedder.aembed_images(images, batch_size=self.embed_batch_size)).tolist()
+
+
+class LlamaIndexTextModel(FrameworkTextModel):
+    """Any LlamaIndex ``BaseEmbedding`` as an index's text model beside CLIP (see
+    :class:`~mm_rag_plugin.types.TextEmbedder`); ``name=``: the model's name when the object does
+    not say it."""
+
+    def __init__(self, embedding: BaseEmbedding, *, name: str | None = None) -> None:
+        if not isinstance(embedding, BaseEmbedding):
+            raise TypeError(f"expected a llama_index BaseEmbedding, got {type(embedding).__name__}")
+        super().__init__(embedding, "llama_index", name=name)

@@ -55,7 +55,7 @@ from ...retrievers.index import MultiModalIndex  # noqa: E402
 from ...retrievers.keyed import KeyedStore, Stored  # noqa: E402
 from ...retrievers.search import STORE_DEFAULTS, SearchOptions  # noqa: E402
 from ...types import Chunk  # noqa: E402
-from .._framework import ForeignTextEmbedder, open_store_index  # noqa: E402
+from .._framework import ForeignTextEmbedder, as_text_model, open_store_index  # noqa: E402
 from ._convert import chunk_to_node, node_to_chunk  # noqa: E402
 
 __all__ = ["MultiModalVectorStore"]
@@ -76,7 +76,9 @@ class MultiModalVectorStore(BasePydanticVectorStore):
     carry (recorded by a new index and checked against an existing one; any LlamaIndex embedding
     works for text). Without it an existing index loads its own model; a new one needs it, or
     ``dim=`` for vectors from a model the index does not record. ``kind="text"`` / ``"image"``
-    restricts the store to one kind of node.
+    restricts the store to one kind of node. ``text_embedder``: a text model beside CLIP (any
+    LlamaIndex ``BaseEmbedding``, or a :class:`~mm_rag_plugin.types.TextEmbedder`): a new index
+    stores its vectors too and hybrid queries add its ``text_model`` list.
     """
 
     stores_text: bool = True
@@ -101,6 +103,7 @@ class MultiModalVectorStore(BasePydanticVectorStore):
         kind: Literal["text", "image"] | None = None,
         create: bool = True,
         rrf_k: float = DEFAULT_RRF_K,
+        text_embedder: Any = None,
         **index_kwargs: Any,
     ) -> None:
         super().__init__(stores_text=True)
@@ -113,7 +116,8 @@ class MultiModalVectorStore(BasePydanticVectorStore):
             embedder = ForeignTextEmbedder(embed_model, FRAMEWORK)
         self._index = open_store_index(
             embedder, path=path, index=index, url=url, api_key=api_key, client=client,
-            collection=collection, create=create, model_arg="embed_model=", **index_kwargs,
+            collection=collection, create=create, model_arg="embed_model=",
+            text_embedder=as_text_model(text_embedder, FRAMEWORK), **index_kwargs,
         )
         self._store = KeyedStore(self._index, kind=kind)
         self._rrf_k = rrf_k
