@@ -665,6 +665,23 @@ def dense_recall(system: System, truth: np.ndarray) -> float | None:
     return round(hits / truth.size, 4)
 
 
+def kind_recall(system: Ours, d: Data, n_queries: int = 100) -> dict[str, float]:
+    """Recall@10 of the dense lists a fused query runs, each restricted to a kind (``dense_text``,
+    ``dense_image``), against exact search among that kind's vectors; by kind."""
+    out: dict[str, float] = {}
+    kinds = np.array([c.kind for c in d.chunks])
+    for kind in ("text", "image"):
+        rows = np.flatnonzero(kinds == kind)
+        truth = rows[exact_top(d.vecs[rows], d.qvecs[:n_queries], K)]
+        hits = 0
+        for i in range(n_queries):
+            got = system.index.search_lists([ListQuery(f"dense_{kind}", K, dense=d.qvecs[i], kind=kind)], ())[0]
+            found = {int(c.id[3:]) for c in system.index.chunks([pid for pid, _ in got]).values()}
+            hits += len(found & set(truth[i].tolist()))
+        out[kind] = round(hits / truth.size, 4)
+    return out
+
+
 def sweep_ef(system: Ours, d: Data, truth: np.ndarray, efs: Sequence[int]) -> dict[str, Any]:
     """Ours at each search width ``hnsw_ef``: fused p50 over every query (quiet) and dense recall@10."""
     from mm_rag_plugin.retrievers import _edge
@@ -678,7 +695,11 @@ def sweep_ef(system: Ours, d: Data, truth: np.ndarray, efs: Sequence[int]) -> di
             engine._set_params()
             system.query(0)
             ms, _ = _block(system, 0, len(d.queries), len(d.queries))
-            out[str(ef)] = {"p50_ms": round(statistics.median(ms), 3), "dense_recall_at_10": dense_recall(system, truth)}
+            out[str(ef)] = {
+                "p50_ms": round(statistics.median(ms), 3),
+                "dense_recall_at_10": dense_recall(system, truth),
+                "kind_recall_at_10": kind_recall(system, d),
+            }
     finally:
         _edge.SEARCH_EF = before
         engine._set_params()

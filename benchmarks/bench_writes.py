@@ -15,6 +15,8 @@ of one text each; rounds interleaved, quiet and under :class:`benchmarks._load.B
 * ``ours-add_embedded``: ``MultiModalIndex.add_embedded([chunk], vector)``;
 * ``ours-langchain``: our LangChain ``MultiModalVectorStore.add_texts([text])``;
 * ``ours-llamaindex``: our LlamaIndex ``MultiModalVectorStore.add([node])``;
+* ``qdrant-edge-raw``: the floor under ours, Qdrant Edge's ``EdgeShard.update`` called directly with
+  one point per call (the same vector, BM25 terms and text payload; no checks, ids or sources);
 * ``langchain-faiss-1t`` / ``langchain-faiss``: LangChain ``FAISS.add_texts`` (FAISS on one thread / its default threads);
 * ``llamaindex-faiss-1t`` / ``llamaindex-faiss``: LlamaIndex ``FaissVectorStore.add`` over ``IndexFlatIP``.
 
@@ -145,6 +147,31 @@ def contestants(work: Path) -> dict[str, Callable[[], tuple[Callable[[str], obje
         store = MultiModalVectorStore(path=str(Path(tempfile.mkdtemp(dir=work)) / "ix"), embed_model=_fake_llamaindex())
         return (lambda t: store.add([TextNode(text=t, embedding=fake_vector(t).tolist())])), store._index.close
 
+    def qdrant_edge_raw() -> Any:
+        # the floor under every write of ours: Qdrant Edge called directly, one point per call, with
+        # the same dense vector, BM25 terms and text payload (no ids, checks, sources or manifest)
+        import uuid
+
+        import qdrant_edge as qe
+
+        from mm_rag_plugin.retrievers.bm25 import BM25Encoder
+
+        shard = qe.EdgeShard.create(
+            str(Path(tempfile.mkdtemp(dir=work)) / "shard"),
+            qe.EdgeConfig(
+                vectors={"dense": qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)},
+                sparse_vectors={"bm25": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            ),
+        )
+        bm25 = BM25Encoder()
+
+        def add(t: str) -> object:
+            sv = bm25.encode_document(t)
+            vec = {"dense": fake_vector(t).tolist(), "bm25": qe.SparseVector(sv.indices.tolist(), sv.values.tolist())}
+            return shard.update(qe.UpdateOperation.upsert_points([qe.Point(str(uuid.uuid4()), vec, {"text": t})]))
+
+        return add, shard.close
+
     def langchain_faiss(threads: int | None) -> Callable[[], Any]:
         def make() -> Any:
             from langchain_community.vectorstores import FAISS
@@ -181,6 +208,7 @@ def contestants(work: Path) -> dict[str, Callable[[], tuple[Callable[[str], obje
         "ours-add_embedded": ours_embedded,
         "ours-langchain": ours_langchain,
         "ours-llamaindex": ours_llamaindex,
+        "qdrant-edge-raw": qdrant_edge_raw,
         "langchain-faiss-1t": langchain_faiss(1),
         "langchain-faiss": langchain_faiss(None),
         "llamaindex-faiss-1t": llamaindex_faiss(1),

@@ -186,7 +186,7 @@ def test_gpu_sweep_code_path_runs_on_the_cpu(tmp_path):
 def test_writes_measure_every_contestant_one_at_a_time_and_in_bulk(smoke):
     writes = smoke[0]["sections"]["writes"]
     quiet = writes["one_at_a_time"]["quiet"]
-    assert set(quiet) == {"ours-add", "ours-add_embedded", "ours-langchain", "ours-llamaindex", "langchain-faiss-1t",
+    assert set(quiet) == {"ours-add", "ours-add_embedded", "ours-langchain", "ours-llamaindex", "qdrant-edge-raw", "langchain-faiss-1t",
                           "langchain-faiss", "llamaindex-faiss-1t", "llamaindex-faiss"}
     assert all(r["median_ms"] > 0 and r["vs_langchain_faiss_1t"] > 0 for r in quiet.values())
     (bulk,) = writes["bulk"]
