@@ -65,6 +65,9 @@ environment:
                          Gemini through Vertex AI instead of an API key
   QDRANT_API_KEY         Qdrant server API key (--qdrant-api-key)
   QDRANT_TARGET_API_KEY  API key of the `copy --to` target (--to-api-key)
+  MM_RAG_BLOB_CACHE      folder for checked copies of images read from a blob store (--blobs)
+  AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+                         an s3:// blob store's endpoint and credentials (read by s3fs)
   HF_HUB_OFFLINE, HF_ENDPOINT
                          Hugging Face hub access when a model is downloaded
 """
