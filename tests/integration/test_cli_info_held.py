@@ -53,3 +53,39 @@ def test_info_beside_a_holder(tmp_path: Path) -> None:
         holder.communicate("")  # closing stdin lets it go
     code, out, err = run("info", "--index", str(folder))
     assert code == 0 and "held_by" not in out and "texts" in out
+
+
+def test_the_holders_command_line_options_are_never_recorded(tmp_path: Path) -> None:
+    """The lock names its holder by pid and program only: a secret among the holder's options
+    (an API key on its command line) reaches neither the lock file nor another user's ``info``."""
+    folder = tmp_path / "ix"
+    with MultiModalIndex(folder, keyword_only=True) as ix:
+        ix.add([TextChunk(id="t", text="some text", source="t.txt")])
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    secret = "sk-live-9f8e7d6c5b4a"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(folder), "--qdrant-api-key", secret],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready", holder.stderr.read()  # type: ignore[union-attr]
+        recorded = (folder / "lock").read_text()
+        assert recorded == f"pid {holder.pid} (-c)"
+        code, out, err = run("info", "--index", str(folder))
+        assert code == 0, err
+        assert dict(line.split(None, 1) for line in out.splitlines())["held_by"].startswith(f"pid {holder.pid} (-c)")
+        assert secret not in out + err
+        code, out, err = run("query", "text", "--index", str(folder), "--keyword-only")
+        assert code == 1 and f"in use by pid {holder.pid} (-c)" in err and secret not in out + err
+    finally:
+        holder.communicate("")
+
+
+def test_holder_name_keeps_the_program_and_a_subcommand_only() -> None:
+    from mm_rag_plugin.retrievers._lock import holder_name
+
+    pid = os.getpid()
+    assert holder_name(["/usr/bin/mm-rag", "ingest", "docs/", "--qdrant-api-key", "k"]) == f"pid {pid} (mm-rag ingest)"
+    assert holder_name(["/usr/bin/mm-rag", "--qdrant-api-key=abc", "ingest"]) == f"pid {pid} (mm-rag)"
+    assert holder_name(["app.py", "sk12345secret"]) == f"pid {pid} (app.py)"
+    assert holder_name([]) == f"pid {pid} (python)"

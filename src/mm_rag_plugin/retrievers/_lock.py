@@ -1,7 +1,9 @@
 """One writer per embedded index: an advisory lock file that names its holder.
 
 Qdrant Edge already refuses a second process (its WAL is locked), but says only ``WouldBlock``;
-this lock is taken first and tells the second process who holds the index (pid and command).
+this lock is taken first and tells the second process who holds the index: its pid and program
+(``pid 123 (mm-rag ingest)``), never the rest of its command line, which may hold a secret
+(``--qdrant-api-key``) and would be printed by another user's ``mm-rag info``.
 The lock is released when the holder closes the index or dies (the kernel drops ``flock`` locks).
 The lock file is opened without following a link: an index folder is untrusted input, and its
 ``lock`` may be a link to someone's file, which taking the lock would empty.
@@ -10,6 +12,7 @@ The lock file is opened without following a link: an index folder is untrusted i
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +23,19 @@ from ._folder import open_nofollow
 __all__ = ["FolderLock", "IndexInUseError"]
 
 LOCK_FILE = "lock"
+#: A subcommand named after the program (``ingest``, ``-m``, ``-c``): a short word, no value.
+_WORD = re.compile(r"-?-?[A-Za-z][A-Za-z-]{0,15}")
+
+
+def holder_name(argv: list[str] | None = None) -> str:
+    """``pid N (program subcommand)`` for this process: the program's file name and, when the
+    next argument is a plain word, that word (``mm-rag ingest``, ``python -m``); nothing else of the
+    command line, whose options may carry secrets."""
+    argv = sys.argv if argv is None else argv
+    words = [os.path.basename(argv[0]) if argv and argv[0] else "python"]
+    if len(argv) > 1 and _WORD.fullmatch(argv[1]) and "=" not in argv[1]:
+        words.append(argv[1])
+    return f"pid {os.getpid()} ({' '.join(words)[:100]})"
 
 
 def _holder(fd: int, wait: float = 0.5) -> str:
@@ -74,7 +90,7 @@ class FolderLock:
             ) from None
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})".encode("utf-8", "backslashreplace"), 0)
+            os.pwrite(fd, holder_name().encode("utf-8", "backslashreplace"), 0)
         except OSError:  # a full disk: the lock holds without the holder's name
             pass
         self._fd = fd
