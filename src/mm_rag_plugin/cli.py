@@ -391,6 +391,16 @@ def _print_hits(hits: list[Hit], out: TextIO) -> None:
             print(f"   {snippet}", file=out)
 
 
+def _truncation_line(summary: Any) -> str:
+    head = (
+        f"{summary.truncated_texts} of {summary.embedded_texts} text chunks longer than the model's "
+        f"{summary.context_length}-token context: "
+    )
+    if summary.clip_windows:
+        return head + "covered by the index's CLIP windows (up to their limit; BM25 sees the rest)"
+    return head + "dense search sees their start only; see --clip-windows"
+
+
 def _cmd_ingest(args, out, err) -> int:
     with _open(args, err, create=True) as rag:
         options: dict[str, bool] = {"ocr": False} if args.no_ocr else {}
@@ -418,6 +428,8 @@ def _cmd_ingest(args, out, err) -> int:
         print(f"index: {one_line(rag.index_dir)} ({rag.index.engine}, {len(rag.index)} items, model: {rag.info()['model'] or 'none: keyword-only'})", file=out)
         for name, value in rows:
             print(f"  {name:<{width}}  {value}", file=out)
+        if summary.truncated_texts:
+            print(f"  {_truncation_line(summary)}", file=out)
         for e in summary.errors[:_MAX_ERRORS_SHOWN]:
             print(f"  error: {one_line(e.source)}: {one_line(e.error)}", file=out)
         if len(summary.errors) > _MAX_ERRORS_SHOWN:

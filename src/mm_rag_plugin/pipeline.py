@@ -76,6 +76,10 @@ class IngestSummary:
     errors: tuple[FileError, ...] = field(default_factory=tuple)
     partial_files: int = 0  # of ``files``: read in part, a part of each listed in ``errors``
     keyword_only: bool = False
+    embedded_texts: int = 0  # text chunks embedded by the CLIP model (new points)
+    truncated_texts: int = 0  # of those, longer than the model's context: dense search sees their start only
+    context_length: int | None = None  # the model's text context in tokens (None: keyword-only)
+    clip_windows: bool = False  # the index covers long chunks by CLIP windows (``clip_windows=``)
 
     @property
     def ok(self) -> bool:
@@ -466,6 +470,10 @@ class MultiModalRAG:
             errors=tuple(read_errors) + tuple(report.errors),
             keyword_only=self.keyword_only,
             partial_files=len(partial),
+            embedded_texts=report.embedded_texts,
+            truncated_texts=report.truncated_texts,
+            context_length=report.context_length,
+            clip_windows=self.index.clip_windows is not None,
         )
 
     def _prune(self, roots: Sequence[Any], registry: dict[str, dict[str, Any]]) -> tuple[int, int]:

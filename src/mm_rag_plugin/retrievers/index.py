@@ -436,6 +436,17 @@ class MultiModalIndex:
         return self.manifest.get("text_model")
 
     @property
+    def clip_windows(self) -> Any:
+        """The index's CLIP windows (:class:`~mm_rag_plugin.embeddings.windows.ClipWindows`), or
+        ``None``: one CLIP vector per chunk (what the model reads of its start)."""
+        data = self.manifest.get("clip_windows")
+        if data is None:
+            return None
+        from ..embeddings.windows import ClipWindows
+
+        return ClipWindows.from_identity(data)
+
+    @property
     def text_dim(self) -> int | None:
         tm = self.text_model
         return None if tm is None else int(tm["dim"])

@@ -21,6 +21,7 @@ import numpy as np
 
 from .._items import as_chunk
 from ..embeddings.batch import embed_chunks
+from ..embeddings.windows import context_length, token_counter
 from ..errors import InvalidInputError
 from ..types import Chunk, Embedder, FileError, ReadResult, TextChunk
 
@@ -42,6 +43,9 @@ class IngestReport:
     deleted: int = 0  # stale points of replaced sources
     skipped_empty: int = 0  # text chunks without any text
     errors: tuple[FileError, ...] = field(default_factory=tuple)
+    embedded_texts: int = 0  # text chunks embedded by the CLIP model (new points)
+    truncated_texts: int = 0  # of those, longer than the model's context: its vector sees their start only
+    context_length: int | None = None  # the model's text context in tokens (None: keyword-only, or not counted)
 
     @property
     def ok(self) -> bool:
@@ -79,6 +83,9 @@ def ingest(
     seen: dict[str, set[str]] = {}
     failed_sources = {e.source for e in errors}
     added = unchanged = skipped = 0
+    embedded_texts = truncated = 0
+    count = token_counter(embedder) if embedder is not None and not index.keyword_only else None
+    context = None if count is None else context_length(embedder)
 
     with tqdm(total=total, desc="indexing", unit="chunk", disable=not show_progress) as bar:
         for batch in _batches(chunks, batch_size):
@@ -119,6 +126,10 @@ def ingest(
                 failed = embedded.failed
                 fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
                 vectors = [v for n, v in enumerate(vectors) if n not in failed]
+            if count is not None and context is not None:  # what the model's context cut (reported, not changed)
+                lengths = [count(c.text) for c in fresh_chunks if isinstance(c, TextChunk)]
+                embedded_texts += len(lengths)
+                truncated += sum(n > context for n in lengths)
             texts: list[np.ndarray | None] = [None] * len(fresh_chunks)
             texted = index.text_vectors(fresh_chunks) if fresh_chunks else None
             if texted is not None:  # the index's text model beside CLIP: same error rule
@@ -152,5 +163,8 @@ def ingest(
                 continue
             deleted += index.forget(source, keep)
     logger.info("indexed %s new, %s unchanged, %s deleted, %s errors", added, unchanged, deleted, len(errors))
-    return IngestReport(added, unchanged, deleted, skipped, tuple(errors))
+    return IngestReport(
+        added, unchanged, deleted, skipped, tuple(errors), embedded_texts=embedded_texts, truncated_texts=truncated,
+        context_length=context,
+    )
 
