@@ -153,6 +153,10 @@ class MultiModalRAG:
     :class:`~mm_rag_plugin.types.TextEmbedder`, or a sentence-transformers name or folder): a new
     index stores its vectors too and searches add its ``text_model`` list; an existing index must
     have been built with it (one that has a sentence-transformers model loads it by itself).
+    *clip_windows* (new indexes; ``True``, a :class:`~mm_rag_plugin.embeddings.windows.ClipWindows`
+    or a mapping of its settings): text chunks longer than the CLIP model's context also store CLIP
+    vectors of windows over the rest, and the ``dense_text`` list searches their best window; an
+    existing index keeps the settings it records and refuses others.
 
     ``index`` is the :class:`~mm_rag_plugin.MultiModalIndex`, ``retriever`` the
     :class:`~mm_rag_plugin.FusedRetriever` over it (hand it to the LangChain or LlamaIndex
@@ -186,6 +190,7 @@ class MultiModalRAG:
         blobs: str | os.PathLike[str] | None = None,
         blob_options: Mapping[str, Any] | None = None,
         text_model: Any = None,
+        clip_windows: Any = None,
     ) -> None:
         from .retrievers.engine import check_quantization
         from .retrievers.index import MultiModalIndex
@@ -261,9 +266,11 @@ class MultiModalRAG:
                         index.attach(model)
                         if text_embedder is not None:
                             index.attach_text(text_embedder)
+                        index.check_clip_windows(clip_windows)
                     else:
                         index = MultiModalIndex(
-                            self.index_dir, embedder=model, quantization=quantization, text_embedder=text_embedder, **common
+                            self.index_dir, embedder=model, quantization=quantization, text_embedder=text_embedder,
+                            clip_windows=clip_windows, **common,
                         )
                 except BaseException:
                     if index is not None:

@@ -18,7 +18,10 @@ from typing import Any
 
 from ..errors import ConfigurationError, echo
 
-__all__ = ["DEFAULT_CONTEXT", "ClipWindows", "context_length", "token_count", "token_counter", "window_texts", "windows_problem"]
+__all__ = [
+    "DEFAULT_CONTEXT", "ClipWindows", "as_clip_windows", "context_length", "token_count", "token_counter", "window_texts",
+    "windows_problem",
+]
 
 DEFAULT_CONTEXT = 77
 #: The start and end markers every tokenized text carries.
@@ -58,22 +61,50 @@ class ClipWindows:
     before the previous one ended, at most *max_windows* per chunk (the rest of a longer chunk is
     seen by BM25 only)."""
 
-    size: int = DEFAULT_CONTEXT
-    overlap: int = 16
+    size: int | None = None  # None: the model's context
+    overlap: int | None = None  # None: a fifth of the window's text tokens (15 of 75)
     max_windows: int = 8
 
     def __post_init__(self) -> None:
-        problem = windows_problem(self.identity())
+        size = self.size or DEFAULT_CONTEXT
+        overlap = (size - _MARKERS) // 5 if self.overlap is None else self.overlap
+        problem = windows_problem({**self.identity(), "size": size, "overlap": overlap})
         if problem:
-            raise ConfigurationError(f"clip_windows: {problem}")
+            raise ConfigurationError(f"clip_windows: {problem.removeprefix('clip_windows.')}")
 
-    def identity(self) -> dict[str, int]:
+    def resolved(self, context: int) -> ClipWindows:
+        """These settings with the window size set (the model's *context* unless given); a window
+        longer than the context would be cut by the tokenizer, so it is refused."""
+        size = context if self.size is None else self.size
+        if size > context:
+            raise ConfigurationError(f"clip_windows: a window of {size} tokens is longer than the model's {context}-token context")
+        overlap = (size - _MARKERS) // 5 if self.overlap is None else self.overlap
+        return ClipWindows(size, overlap, self.max_windows)
+
+    def identity(self) -> dict[str, Any]:
         """What the index manifest records (``clip_windows``)."""
         return {"size": self.size, "overlap": self.overlap, "max_windows": self.max_windows}
 
     @classmethod
     def from_identity(cls, data: Mapping[str, Any]) -> ClipWindows:
         return cls(int(data["size"]), int(data["overlap"]), int(data["max_windows"]))
+
+
+def as_clip_windows(value: Any) -> ClipWindows | None:
+    """``clip_windows=`` as given: ``None``/``False`` (none), ``True`` (the defaults), a
+    :class:`ClipWindows`, or a mapping of its fields."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return ClipWindows()
+    if isinstance(value, ClipWindows):
+        return value
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"size", "overlap", "max_windows"}
+        if unknown:
+            raise ConfigurationError(f"clip_windows: unknown setting(s) {', '.join(sorted(map(str, unknown)))}")
+        return ClipWindows(**value)
+    raise ConfigurationError(f"clip_windows must be True, a ClipWindows or a mapping of its settings, got {echo(value)}")
 
 
 def _is_int(v: Any) -> bool:
@@ -98,7 +129,7 @@ def window_texts(text: str, count: Callable[[str], int], windows: ClipWindows) -
     """The texts of *text*'s windows after the first (the first is what the model reads of the whole
     text: the chunk's own vector); empty when the text fits the context. Windows hold whole words
     (a word longer than a window is cut by the tokenizer as usual)."""
-    room = windows.size - _MARKERS
+    room = (windows.size or DEFAULT_CONTEXT) - _MARKERS
     if count(text) - _MARKERS <= room:
         return []
     words = text.split()
@@ -110,7 +141,7 @@ def window_texts(text: str, count: Callable[[str], int], windows: ClipWindows) -
     seen_end = room  # tokens the previous window covered (the first: the model's cut)
     i = last = 0
     while len(out) + 1 < windows.max_windows:
-        begin = seen_end - windows.overlap
+        begin = seen_end - (windows.overlap or 0)
         while i < len(words) and starts[i] < begin:
             i += 1
         i = max(i, last + 1)  # every window starts further on

@@ -140,9 +140,20 @@ def ingest(
                 fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
                 vectors = [v for n, v in enumerate(vectors) if n not in failed]
                 texts = [v for n, v in enumerate(texted.vectors) if n not in failed]
-            for chunk, vec, tv in zip(fresh_chunks, vectors, texts, strict=True):
+            wins: list[np.ndarray | None] = [None] * len(fresh_chunks)
+            windowed = index.window_vectors(fresh_chunks, vectors) if fresh_chunks and index.has_windows else None
+            if windowed is not None:  # CLIP windows over whole text chunks: same error rule
+                for e in windowed.errors:
+                    errors.append(e.file_error())
+                    failed_sources.add(fresh_chunks[e.index].source)
+                failed = windowed.failed
+                fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
+                vectors = [v for n, v in enumerate(vectors) if n not in failed]
+                texts = [v for n, v in enumerate(texts) if n not in failed]
+                wins = [v for n, v in enumerate(windowed.vectors) if n not in failed]
+            for chunk, vec, tv, wv in zip(fresh_chunks, vectors, texts, wins, strict=True):
                 try:
-                    point = index.make_point(chunk, vec, text=tv)
+                    point = index.make_point(chunk, vec, text=tv, windows=wv)
                 except InvalidInputError as exc:
                     errors.append(FileError(chunk.source, str(exc), type(exc).__name__))
                     failed_sources.add(chunk.source)
