@@ -127,8 +127,11 @@ def test_cli_ingest_with_clip_windows(model_env: str, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "long.md").write_text(f"# Report\n\n{LONG}\n", encoding="utf-8")
+    (docs / "short.md").write_text(f"# Shapes\n\n{SHORT}\n", encoding="utf-8")  # fits the context: its own vector only
     code, out, err = run("ingest", str(docs), "--index", str(tmp_path / "ix"), "-q", "--clip-windows", "3")
     assert code == 0, err
     assert "covered by the index's CLIP windows" in out
     with MultiModalIndex(tmp_path / "ix", create=False) as ix:
         assert ix.manifest["clip_windows"] == {"size": 32, "overlap": 6, "max_windows": 3}
+        rows = sorted(len(p.windows) for batch in ix.scan() for p in batch)
+        assert rows == [1, 3]

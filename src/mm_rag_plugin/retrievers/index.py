@@ -427,7 +427,7 @@ class MultiModalIndex:
         errors: list[ChunkError] = []
         at = 0
         for i, (chunk, vec, p) in enumerate(zip(chunks, vectors, parts, strict=True)):
-            mine = np.asarray(rows[at : at + len(p)], np.float32).reshape(len(p), -1)
+            mine = np.asarray(rows[at : at + len(p)], np.float32).reshape(len(p), int(self.dim or 0))
             at += len(p)
             if not isinstance(chunk, TextChunk) or vec is None:
                 out.append(None)
