@@ -91,6 +91,7 @@ from benchmarks._common import RESULTS, SHARED, save, spread
 from benchmarks._load import BackgroundLoad
 from mm_rag_plugin import OpenCLIPEmbedder
 from mm_rag_plugin.embeddings.open_clip import resolve_precision
+from mm_rag_plugin.embeddings.windows import token_counter
 
 PHOTOS = SHARED / "clip_skimage" / "images"
 PDFS = SHARED / "pdfs" / "text_figures"  # the ingestion benchmark's PDFs
@@ -160,9 +161,9 @@ def make_chunks(n: int) -> tuple[list[str], dict[str, Any]]:
 def token_stats(tokenizer: Any, texts: list[str], context_length: int) -> dict[str, Any]:
     """Median length in tokens (start and end markers included, before truncation) and the
     fraction of *texts* longer than *context_length*."""
-    encode = getattr(tokenizer, "encode", None)
-    if encode is not None:
-        counts = [len(encode(t)) + 2 for t in texts]
+    count = token_counter(tokenizer)  # the count ingest reports (markers included, before truncation)
+    if count is not None:
+        counts = [count(t) for t in texts]
     else:  # a tokenizer without encode: lengths capped at the context (truncation not seen)
         counts = (tokenizer(texts).argmax(dim=-1) + 1).tolist()
     return {

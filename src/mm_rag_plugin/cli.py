@@ -180,9 +180,16 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         help="a sentence-transformers model (hub name or folder) beside CLIP: a new index stores its vectors too, "
         "searched as the text_model list ($MM_RAG_TEXT_MODEL; an index that has one loads it by itself)",
     )
+    windows = argparse.ArgumentParser(add_help=False)
+    windows.add_argument(
+        "--clip-windows", type=int, nargs="?", const=8, default=None, metavar="MAX",
+        help="a new index also embeds text chunks longer than the CLIP model's context in overlapping windows "
+        "(at most MAX per chunk, default 8), searched by their best window: more of each chunk for dense "
+        "search, at a cost in ingest time and disk (see the README)",
+    )
     searching = [base, model, precision, text_model, keyword, server, output]
     parents = {
-        "ingest": [base, model, precision, text_model, keyword, server, quantization, output],
+        "ingest": [base, model, precision, text_model, keyword, server, quantization, windows, output],
         "query": searching, "ask": searching, "eval": searching, "delete": searching, "copy": searching,
         "info": [base, keyword, server, output],
         "verify": [base, server, quiet_keyword, output],
@@ -192,7 +199,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     defaults = dict(
         model=None, pretrained=None, checkpoint=None, device=None, precision=None, keyword_only=False, url=None,
         collection="mm_rag", qdrant_api_key=os.environ.get("QDRANT_API_KEY"),
-        quantization=os.environ.get("MM_RAG_QUANTIZATION") or None, text_model=None,
+        quantization=os.environ.get("MM_RAG_QUANTIZATION") or None, text_model=None, clip_windows=None,
     )
 
     p = argparse.ArgumentParser(
@@ -356,6 +363,7 @@ def _open(args: argparse.Namespace, err: TextIO, *, create: bool = False):
         quantization=args.quantization,
         blobs=getattr(args, "blobs", None),
         text_model=args.text_model,
+        clip_windows=None if args.clip_windows is None else {"max_windows": args.clip_windows},
     )
     if rag.notice:
         print(f"note: {one_line(rag.notice)}", file=err)
@@ -394,6 +402,16 @@ def _print_hits(hits: list[Hit], out: TextIO) -> None:
             print(f"   {snippet}", file=out)
 
 
+def _truncation_line(summary: Any) -> str:
+    head = (
+        f"{summary.truncated_texts} of {summary.embedded_texts} text chunks longer than the model's "
+        f"{summary.context_length}-token context: "
+    )
+    if summary.clip_windows:
+        return head + "covered by the index's CLIP windows (up to their limit; BM25 sees the rest)"
+    return head + "dense search sees their start only; see --clip-windows"
+
+
 def _cmd_ingest(args, out, err) -> int:
     with _open(args, err, create=True) as rag:
         options: dict[str, bool] = {"ocr": False} if args.no_ocr else {}
@@ -421,6 +439,8 @@ def _cmd_ingest(args, out, err) -> int:
         print(f"index: {one_line(rag.index_dir)} ({rag.index.engine}, {len(rag.index)} items, model: {rag.info()['model'] or 'none: keyword-only'})", file=out)
         for name, value in rows:
             print(f"  {name:<{width}}  {value}", file=out)
+        if summary.truncated_texts:
+            print(f"  {_truncation_line(summary)}", file=out)
         for e in summary.errors[:_MAX_ERRORS_SHOWN]:
             print(f"  error: {one_line(e.source)}: {one_line(e.error)}", file=out)
         if len(summary.errors) > _MAX_ERRORS_SHOWN:

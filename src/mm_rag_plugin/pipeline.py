@@ -76,6 +76,10 @@ class IngestSummary:
     errors: tuple[FileError, ...] = field(default_factory=tuple)
     partial_files: int = 0  # of ``files``: read in part, a part of each listed in ``errors``
     keyword_only: bool = False
+    embedded_texts: int = 0  # text chunks embedded by the CLIP model (new points)
+    truncated_texts: int = 0  # of those, longer than the model's context: dense search sees their start only
+    context_length: int | None = None  # the model's text context in tokens (None: keyword-only)
+    clip_windows: bool = False  # the index covers long chunks by CLIP windows (``clip_windows=``)
 
     @property
     def ok(self) -> bool:
@@ -149,6 +153,10 @@ class MultiModalRAG:
     :class:`~mm_rag_plugin.types.TextEmbedder`, or a sentence-transformers name or folder): a new
     index stores its vectors too and searches add its ``text_model`` list; an existing index must
     have been built with it (one that has a sentence-transformers model loads it by itself).
+    *clip_windows* (new indexes; ``True``, a :class:`~mm_rag_plugin.embeddings.windows.ClipWindows`
+    or a mapping of its settings): text chunks longer than the CLIP model's context also store CLIP
+    vectors of windows over the rest, and the ``dense_text`` list searches their best window; an
+    existing index keeps the settings it records and refuses others.
 
     ``index`` is the :class:`~mm_rag_plugin.MultiModalIndex`, ``retriever`` the
     :class:`~mm_rag_plugin.FusedRetriever` over it (hand it to the LangChain or LlamaIndex
@@ -182,6 +190,7 @@ class MultiModalRAG:
         blobs: str | os.PathLike[str] | None = None,
         blob_options: Mapping[str, Any] | None = None,
         text_model: Any = None,
+        clip_windows: Any = None,
     ) -> None:
         from .retrievers.engine import check_quantization
         from .retrievers.index import MultiModalIndex
@@ -257,9 +266,11 @@ class MultiModalRAG:
                         index.attach(model)
                         if text_embedder is not None:
                             index.attach_text(text_embedder)
+                        index.check_clip_windows(clip_windows)
                     else:
                         index = MultiModalIndex(
-                            self.index_dir, embedder=model, quantization=quantization, text_embedder=text_embedder, **common
+                            self.index_dir, embedder=model, quantization=quantization, text_embedder=text_embedder,
+                            clip_windows=clip_windows, **common,
                         )
                 except BaseException:
                     if index is not None:
@@ -466,6 +477,10 @@ class MultiModalRAG:
             errors=tuple(read_errors) + tuple(report.errors),
             keyword_only=self.keyword_only,
             partial_files=len(partial),
+            embedded_texts=report.embedded_texts,
+            truncated_texts=report.truncated_texts,
+            context_length=report.context_length,
+            clip_windows=self.index.clip_windows is not None,
         )
 
     def _prune(self, roots: Sequence[Any], registry: dict[str, dict[str, Any]]) -> tuple[int, int]:

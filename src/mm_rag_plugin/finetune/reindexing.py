@@ -134,6 +134,7 @@ def reindex(
                 oversampling=old.oversampling if old.quantization else None, show_progress=False,
                 blobs=old.blobs,  # the same store: the points name their images there
                 text_model=old.text_model,  # the text model's vectors are carried as they are
+                clip_windows=old.clip_windows,  # the same windows, embedded again by the new model
             )
         except ConfigurationError as exc:
             raise ConfigurationError(
@@ -201,7 +202,16 @@ def _copy_points(
                 done = embed_chunks(embedder, chunks)  # the one loop, the one error rule
                 for e in done.errors:
                     (skipped if skip_unreadable else bad).append(str(e))
-                points = [Point(p.id, vec, p.sparse, p.payload, p.text) for p, vec in zip(todo, done.vectors, strict=True) if vec is not None]
+                windowed = new.window_vectors(chunks, done.vectors)
+                wins = [None] * len(todo) if windowed is None else windowed.vectors
+                if windowed is not None:
+                    for e in windowed.errors:
+                        (skipped if skip_unreadable else bad).append(str(e))
+                points = [
+                    Point(p.id, vec, p.sparse, p.payload, p.text, wv)
+                    for p, vec, wv in zip(todo, done.vectors, wins, strict=True)
+                    if vec is not None and (windowed is None or p.id not in {todo[e.index].id for e in windowed.errors})
+                ]
             new.write_points(points)  # committed: a rerun skips these
             embedded += len(points)
             texts += sum(1 for p in points if p.payload.get("kind") != "image")
@@ -244,7 +254,15 @@ def _refresh_payloads(new: Any, points: Sequence[Any]) -> None:
     stale = [p for p in points if p.id in stored and stored[p.id].payload != p.payload]
     if stale:
         vectors = new.vectors([p.id for p in stale])
-        new.write_points([Point(p.id, vectors[p.id], p.sparse, p.payload, p.text) for p in stale if p.id in vectors])
+        stale = [p for p in stale if p.id in vectors]
+        wins: list[Any] = [None] * len(stale)
+        if new.has_windows:  # the text chunks' windows, embedded again (the store gives back CLIP's vector only)
+            texts = [i for i, p in enumerate(stale) if p.payload.get("kind") != "image"]
+            chunks = [TextChunk(id=stale[i].id, text=str(stale[i].payload.get("text") or ""), source="") for i in texts]
+            windowed = new.window_vectors(chunks, [vectors[stale[i].id] for i in texts])
+            for i, w in zip(texts, windowed.vectors, strict=True):
+                wins[i] = w
+        new.write_points([Point(p.id, vectors[p.id], p.sparse, p.payload, p.text, w) for p, w in zip(stale, wins, strict=True)])
 
 
 def _drop_extra(old: Any, new: Any) -> None:

@@ -51,6 +51,7 @@ from .engine import (
     KEYWORD_FIELDS,
     SPARSE,
     TEXT,
+    WINDOWS,
     Found,
     ListQuery,
     Point,
@@ -276,6 +277,7 @@ class EdgeEngine:
         self.shard: Any = None
         self.has_dense = False
         self.has_text = False
+        self.has_windows = False
         self._params: Any = None
         self._list_params: dict[str | None, Any] = {}
         self._id_text: dict[int, str] = {}
@@ -325,13 +327,16 @@ class EdgeEngine:
             tmp.unlink(missing_ok=True)
             raise StoreError(f"{self.manifest_path}: cannot write the index manifest ({exc.strerror or exc})") from exc
 
-    def _config(self, dim: int | None, text_dim: int | None = None) -> Any:
+    def _config(self, dim: int | None, text_dim: int | None = None, windows: bool = False) -> Any:
         qe = self.qe
         vectors = {}
         if dim:
             vectors[DENSE] = qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine)
         if text_dim:
             vectors[TEXT] = qe.EdgeVectorParams(size=int(text_dim), distance=qe.Distance.Cosine)
+        if dim and windows:  # CLIP windows of text chunks: one multivector, MaxSim over its rows
+            maxsim = qe.MultiVectorConfig(comparator=qe.MultiVectorComparator.MaxSim)
+            vectors[WINDOWS] = qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine, multivector_config=maxsim)
         return qe.EdgeConfig(
             vectors=vectors or None,
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
@@ -352,11 +357,12 @@ class EdgeEngine:
     def create(self, manifest: dict[str, Any]) -> None:
         dim = manifest.get("dim")
         text_dim = (manifest.get("text_model") or {}).get("dim")
+        windows = manifest.get("clip_windows") is not None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             _check_space(self.folder, MIN_FREE_CREATE, "create the index")
             with _quiet():
-                self.shard = self.qe.EdgeShard.create(str(self.folder / SHARD_DIR), self._config(dim, text_dim))
+                self.shard = self.qe.EdgeShard.create(str(self.folder / SHARD_DIR), self._config(dim, text_dim, windows))
                 for key in KEYWORD_FIELDS:
                     self.shard.update(self.qe.UpdateOperation.create_field_index(key, self.qe.PayloadSchemaType.Keyword))
                 for key in INTEGER_FIELDS:
@@ -368,6 +374,7 @@ class EdgeEngine:
             raise StoreError(f"{self.folder}: cannot create the Qdrant Edge shard ({exc})") from exc
         self.has_dense = bool(dim)
         self.has_text = bool(text_dim)
+        self.has_windows = bool(dim) and windows
         self._set_params()
         self.write_manifest(manifest)  # last: a folder with a manifest has a complete shard
 
@@ -393,6 +400,7 @@ class EdgeEngine:
             config = {}
         self.has_dense = DENSE in (config.get("vectors") or {})
         self.has_text = TEXT in (config.get("vectors") or {})
+        self.has_windows = WINDOWS in (config.get("vectors") or {})
         stored = config.get("quantization_config") or {}
         if self.quantization is None and ("scalar" in stored or "binary" in stored):
             # a quantized shard keeps its quantization: search it with that kind's default oversampling
@@ -476,6 +484,8 @@ class EdgeEngine:
                 vec[DENSE] = p.dense.tolist()
             if p.text is not None:
                 vec[TEXT] = p.text.tolist()
+            if p.windows is not None:
+                vec[WINDOWS] = p.windows.tolist()
             if len(p.sparse):
                 vec[SPARSE] = qe.SparseVector(p.sparse.indices.tolist(), p.sparse.values.tolist())
             structs.append(qe.Point(p.id, vec, p.payload))
@@ -565,7 +575,10 @@ class EdgeEngine:
         if q.sparse is not None:
             vec: Any = qe.SparseVector(q.sparse.indices.tolist(), q.sparse.values.tolist())
             return qe.Query.Nearest(vec, using=SPARSE), None
-        return qe.Query.Nearest(np.asarray(q.dense, dtype=np.float32).tolist(), using=q.using), self._list_params.get(q.kind, self._params)
+        dense = np.asarray(q.dense, dtype=np.float32).tolist()
+        if q.using == WINDOWS:  # one query vector against each point's windows: a one-row multivector
+            dense = [dense]
+        return qe.Query.Nearest(dense, using=q.using), self._list_params.get(q.kind, self._params)
 
     def search(
         self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], *, with_payload: bool = False, with_vector: bool = False

@@ -33,6 +33,7 @@ from .engine import (
     KEYWORD_FIELDS,
     SPARSE,
     TEXT,
+    WINDOWS,
     Found,
     ListQuery,
     Point,
@@ -105,6 +106,7 @@ class RemoteEngine:
             )
         self.has_dense = False
         self.has_text = False
+        self.has_windows = False
 
     @contextlib.contextmanager
     def _mapped(self, what: str) -> Iterator[None]:
@@ -127,6 +129,7 @@ class RemoteEngine:
         vectors = info.config.params.vectors
         self.has_dense = isinstance(vectors, dict) and DENSE in vectors
         self.has_text = isinstance(vectors, dict) and TEXT in vectors
+        self.has_windows = isinstance(vectors, dict) and WINDOWS in vectors
         meta = info.config.metadata or {}
         found = meta.get(_META_KEY)
         if not isinstance(found, dict):
@@ -140,6 +143,12 @@ class RemoteEngine:
         text_dim = (manifest.get("text_model") or {}).get("dim")
         if text_dim:
             vectors[TEXT] = m.VectorParams(size=int(text_dim), distance=m.Distance.COSINE)
+        windows = bool(dim) and manifest.get("clip_windows") is not None
+        if dim and windows:  # CLIP windows of text chunks: one multivector, MaxSim over its rows
+            vectors[WINDOWS] = m.VectorParams(
+                size=int(dim), distance=m.Distance.COSINE,
+                multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM),
+            )
         with self._mapped("creating the collection"):
             self.client.create_collection(
                 self.collection,
@@ -156,6 +165,7 @@ class RemoteEngine:
                     self.client.create_payload_index(self.collection, key, m.PayloadSchemaType.INTEGER)
         self.has_dense = bool(dim)
         self.has_text = bool(text_dim)
+        self.has_windows = windows
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         with self._mapped("updating the manifest"):
@@ -193,6 +203,8 @@ class RemoteEngine:
                 vec[DENSE] = p.dense.tolist()
             if p.text is not None:
                 vec[TEXT] = p.text.tolist()
+            if p.windows is not None:
+                vec[WINDOWS] = p.windows.tolist()
             if len(p.sparse):
                 vec[SPARSE] = m.SparseVector(indices=p.sparse.indices.tolist(), values=p.sparse.values.tolist())
             structs.append(m.PointStruct(id=p.id, vector=vec, payload=p.payload))
@@ -258,6 +270,8 @@ class RemoteEngine:
             using = SPARSE
         else:
             query, using = np.asarray(q.dense, dtype=np.float32).tolist(), q.using
+            if using == WINDOWS:  # one query vector against each point's windows: a one-row multivector
+                query = [query]
         kw: dict[str, Any] = dict(query=query, using=using, filter=build(conds, self.kit), limit=q.limit, **extra)
         if q.sparse is None and self._search_params is not None:
             kw["params"] = self._search_params

@@ -32,7 +32,7 @@ from ._filters import Condition, FilterKit
 from .bm25 import SparseVector
 
 __all__ = [
-    "DENSE", "QUANTIZATIONS", "SPARSE", "TEXT", "Engine", "Found", "ListQuery", "Point", "TextSafeEngine", "check_quantization",
+    "DENSE", "QUANTIZATIONS", "SPARSE", "TEXT", "WINDOWS", "Engine", "Found", "ListQuery", "Point", "TextSafeEngine", "check_quantization",
     "dense_vectors", "ranked", "record_to_point", "sources_payload", "tie_margin",
 ]
 
@@ -42,6 +42,9 @@ SPARSE = "bm25"
 #: The optional text-model vector (an index built with ``text_embedder=``): absent from a point
 #: without text (an image with no caption, alt or OCR text).
 TEXT = "text"
+#: The optional CLIP windows of a text chunk (an index built with ``clip_windows=``): a multivector
+#: in CLIP's space scored by MaxSim, its first row the chunk's own CLIP vector; absent from images.
+WINDOWS = "windows"
 
 #: Accepted ``quantization`` values, and the default oversampling of each (both engines).
 QUANTIZATIONS = (None, "int8", "binary")
@@ -59,6 +62,7 @@ class Point:
     sparse: SparseVector  # may be empty
     payload: dict[str, Any]  # holds "kind" and "sources" (every path the content was found at)
     text: np.ndarray | None = None  # unit float32 from the index's text model; None: no text model, or no text
+    windows: np.ndarray | None = None  # (n, dim) unit float32 CLIP windows of a text chunk; None: no windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,7 @@ class Engine(Protocol):
     where: str
     has_dense: bool
     has_text: bool
+    has_windows: bool
     quantization: str | None
     oversampling: float | None
     kit: FilterKit
@@ -285,7 +290,7 @@ def record_to_point(pid: str, vector: Any, payload: Any) -> Point:
     """A :class:`Point` from a stored record (Qdrant Edge's or qdrant-client's: a dict of named
     vectors, the sparse one with ``indices`` and ``values``)."""
     vec = vector if isinstance(vector, dict) else {}
-    dense, sp, text = vec.get(DENSE), vec.get(SPARSE), vec.get(TEXT)
+    dense, sp, text, win = vec.get(DENSE), vec.get(SPARSE), vec.get(TEXT), vec.get(WINDOWS)
     if sp is not None:
         sparse = SparseVector(np.asarray(sp.indices, np.uint32), np.asarray(sp.values, np.float32))
     else:
@@ -293,6 +298,7 @@ def record_to_point(pid: str, vector: Any, payload: Any) -> Point:
     return Point(
         pid, None if dense is None else np.asarray(dense, np.float32), sparse, dict(payload or {}),
         None if text is None else np.asarray(text, np.float32),
+        None if win is None else np.asarray(win, np.float32).reshape(len(win), -1),
     )
 
 

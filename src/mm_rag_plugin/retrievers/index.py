@@ -154,8 +154,10 @@ class MultiModalIndex:
         blob_options: Mapping[str, Any] | None = None,
         text_embedder: TextEmbedder | None = None,
         text_model: Mapping[str, Any] | None = None,
+        clip_windows: Any = None,
         **client_kwargs: Any,
     ) -> None:
+        from ..embeddings.windows import as_clip_windows
         from .blobstore import blob_url
 
         if batch_size < 1:
@@ -178,6 +180,9 @@ class MultiModalIndex:
         elif text_model is not None:
             given_text = dict(text_model)
         self._new_text_model = given_text
+        self._new_windows = as_clip_windows(clip_windows)
+        if self._new_windows is not None and keyword_only:
+            raise ConfigurationError("keyword_only=True searches without a model: do not pass clip_windows=")
         self.quantization, self.oversampling = check_quantization(quantization, oversampling)
         given_blobs = None if blobs is None else blob_url(blobs)  # a bad URL fails before anything is opened
         self._blob_options = dict(blob_options or {})  # may hold secrets: used, never recorded
@@ -206,6 +211,7 @@ class MultiModalIndex:
                 self._start(lambda: TextSafeEngine(EdgeEngine(self.path, quantization=quantization, oversampling=self.oversampling)))
             self._open(embedder, dim, bm25, keyword_only, create, given_blobs)
             self._check_text_model(given_text)
+            self._check_windows(self._new_windows)
         except BaseException:
             self.close()
             raise
@@ -359,6 +365,82 @@ class MultiModalIndex:
                 "or ingest into a new index folder"
             )
 
+    def check_clip_windows(self, clip_windows: Any) -> None:
+        """Refuse *clip_windows* (as ``clip_windows=`` takes it) unless it is what the index records."""
+        from ..embeddings.windows import as_clip_windows
+
+        self._check_windows(as_clip_windows(clip_windows))
+
+    def _check_windows(self, given: Any) -> None:
+        """The CLIP window settings given on open must be the ones the index records (none: it
+        keeps its own); a store whose vectors disagree with the manifest is a damaged index."""
+        stored = self.manifest.get("clip_windows")
+        if bool(stored) != bool(getattr(self._engine, "has_windows", False)):
+            raise StoreError(
+                f"{self._manifest_where()}: damaged index: the manifest {'records' if stored else 'records no'} CLIP windows but the "
+                f"store was created {'without' if stored else 'with'} them; restore it from a backup, "
+                "or re-ingest into a new index folder"
+            )
+        if given is None:
+            return
+        if stored is None:
+            raise ConfigurationError(
+                f"{self.where}: the index was built without CLIP windows, so it cannot take clip_windows={given.identity()}; "
+                "open it without clip_windows=, or ingest into a new index folder (or copy it there with reindex)"
+            )
+        want = {k: stored[k] if v is None else v for k, v in given.identity().items()}  # unset: the index's own
+        if want != stored:
+            raise ConfigurationError(
+                f"{self.where}: the index was built with CLIP windows {stored}, not {want}; open it without "
+                "clip_windows= (it keeps its own), or ingest into a new index folder"
+            )
+
+    @property
+    def has_windows(self) -> bool:
+        """True when text chunks carry CLIP windows (searched by the ``dense_text`` list)."""
+        return self.manifest.get("clip_windows") is not None and not self.manifest.get("keyword_only")
+
+    def window_vectors(self, chunks: Sequence[Chunk], vectors: Sequence[np.ndarray | None]) -> Any:
+        """The CLIP windows of *chunks* (their CLIP *vectors* first, the windows over the rest of a
+        long text after: :func:`~..embeddings.windows.window_texts`), as
+        :class:`~..embeddings.batch.Embedded` (``None`` rows: images, failed chunks), or ``None``
+        when the index has no windows."""
+        windows = self.clip_windows
+        if windows is None:
+            return None
+        from ..embeddings.batch import ChunkError, Embedded
+        from ..embeddings.windows import token_counter, window_texts
+
+        embedder = self.embedder
+        count = None if embedder is None else token_counter(embedder)
+        if embedder is None or count is None:
+            raise ConfigurationError(
+                f"{self.where}: storing chunks in an index with CLIP windows embeds them with the index's model; "
+                "open the index with embedder= that model"
+            )
+        parts: list[list[str]] = []
+        for chunk, vec in zip(chunks, vectors, strict=True):
+            parts.append(window_texts(chunk.text, count, windows) if isinstance(chunk, TextChunk) and vec is not None else [])
+        flat = [t for p in parts for t in p]
+        rows = embedder.embed_texts(flat) if flat else np.zeros((0, self.dim or 0), np.float32)
+        out: list[np.ndarray | None] = []
+        errors: list[ChunkError] = []
+        at = 0
+        for i, (chunk, vec, p) in enumerate(zip(chunks, vectors, parts, strict=True)):
+            mine = np.asarray(rows[at : at + len(p)], np.float32).reshape(len(p), int(self.dim or 0))
+            at += len(p)
+            if not isinstance(chunk, TextChunk) or vec is None:
+                out.append(None)
+                continue
+            problem = next((pr for r in mine if (pr := vector_problem(r, int(self.dim or 0))) is not None), None)
+            if problem is not None:
+                errors.append(ChunkError(i, chunk.source, f"CLIP window: {problem}"))
+                out.append(None)
+                continue
+            mine = mine / np.linalg.norm(mine, axis=1, keepdims=True).astype(np.float32) if len(mine) else mine
+            out.append(np.vstack([np.asarray(vec, np.float32).reshape(1, -1), mine]).astype(np.float32))
+        return Embedded(out, tuple(errors))
+
     def attach_text(self, text_embedder: TextEmbedder) -> None:
         """Use *text_embedder* for :meth:`add` and the ``text_model`` list; it must be the index's text model."""
         from ..embeddings.text_model import text_model_identity
@@ -412,6 +494,13 @@ class MultiModalIndex:
         }
         if self._new_text_model is not None:
             self.manifest["text_model"] = self._new_text_model
+        if self._new_windows is not None:
+            from ..embeddings.windows import DEFAULT_CONTEXT, context_length, token_counter
+
+            if embedder is not None and token_counter(embedder) is None:
+                raise ConfigurationError("clip_windows= needs a model whose tokenizer counts tokens (encode()); this one cannot")
+            context = DEFAULT_CONTEXT if embedder is None else context_length(embedder)
+            self.manifest["clip_windows"] = self._new_windows.resolved(context).identity()
         if blobs is not None:
             self.manifest["blobs"] = blobs
         self.keyword_search_only = keyword_only
@@ -434,6 +523,17 @@ class MultiModalIndex:
     def text_model(self) -> dict[str, Any] | None:
         """The identity of the index's text model (``None``: the index has none)."""
         return self.manifest.get("text_model")
+
+    @property
+    def clip_windows(self) -> Any:
+        """The index's CLIP windows (:class:`~mm_rag_plugin.embeddings.windows.ClipWindows`), or
+        ``None``: one CLIP vector per chunk (what the model reads of its start)."""
+        data = self.manifest.get("clip_windows")
+        if data is None:
+            return None
+        from ..embeddings.windows import ClipWindows
+
+        return ClipWindows.from_identity(data)
 
     @property
     def text_dim(self) -> int | None:
@@ -541,9 +641,13 @@ class MultiModalIndex:
         if texted is not None and texted.errors:
             raise InvalidInputError(str(texted.errors[0]), source=texted.errors[0].source)
         texts = [None] * len(chunks) if texted is None else texted.vectors
+        windowed = self.window_vectors(chunks, rows)
+        if windowed is not None and windowed.errors:
+            raise InvalidInputError(str(windowed.errors[0]), source=windowed.errors[0].source)
+        wins = [None] * len(chunks) if windowed is None else windowed.vectors
         points: dict[str, Point] = {}
-        for chunk, vec, tv in zip(chunks, rows, texts, strict=True):
-            p = self.make_point(chunk, vec, text=tv)
+        for chunk, vec, tv, wv in zip(chunks, rows, texts, wins, strict=True):
+            p = self.make_point(chunk, vec, text=tv, windows=wv)
             if p.id in points:
                 points[p.id].payload["sources"] = _merged(points[p.id].payload["sources"], [chunk.source])
             else:
@@ -725,7 +829,7 @@ class MultiModalIndex:
 
     def make_point(
         self, chunk: Chunk, vector: np.ndarray | None, *, key: str | None = None, point_id: str | None = None,
-        text: np.ndarray | None = None,
+        text: np.ndarray | None = None, windows: np.ndarray | None = None,
     ) -> Point:
         """A point for *chunk* with its dense *vector* (refused when not finite, zero, or of the
         wrong size; ``None`` only in a keyword-only index) and, in an index with a text model, its
@@ -751,7 +855,24 @@ class MultiModalIndex:
             if problem is not None:
                 raise InvalidInputError(f"{chunk.source}: {problem}; refusing to store it", source=chunk.source)
         sparse = self.bm25.encode_document(chunk.search_text, ocr_words(chunk))
-        return Point(pid, dense, sparse, payload, self._text_row(chunk, text))
+        return Point(pid, dense, sparse, payload, self._text_row(chunk, text), self._window_rows(chunk, windows))
+
+    def _window_rows(self, chunk: Chunk, windows: np.ndarray | None) -> np.ndarray | None:
+        if not self.has_windows or not isinstance(chunk, TextChunk):
+            if windows is not None:
+                raise InvalidInputError(f"{chunk.source}: CLIP windows for {'an image' if isinstance(chunk, ImageChunk) else 'an index without them'}", source=chunk.source)
+            return None
+        if windows is None:
+            raise InvalidInputError(f"{chunk.source}: no CLIP windows for a text chunk of an index with windows", source=chunk.source)
+        rows = np.asarray(windows, np.float32)
+        most = int(self.manifest["clip_windows"]["max_windows"])
+        if rows.ndim != 2 or not 1 <= len(rows) <= most:
+            raise InvalidInputError(f"{chunk.source}: CLIP windows must be 1 to {most} rows, got shape {rows.shape}", source=chunk.source)
+        for r in rows:
+            problem = vector_problem(r, int(self.dim or 0))
+            if problem is not None:
+                raise InvalidInputError(f"{chunk.source}: CLIP window: {problem}; refusing to store it", source=chunk.source)
+        return rows
 
     def _text_row(self, chunk: Chunk, text: np.ndarray | None) -> np.ndarray | None:
         if self.text_model is None:
@@ -1069,6 +1190,10 @@ class MultiModalIndex:
                 yield f"holds a text-model vector, but the manifest records no text model ({where})"
             elif (problem := vector_problem(p.text, int(self.text_model["dim"]))) is not None:
                 yield f"text model: {problem} ({where})"
+        if p.windows is not None and not self.has_windows:
+            yield f"holds CLIP windows, but the manifest records none ({where})"
+        elif self.has_windows and payload.get("kind") != "image" and p.windows is None:
+            yield f"a text chunk without CLIP windows in an index with them ({where})"
         if not _same_sparse(p.sparse, self._expected_sparse(payload)):
             yield f"keyword (BM25) vector does not match the point's text ({where})"
         if payload.get("kind") == "image":
@@ -1157,7 +1282,7 @@ class MultiModalIndex:
         moved.update(image_path=key, image_root="store")
         if digest != payload.get("content_hash"):
             moved["file_hash"] = digest
-        return Point(p.id, p.dense, p.sparse, moved, p.text)
+        return Point(p.id, p.dense, p.sparse, moved, p.text, p.windows)
 
     def _copy_image(self, p: Point, target: MultiModalIndex, copied: set[str]) -> None:
         """Copy point *p*'s image file into *target*'s ``blobs/`` when it is one of this index's
@@ -1230,6 +1355,7 @@ class MultiModalIndex:
                 and stored["bm25"] == manifest["bm25"]
                 and (manifest["keyword_only"] or same_model(stored["model"], manifest["model"]))
                 and stored.get("text_model") == manifest.get("text_model")
+                and stored.get("clip_windows") == manifest.get("clip_windows")
             )
             if not same:
                 raise ConfigurationError(

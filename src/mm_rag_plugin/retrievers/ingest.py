@@ -21,6 +21,7 @@ import numpy as np
 
 from .._items import as_chunk
 from ..embeddings.batch import embed_chunks
+from ..embeddings.windows import context_length, token_counter
 from ..errors import InvalidInputError
 from ..types import Chunk, Embedder, FileError, ReadResult, TextChunk
 
@@ -42,6 +43,9 @@ class IngestReport:
     deleted: int = 0  # stale points of replaced sources
     skipped_empty: int = 0  # text chunks without any text
     errors: tuple[FileError, ...] = field(default_factory=tuple)
+    embedded_texts: int = 0  # text chunks embedded by the CLIP model (new points)
+    truncated_texts: int = 0  # of those, longer than the model's context: its vector sees their start only
+    context_length: int | None = None  # the model's text context in tokens (None: keyword-only, or not counted)
 
     @property
     def ok(self) -> bool:
@@ -79,6 +83,9 @@ def ingest(
     seen: dict[str, set[str]] = {}
     failed_sources = {e.source for e in errors}
     added = unchanged = skipped = 0
+    embedded_texts = truncated = 0
+    count = token_counter(embedder) if embedder is not None and not index.keyword_only else None
+    context = None if count is None else context_length(embedder)
 
     with tqdm(total=total, desc="indexing", unit="chunk", disable=not show_progress) as bar:
         for batch in _batches(chunks, batch_size):
@@ -119,6 +126,10 @@ def ingest(
                 failed = embedded.failed
                 fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
                 vectors = [v for n, v in enumerate(vectors) if n not in failed]
+            if count is not None and context is not None:  # what the model's context cut (reported, not changed)
+                lengths = [count(c.text) for c in fresh_chunks if isinstance(c, TextChunk)]
+                embedded_texts += len(lengths)
+                truncated += sum(n > context for n in lengths)
             texts: list[np.ndarray | None] = [None] * len(fresh_chunks)
             texted = index.text_vectors(fresh_chunks) if fresh_chunks else None
             if texted is not None:  # the index's text model beside CLIP: same error rule
@@ -129,9 +140,20 @@ def ingest(
                 fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
                 vectors = [v for n, v in enumerate(vectors) if n not in failed]
                 texts = [v for n, v in enumerate(texted.vectors) if n not in failed]
-            for chunk, vec, tv in zip(fresh_chunks, vectors, texts, strict=True):
+            wins: list[np.ndarray | None] = [None] * len(fresh_chunks)
+            windowed = index.window_vectors(fresh_chunks, vectors) if fresh_chunks and index.has_windows else None
+            if windowed is not None:  # CLIP windows over whole text chunks: same error rule
+                for e in windowed.errors:
+                    errors.append(e.file_error())
+                    failed_sources.add(fresh_chunks[e.index].source)
+                failed = windowed.failed
+                fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
+                vectors = [v for n, v in enumerate(vectors) if n not in failed]
+                texts = [v for n, v in enumerate(texts) if n not in failed]
+                wins = [v for n, v in enumerate(windowed.vectors) if n not in failed]
+            for chunk, vec, tv, wv in zip(fresh_chunks, vectors, texts, wins, strict=True):
                 try:
-                    point = index.make_point(chunk, vec, text=tv)
+                    point = index.make_point(chunk, vec, text=tv, windows=wv)
                 except InvalidInputError as exc:
                     errors.append(FileError(chunk.source, str(exc), type(exc).__name__))
                     failed_sources.add(chunk.source)
@@ -152,5 +174,8 @@ def ingest(
                 continue
             deleted += index.forget(source, keep)
     logger.info("indexed %s new, %s unchanged, %s deleted, %s errors", added, unchanged, deleted, len(errors))
-    return IngestReport(added, unchanged, deleted, skipped, tuple(errors))
+    return IngestReport(
+        added, unchanged, deleted, skipped, tuple(errors), embedded_texts=embedded_texts, truncated_texts=truncated,
+        context_length=context,
+    )
 

@@ -86,11 +86,15 @@ class KeyedStore:
         texted = self.index.text_vectors([chunk for _, chunk, _ in items])  # the index's text model, if any
         if texted is not None and texted.errors:
             raise InvalidInputError(str(texted.errors[0]), source=texted.errors[0].source)
+        windowed = self.index.window_vectors([chunk for _, chunk, _ in items], [vector for _, _, vector in items])
+        if windowed is not None and windowed.errors:
+            raise InvalidInputError(str(windowed.errors[0]), source=windowed.errors[0].source)
         for n, (key, chunk, vector) in enumerate(items):
             if not isinstance(key, str) or not key:
                 raise InvalidInputError(f"ids must be non-empty strings, got {key!r}", source=f"ids[{n}]")
             tv = None if texted is None else texted.vectors[n]
-            point = self.index.make_point(chunk, vector, key=key, point_id=self.point_id(key), text=tv)
+            wv = None if windowed is None else windowed.vectors[n]
+            point = self.index.make_point(chunk, vector, key=key, point_id=self.point_id(key), text=tv, windows=wv)
             point.payload["framework"] = framework
             if extra is not None:
                 point.payload.update(extra[n])

@@ -13,6 +13,10 @@ Qdrant server)::
 dense vector, ``text``, beside CLIP's): an object with ``name`` and ``dim`` (and what the model's
 ``identity()`` adds), compared field by field when the index is opened with a text model.
 
+``clip_windows`` (optional) records the CLIP windows of text chunks (``clip_windows=``: a
+multivector ``windows`` beside CLIP's vector): ``{"size": 77, "overlap": 16, "max_windows": 8}``,
+compared when the index is opened with window settings.
+
 ``blobs`` (optional) is the URL of the blob store that holds the index's images
 (:mod:`.blobstore`); without it they live in the index folder's ``blobs/``.
 
@@ -219,6 +223,12 @@ def _manifest_problem(data: Mapping[str, Any]) -> str | None:
             return problem
     if "text_model" in data:
         problem = _text_model_problem(data["text_model"])
+        if problem:
+            return problem
+    if "clip_windows" in data:
+        from ..embeddings.windows import windows_problem
+
+        problem = windows_problem(data["clip_windows"])
         if problem:
             return problem
     if not isinstance(bm25, dict):

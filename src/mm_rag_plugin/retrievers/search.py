@@ -40,7 +40,7 @@ import numpy as np
 from ..errors import ConfigurationError, InvalidInputError
 from ._filters import Condition, matches_nothing
 from .bm25 import merge
-from .engine import TEXT, Found, ListQuery
+from .engine import DENSE, TEXT, WINDOWS, Found, ListQuery
 from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, distinct, rrf, rrf_sort_key
 
 __all__ = ["LIST_NAMES", "MODES", "Match", "SearchOptions", "mmr_select", "search"]
@@ -215,7 +215,9 @@ def _plan(
         kind = next((c.value for c in conditions if c.key == "kind" and c.op == "eq"), None)
         for name, list_kind in (("dense_text", "text"), ("dense_image", "image")):
             if options.list_weights[name] > 0 and kind in (None, list_kind):
-                out.append(ListQuery(name, depth, dense=vector, kind=list_kind, min_score=options.min_similarity))
+                # an index with CLIP windows: text chunks are searched by their best window (MaxSim)
+                using = WINDOWS if list_kind == "text" and getattr(index, "has_windows", False) else DENSE
+                out.append(ListQuery(name, depth, dense=vector, kind=list_kind, min_score=options.min_similarity, using=using))
     if mode == "hybrid" and text is not None and options.list_weights["text_model"] > 0 and _has_text_model(index):
         tv = _text_query(index, text) if text_vector is None else _checked_text_vector(index, text_vector)
         out.append(ListQuery("text_model", depth, dense=tv, using=TEXT, min_score=options.min_similarity))
