@@ -11,7 +11,9 @@ returns the top 10 of a reciprocal-rank fusion of dense and keyword lists, each 
 * ``ours``: ``FusedRetriever`` over ``MultiModalIndex(folder)`` (Qdrant Edge in this process, HNSW
   built by ``optimize()``, reopened before querying): three lists (dense over texts, dense over
   images, BM25), fused here; near-duplicate removal off (no peer has it). ``ours-defaults``: the
-  retriever's defaults, near-duplicate removal on (it reads the hits' vectors).
+  retriever's defaults, near-duplicate removal on (it reads the hits' vectors). ``ours-pool``:
+  ``ours-defaults`` on a shard built with Qdrant Edge's own search thread pool (a thread per CPU)
+  instead of the library's one search thread.
   ``ours-int8``: the same index created with ``quantization="int8"``.
 * ``ours-qdrant-client``: the same retriever over the qdrant-client engine
   (``MultiModalIndex(client=...)``) with ``fusion="server"``: Qdrant's Query API fuses, and the
@@ -285,7 +287,7 @@ def build_mm(folder: Path | None, chunks, vecs, dim: int, **options: Any) -> Mul
 class Ours(System):
     group = "ours"
 
-    def __init__(self, quantization: str | None = None, *, defaults: bool = False) -> None:
+    def __init__(self, quantization: str | None = None, *, defaults: bool = False, pool: bool = False) -> None:
         self.options = {"quantization": quantization} if quantization else {}
         self.name = "ours" if quantization is None else f"ours-{quantization}"
         # the retriever as a user gets it, near-duplicate removal included (it reads the hits'
@@ -293,10 +295,22 @@ class Ours(System):
         self.retriever_options: dict[str, Any] = {} if defaults else {"near_duplicate_threshold": None}
         if defaults:
             self.name += "-defaults"
+        # pool: the shard built with Qdrant Edge's own search pool (a thread per CPU) instead of
+        # the library's one search thread (_edge.SEARCH_THREADS), recorded in the shard
+        self.pool = pool
+        if pool:
+            self.name = "ours-pool"
 
     def build(self, d: Data, tmp: Path) -> None:
+        from mm_rag_plugin.retrievers import _edge
+
         folder = tmp / self.name
-        build_mm(folder, d.chunks, d.vecs, d.dim, **self.options).close()
+        before = _edge.SEARCH_THREADS
+        _edge.SEARCH_THREADS = None if self.pool else before
+        try:
+            build_mm(folder, d.chunks, d.vecs, d.dim, **self.options).close()
+        finally:
+            _edge.SEARCH_THREADS = before
         t = time.perf_counter()
         self.index = MultiModalIndex(folder, show_progress=False, **self.options)
         self.reopen_s = time.perf_counter() - t
@@ -626,6 +640,7 @@ class LlamaFaiss1T(_OneThread, LlamaFaiss):
 SYSTEMS: dict[str, Callable[[], System]] = {
     "ours": Ours,
     "ours-defaults": lambda: Ours(defaults=True),
+    "ours-pool": lambda: Ours(defaults=True, pool=True),
     "ours-int8": lambda: Ours("int8"),
     "ours-qdrant-client": OursServer,
     "qdrant-client": QdrantPlain,

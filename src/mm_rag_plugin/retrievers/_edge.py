@@ -81,6 +81,11 @@ SEARCH_EF_BY_SIZE = ((500_000, 512), (0, 256))
 #: (``tests/integration/test_kind_recall.py``, 2k images among 10k items: recall@10 0.84 at
 #: hnsw_ef 256 without this, 1.0 with it).
 EXACT_BELOW = 5_000
+#: Threads of a new shard's search pool (recorded in its ``edge_config.json``; ``None``: Qdrant
+#: Edge's default, one per CPU). A query is a few small lists; a pool of threads per shard
+#: competes with the caller's own threads and with other processes, and on 2 busy cores it tripled
+#: fused query latency (``python -m benchmarks.bench_retrieval --systems ours-defaults,ours-pool``).
+SEARCH_THREADS: int | None = 1
 
 
 #: Free space a shard needs before it is created / written: Qdrant Edge writes through memory-mapped
@@ -273,7 +278,7 @@ class EdgeEngine:
         self.quantization = quantization
         self.oversampling = oversampling
         self.indexing_threshold_kb = indexing_threshold_kb
-        self.search_threads = search_threads
+        self.search_threads = SEARCH_THREADS if search_threads is None else search_threads
         self.shard: Any = None
         self.has_dense = False
         self.has_text = False
