@@ -73,7 +73,9 @@ def run(n: int = 200, n_queries: int = 40, rounds: int = 1, max_windows: int = 8
     chunks = [TextChunk(id=f"c{i}", text=t, source=f"doc{i // 20}.pdf", position=i) for i, t in enumerate(texts)]
     rng = random.Random(0)
     queries = [" ".join(t.split()[rng.randint(0, max(0, len(t.split()) - 8)):][:8]) for t in rng.sample(texts, min(n_queries, len(texts)))]
-    embedder = OpenCLIPEmbedder(model_name, load_weights=False, device="cpu")
+    # no embedding cache: every round and variant embeds its chunks and queries (a cache would
+    # answer the second variant's from the first's)
+    embedder = OpenCLIPEmbedder(model_name, load_weights=False, device="cpu", cache_size=0)
     variants: dict[str, Any] = {"one vector": None, f"windows (max {max_windows})": {"max_windows": max_windows}}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory() as tmp:
