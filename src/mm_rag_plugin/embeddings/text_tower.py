@@ -53,8 +53,9 @@ def enabled() -> bool:
 
 def text_tower_dir(key: str) -> Path:
     """``$XDG_CACHE_HOME/mm-rag-plugin/text-towers/<key>`` (``~/.cache/...``)."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "mm-rag-plugin" / "text-towers" / key
+    from .._cache import cache_path
+
+    return cache_path("text-towers") / key
 
 
 def tower_key(name: str, pretrained: str | None, sha256: str | None) -> str:

@@ -33,7 +33,22 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 _MAX_HASHED = 256 << 20
 
 
-class ForeignTextEmbedder:
+class _ProbedDim:
+    """``dim`` of a framework model, found by embedding one probe text on first use."""
+
+    _dim: int | None = None
+
+    def embed_query(self, text: str) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.embed_query("dimension").shape[0])
+        return self._dim
+
+
+class ForeignTextEmbedder(_ProbedDim):
     """A framework's text embedding model (any LangChain ``Embeddings`` or LlamaIndex
     ``BaseEmbedding``) as the index's model: text only, identified by its class and model name."""
 
@@ -46,12 +61,6 @@ class ForeignTextEmbedder:
     def name(self) -> str:
         cls = type(self.model)
         return f"{self.framework}:{cls.__module__}.{cls.__qualname__}"
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self._dim = int(self.embed_query("dimension").shape[0])
-        return self._dim
 
     def identity(self) -> dict[str, Any]:
         tag = next((getattr(self.model, a) for a in ("model", "model_name") if isinstance(getattr(self.model, a, None), str)), None)
@@ -74,7 +83,7 @@ class ForeignTextEmbedder:
         raise ConfigurationError(f"{self.name} embeds text only; images need a CLIP model (OpenCLIPEmbeddings / OpenCLIPEmbedding)")
 
 
-class FrameworkTextModel:
+class FrameworkTextModel(_ProbedDim):
     """A framework's text embedding model (a LangChain ``Embeddings`` or a LlamaIndex
     ``BaseEmbedding``) as an index's text model beside CLIP (:class:`~mm_rag_plugin.types.TextEmbedder`):
     rows L2-normalised, identified by its class and model name (``name=`` overrides the model name,
@@ -87,12 +96,6 @@ class FrameworkTextModel:
             (getattr(model, a) for a in ("model", "model_name") if isinstance(getattr(model, a, None), str)), None
         )
         self._dim: int | None = None
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self._dim = int(self.embed_query("dimension").shape[0])
-        return self._dim
 
     def identity(self) -> dict[str, Any]:
         cls = type(self.model)

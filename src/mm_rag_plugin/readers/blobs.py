@@ -34,11 +34,9 @@ _KEEP = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 def default_blob_dir() -> Path:
     """``$MM_RAG_BLOB_DIR``, else ``$XDG_CACHE_HOME/mm-rag-plugin/blobs`` (``~/.cache/...``)."""
-    env = os.environ.get("MM_RAG_BLOB_DIR")
-    if env:
-        return Path(env)
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "mm-rag-plugin" / "blobs"
+    from .._cache import cache_path
+
+    return cache_path("blobs", "MM_RAG_BLOB_DIR")
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,11 +87,9 @@ def open_blob_store(url: str, options: Mapping[str, Any] | None = None) -> BlobS
 
 def blob_cache_dir() -> Path:
     """``$MM_RAG_BLOB_CACHE``, else ``$XDG_CACHE_HOME/mm-rag-plugin/blob-cache`` (``~/.cache/...``)."""
-    env = os.environ.get("MM_RAG_BLOB_CACHE")
-    if env:
-        return Path(env)
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "mm-rag-plugin" / "blob-cache"
+    from .._cache import cache_path
+
+    return cache_path("blob-cache", "MM_RAG_BLOB_CACHE")
 
 
 def write_atomic(path: Path, data: bytes) -> None:

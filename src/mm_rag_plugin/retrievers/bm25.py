@@ -477,12 +477,7 @@ class BM25Encoder:
                 if i not in weights and len(weights) >= MAX_QUERY_TERMS:
                     continue
                 weights[i] = w
-        if not weights:
-            return _empty()
-        idx = np.fromiter(weights.keys(), dtype=np.uint32, count=len(weights))
-        order = np.argsort(idx)
-        vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
-        return SparseVector(idx[order], vals[order])
+        return _from_weights(weights)
 
 
     def encode_ocr_query(self, text: str, weight: float = 1.0) -> SparseVector:
@@ -492,12 +487,7 @@ class BM25Encoder:
         if self.ocr is None or not weight > 0:
             return _empty()
         weights = self.ocr.query_weights(text, float(weight))
-        if not weights:
-            return _empty()
-        idx = np.fromiter(weights.keys(), dtype=np.uint32, count=len(weights))
-        order = np.argsort(idx)
-        vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
-        return SparseVector(idx[order], vals[order])
+        return _from_weights(weights)
 
 
 def merge(a: SparseVector, b: SparseVector) -> SparseVector:
@@ -557,6 +547,16 @@ def settings_problem(config: Mapping[str, Any]) -> str | None:
     if problem:
         return f"ocr {problem}"
     return None
+
+
+def _from_weights(weights: dict[int, float]) -> SparseVector:
+    """A sparse vector of *weights* (index -> value), indices sorted."""
+    if not weights:
+        return _empty()
+    idx = np.fromiter(weights.keys(), dtype=np.uint32, count=len(weights))
+    order = np.argsort(idx)
+    vals = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
+    return SparseVector(idx[order], vals[order])
 
 
 def _empty() -> SparseVector:

@@ -119,13 +119,7 @@ def ingest(
             vectors: list[np.ndarray | None] = [None] * len(fresh_chunks)  # keyword-only: no vectors
             if fresh_chunks and embedder is not None and not index.keyword_only:
                 embedded = embed_chunks(embedder, fresh_chunks)  # the one loop, the one error rule
-                vectors = embedded.vectors
-                for e in embedded.errors:
-                    errors.append(e.file_error())
-                    failed_sources.add(fresh_chunks[e.index].source)
-                failed = embedded.failed
-                fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
-                vectors = [v for n, v in enumerate(vectors) if n not in failed]
+                fresh_chunks, (vectors,) = _drop_failed(embedded, fresh_chunks, [embedded.vectors], errors, failed_sources)
             if count is not None and context is not None:  # what the model's context cut (reported, not changed)
                 lengths = [count(c.text) for c in fresh_chunks if isinstance(c, TextChunk)]
                 embedded_texts += len(lengths)
@@ -133,24 +127,13 @@ def ingest(
             texts: list[np.ndarray | None] = [None] * len(fresh_chunks)
             texted = index.text_vectors(fresh_chunks) if fresh_chunks else None
             if texted is not None:  # the index's text model beside CLIP: same error rule
-                for e in texted.errors:
-                    errors.append(e.file_error())
-                    failed_sources.add(fresh_chunks[e.index].source)
-                failed = texted.failed
-                fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
-                vectors = [v for n, v in enumerate(vectors) if n not in failed]
-                texts = [v for n, v in enumerate(texted.vectors) if n not in failed]
+                fresh_chunks, (vectors, texts) = _drop_failed(texted, fresh_chunks, [vectors, texted.vectors], errors, failed_sources)
             wins: list[np.ndarray | None] = [None] * len(fresh_chunks)
             windowed = index.window_vectors(fresh_chunks, vectors) if fresh_chunks and index.has_windows else None
             if windowed is not None:  # CLIP windows over whole text chunks: same error rule
-                for e in windowed.errors:
-                    errors.append(e.file_error())
-                    failed_sources.add(fresh_chunks[e.index].source)
-                failed = windowed.failed
-                fresh_chunks = [c for n, c in enumerate(fresh_chunks) if n not in failed]
-                vectors = [v for n, v in enumerate(vectors) if n not in failed]
-                texts = [v for n, v in enumerate(texts) if n not in failed]
-                wins = [v for n, v in enumerate(windowed.vectors) if n not in failed]
+                fresh_chunks, (vectors, texts, wins) = _drop_failed(
+                    windowed, fresh_chunks, [vectors, texts, windowed.vectors], errors, failed_sources
+                )
             for chunk, vec, tv, wv in zip(fresh_chunks, vectors, texts, wins, strict=True):
                 try:
                     point = index.make_point(chunk, vec, text=tv, windows=wv)
@@ -179,3 +162,14 @@ def ingest(
         context_length=context,
     )
 
+
+def _drop_failed(
+    result: Any, chunks: list[Any], columns: list[list[Any]], errors: list[FileError], failed_sources: set[str]
+) -> tuple[list[Any], list[list[Any]]]:
+    """Record *result*'s failed items (one error line per file, their files kept from being
+    replaced) and return *chunks* and each of *columns* without the failed rows."""
+    for e in result.errors:
+        errors.append(e.file_error())
+        failed_sources.add(chunks[e.index].source)
+    failed = result.failed
+    return [c for n, c in enumerate(chunks) if n not in failed], [[v for n, v in enumerate(col) if n not in failed] for col in columns]

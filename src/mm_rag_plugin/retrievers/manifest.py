@@ -80,8 +80,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 def _hash_cache_file() -> Path:
     """``$XDG_CACHE_HOME/mm-rag-plugin/weights-sha256.json`` (``~/.cache/...``): outside any index."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "mm-rag-plugin" / "weights-sha256.json"
+    from .._cache import cache_path
+
+    return cache_path("weights-sha256.json")
 
 
 def _weights_sha256(path: Path, st: os.stat_result) -> str:
