@@ -64,15 +64,15 @@ _LOST = 0.25
 #: A reading is repeated (:attr:`TesseractOCR.reread_below`) only on images with this many glyphs.
 _REREAD_GLYPHS = 40
 #: Skew angles (degrees) looked for, and the smallest one corrected. Tesseract copes with less,
-#: and resampling blurs small print: straightening the generated receipts' 0.9-2.5 degree turns
-#: lowered the share of their words read from 0.918 to 0.901 (24 receipts of
-#: ``benchmarks/receipts.py``, the reading with and without the step, ``_skew`` off).
+#: and resampling blurs small print: from 0.8 degrees, straightening the generated receipts' 0.9-2.5
+#: degree turns lowered the share of their words read from 0.918 to 0.901
+#: (``python -m benchmarks.bench_ocr_preprocess --n 24 --set clean``, run with that threshold).
 _MAX_SKEW = 8.0
 _MIN_SKEW = 2.8
 #: Levels between the median ink and the median paper under which print is faded and normalised.
 #: Blurred or unevenly lit print that Tesseract reads well sits at 74-183 levels (generated
-#: receipts); normalising those at 110 lowered the words read from 0.918 to 0.908. Faded thermal
-#: print is at a few dozen.
+#: receipts); normalising those at 110 lowered the words read from 0.918 to 0.908 (the same
+#: command). Faded thermal print is at a few dozen.
 _FADED = 64
 #: Print covers less than this share of a page (its Otsu dark class); more is a photo or a chart.
 _SPARSE = 0.35
