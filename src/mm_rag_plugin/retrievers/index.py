@@ -338,6 +338,16 @@ class MultiModalIndex:
                 "store holds none; restore the folder from a backup, or re-ingest into a new index folder"
             )
 
+    def _store_agrees(self, stored: Any, engine_flag: str, what: str, vectors: str) -> None:
+        """A manifest that records *what* (*stored* set) over a store created without its
+        *vectors*, or the other way round, is a damaged index."""
+        if bool(stored) != bool(getattr(self._engine, engine_flag, False)):
+            raise StoreError(
+                f"{self._manifest_where()}: damaged index: the manifest {'records' if stored else 'records no'} {what} but the "
+                f"store was created {'without' if stored else 'with'} {vectors}; restore it from a backup, "
+                "or re-ingest into a new index folder"
+            )
+
     def _check_text_model(self, given: Mapping[str, Any] | None) -> None:
         """The text model given on open must be the one the index records (none: its list is
         searched only once one is attached); a store whose vectors disagree with the manifest is
@@ -345,12 +355,7 @@ class MultiModalIndex:
         from ..embeddings.text_model import describe_text_model, same_text_model
 
         stored = self.manifest.get("text_model")
-        if bool(stored) != bool(getattr(self._engine, "has_text", False)):
-            raise StoreError(
-                f"{self._manifest_where()}: damaged index: the manifest {'records' if stored else 'records no'} text model but the "
-                f"store was created {'without' if stored else 'with'} text vectors; restore it from a backup, "
-                "or re-ingest into a new index folder"
-            )
+        self._store_agrees(stored, "has_text", "text model", "text vectors")
         if given is None:
             return
         if stored is None:
@@ -375,12 +380,7 @@ class MultiModalIndex:
         """The CLIP window settings given on open must be the ones the index records (none: it
         keeps its own); a store whose vectors disagree with the manifest is a damaged index."""
         stored = self.manifest.get("clip_windows")
-        if bool(stored) != bool(getattr(self._engine, "has_windows", False)):
-            raise StoreError(
-                f"{self._manifest_where()}: damaged index: the manifest {'records' if stored else 'records no'} CLIP windows but the "
-                f"store was created {'without' if stored else 'with'} them; restore it from a backup, "
-                "or re-ingest into a new index folder"
-            )
+        self._store_agrees(stored, "has_windows", "CLIP windows", "them")
         if given is None:
             return
         if stored is None:
