@@ -644,12 +644,17 @@ def save(res: dict[str, Any], out: Path) -> None:
     (out / "results.md").write_text("\n".join(markdown(res)) + "\n")
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def corpus_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options that choose the corpus (this benchmark's and ``bench_ocr_variants``')."""
     ap.add_argument("--smoke", action="store_true", help="6 receipts, two small shared images, no PDFs")
     ap.add_argument("--n", type=int, default=80, help="receipts and invoices to generate")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pdf-pages", type=int, default=3, help="pages rendered per PDF")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    corpus_arguments(ap)
     ap.add_argument("--no-camera", action="store_true",
                     help=f"skip the second pass with the receipts photographed ({CAMERA})")
     ap.add_argument("--out", default=str(OUT), help="folder for results.json / results.md")

@@ -38,6 +38,7 @@ from benchmarks.bench_ocr_quality import (
     RECEIPT_TYPES,
     Query,
     build_corpus,
+    corpus_arguments,
     git_state,
     recall_table,
 )
@@ -162,10 +163,7 @@ def markdown(res: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--smoke", action="store_true", help="6 receipts, two small shared images, no PDFs")
-    ap.add_argument("--n", type=int, default=80, help="receipts and invoices to generate")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--pdf-pages", type=int, default=3, help="pages rendered per PDF")
+    corpus_arguments(ap)
     ap.add_argument("--work", default=None, help="keep the corpus and its reading here, and reuse them")
     ap.add_argument("--out", default=str(OUT), help="folder for variants.json / variants.md")
     args = ap.parse_args(argv)
