@@ -56,11 +56,12 @@ def chunk_to_payload(chunk: Chunk, *, flat: bool = True) -> dict[str, Any]:
     return out
 
 
-def payload_to_chunk(payload: Mapping[str, Any], *, id: str | None = None, text: str | None = None) -> Chunk:
+def payload_to_chunk(payload: Mapping[str, Any], *, id: str | None = None, text: str | None = None, checked: bool = False) -> Chunk:
     """Rebuild a chunk from :func:`chunk_to_payload` output (flat or nested), or from metadata a
     framework user wrote by hand (``kind`` defaults to text; ``id`` falls back to a content id).
     A field of the wrong type (``page: "3"``, ``metadata: "x"``) raises :class:`InvalidInputError`
-    naming it (:func:`payload_problem`)."""
+    naming it (:func:`payload_problem`); *checked*: the whole payload passed that check already
+    (an index's search hits), so it is not run again."""
     data = {k: v for k, v in payload.items() if k not in STORE_KEYS}
     kind = data.pop("kind", "text")
     meta = data.pop("metadata", None)
@@ -70,7 +71,7 @@ def payload_to_chunk(payload: Mapping[str, Any], *, id: str | None = None, text:
         data["id"] = id
     names = _IMAGE_FIELDS if kind == "image" else _TEXT_FIELDS
     known = {k: data.pop(k) for k in list(data) if k in names}
-    problem = payload_problem({**known, "metadata": meta})
+    problem = None if checked else payload_problem({**known, "metadata": meta})
     if problem:
         raise InvalidInputError(problem, source=known["source"] if _str(known.get("source")) else None)
     extra = dict(meta or {})

@@ -616,7 +616,21 @@ class EdgeEngine:
         return Found(lists, fetch=self._fetch if with_payload or with_vector else None)
 
     def _fetch(self, payload_ids: Sequence[str], vector_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
-        return self.payloads(payload_ids), self.vectors(vector_ids)
+        if not vector_ids or not self.has_dense:
+            return self.payloads(payload_ids), {}
+        if not payload_ids:
+            return {}, self.vectors(vector_ids)
+        # a query's head usually wants both of the same hits: one read of the engine for both
+        ids = list(dict.fromkeys([*payload_ids, *vector_ids]))
+        with self._reading("reading payloads"):
+            recs = self.shard.retrieve(ids, True, [DENSE])
+        want = set(payload_ids)
+        payloads = {}
+        for r in recs:
+            pid = self._id(r.id)
+            if pid in want:
+                payloads[pid] = dict(r.payload or {})
+        return payloads, dense_vectors(recs, self._id)
 
     def _id(self, pid: Any) -> str:
         """A point id as text (the engine's ids are UUIDs; their text is cached by value)."""
@@ -631,8 +645,13 @@ class EdgeEngine:
         return text
 
     def _scored(self, points: Any) -> list[tuple[str, float]]:
-        ident = self._id
-        return [(ident(p.id), float(p.score)) for p in points]
+        # _id inlined: this runs for every hit of every list of every query
+        cache, out = self._id_text, []
+        for p in points:
+            pid = p.id
+            text = cache.get(pid.int) if isinstance(pid, uuid.UUID) else None
+            out.append((self._id(pid) if text is None else text, float(p.score)))
+        return out
 
     def fused(
         self,
@@ -681,7 +700,7 @@ class EdgeEngine:
         if not ids or not self.has_dense:
             return {}
         with self._reading("reading vectors"):
-            return dense_vectors(self.shard.retrieve(list(ids), False, [DENSE]))
+            return dense_vectors(self.shard.retrieve(list(ids), False, [DENSE]), self._id)
 
     def scan(self, batch: int = 256) -> Iterator[list[Point]]:
         """Every point with its vectors and payload, in id order (for copies)."""

@@ -21,7 +21,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import chain, pairwise
 from typing import Any, Protocol
 
 import numpy as np
@@ -302,17 +302,22 @@ def record_to_point(pid: str, vector: Any, payload: Any) -> Point:
     )
 
 
-def dense_vectors(records: Iterable[Any]) -> dict[str, np.ndarray]:
-    """The dense vector of each stored record that has one, by id."""
+def dense_vectors(records: Iterable[Any], ident: Callable[[Any], str] = str) -> dict[str, np.ndarray]:
+    """The dense vector of each stored record that has one, by id (``ident``: the id as text)."""
     ids, rows = [], []
     for r in records:
-        v = r.vector.get(DENSE) if isinstance(r.vector, dict) else r.vector
+        v = r.vector  # read once: an engine's record may build it on every read
+        v = v.get(DENSE) if isinstance(v, dict) else v
         if v is not None:
-            ids.append(str(r.id))
+            ids.append(ident(r.id))
             rows.append(v)
     if not rows:
         return {}
-    matrix = np.asarray(rows, dtype=np.float32)  # one conversion for all, each vector a row of it
+    width = len(rows[0])
+    if all(len(row) == width for row in rows):  # one conversion for all, each vector a row of it
+        matrix = np.fromiter(chain.from_iterable(rows), np.float32, len(rows) * width).reshape(len(rows), width)
+    else:  # ragged: numpy's conversion says what is wrong
+        matrix = np.asarray(rows, dtype=np.float32)
     return dict(zip(ids, matrix, strict=True))
 
 

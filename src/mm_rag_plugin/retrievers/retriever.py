@@ -158,7 +158,7 @@ class FusedRetriever:
         matches = search(
             self.index, self.options, text=query, vector=self._vector(query, image), conditions=conditions, k=k
         )
-        return [Hit(payload_to_chunk(m.payload), m.score, dict(m.ranks), dict(m.list_scores)) for m in matches]
+        return [Hit(payload_to_chunk(m.payload, checked=True), m.score, dict(m.ranks), dict(m.list_scores)) for m in matches]
 
     def _vector(self, query: str | None, image: ImageInput | None) -> np.ndarray | None:
         """The query vector, when this search uses one (a keyword search embeds nothing)."""
