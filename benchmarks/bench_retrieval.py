@@ -79,7 +79,7 @@ import numpy as np
 from benchmarks._common import RESULTS, edge_engine, save, spread
 from benchmarks._load import BackgroundLoad
 from benchmarks._peers import langchain_ensemble, langchain_lookup, llamaindex_fusion, llamaindex_lookup
-from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
+from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex, _edge
 from mm_rag_plugin.retrievers.engine import ListQuery
 from mm_rag_plugin.types import ImageChunk, TextChunk
 
@@ -855,6 +855,11 @@ def run(
     }
 
 
+def _ours_ef(by_system: dict[str, Any]) -> str:
+    """The hnsw_ef ours searched with at one size (every ours-* row records it)."""
+    return next((str(v["hnsw_ef"]) for name, v in by_system.items() if name.startswith("ours") and "hnsw_ef" in v), "?")
+
+
 def markdown(res: dict[str, Any]) -> list[str]:
     sizes = [str(n) for n in res["sizes"]]
     systems = [s for s in SYSTEMS if any(s in res["by_size"][n] for n in sizes)]
@@ -934,8 +939,8 @@ def markdown(res: dict[str, Any]) -> list[str]:
             "Dense recall@10 against exact search, the benchmark's own queries, at each N: "
             + "; ".join(f"{s} " + ", ".join(f"{v:.3f}" for v in vals) for s, vals in recalls.items())
             + ". Ours searches an HNSW graph (approximate) with hnsw_ef "
-            + ", ".join(str(res["by_size"][n]["ours"].get("hnsw_ef", "?")) for n in sizes if "ours" in res["by_size"][n])
-            + "; FAISS IndexFlat and qdrant-client's local mode scan every vector (exact); the default "
+            + ", ".join(_ours_ef(res["by_size"][n]) for n in sizes)
+            + f" (by N; a list of a kind with at most {_edge.EXACT_BELOW:,} items is searched exactly); FAISS IndexFlat and qdrant-client's local mode scan every vector (exact); the default "
             "stores scan too.",
         ]
     sweeps = {n: res["by_size"][n]["ours"]["ef_sweep"] for n in sizes if "ef_sweep" in res["by_size"][n].get("ours", {})}
