@@ -79,7 +79,7 @@ import numpy as np
 from benchmarks._common import RESULTS, edge_engine, save, spread
 from benchmarks._load import BackgroundLoad
 from benchmarks._peers import langchain_ensemble, langchain_lookup, llamaindex_fusion, llamaindex_lookup
-from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex, _edge
+from mm_rag_plugin.retrievers import FusedRetriever, MultiModalIndex
 from mm_rag_plugin.retrievers.engine import ListQuery
 from mm_rag_plugin.types import ImageChunk, TextChunk
 
@@ -766,6 +766,7 @@ def run_size(
                 if isinstance(system, Ours):
                     out[name]["reopen_s"] = round(system.reopen_s, 3)
                     out[name]["hnsw_ef"] = _edge.search_ef(n)
+                    out[name]["exact_below"] = _edge.EXACT_BELOW
                 log(
                     f"  N={n:>7} {name:19s} built {n / build_s:9.0f} items/s, {one * 1000:8.2f} ms/query, block {block}"
                 )
@@ -855,9 +856,14 @@ def run(
     }
 
 
-def _ours_ef(by_system: dict[str, Any]) -> str:
-    """The hnsw_ef ours searched with at one size (every ours-* row records it)."""
-    return next((str(v["hnsw_ef"]) for name, v in by_system.items() if name.startswith("ours") and "hnsw_ef" in v), "?")
+def _ours_ef(by_system: dict[str, Any], key: str) -> str:
+    """A search setting of ours at one size (every ours-* row records them)."""
+    return next((str(v[key]) for name, v in by_system.items() if name.startswith("ours") and key in v), "?")
+
+
+def _exact_note(by_system: dict[str, Any]) -> str:
+    below = _ours_ef(by_system, "exact_below")
+    return "" if below == "?" else f" (by N; a list of a kind with at most {int(below):,} items is searched exactly)"
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
@@ -939,8 +945,9 @@ def markdown(res: dict[str, Any]) -> list[str]:
             "Dense recall@10 against exact search, the benchmark's own queries, at each N: "
             + "; ".join(f"{s} " + ", ".join(f"{v:.3f}" for v in vals) for s, vals in recalls.items())
             + ". Ours searches an HNSW graph (approximate) with hnsw_ef "
-            + ", ".join(_ours_ef(res["by_size"][n]) for n in sizes)
-            + f" (by N; a list of a kind with at most {_edge.EXACT_BELOW:,} items is searched exactly); FAISS IndexFlat and qdrant-client's local mode scan every vector (exact); the default "
+            + ", ".join(_ours_ef(res["by_size"][n], "hnsw_ef") for n in sizes)
+            + _exact_note(res["by_size"][sizes[0]])
+            + "; FAISS IndexFlat and qdrant-client's local mode scan every vector (exact); the default "
             "stores scan too.",
         ]
     sweeps = {n: res["by_size"][n]["ours"]["ef_sweep"] for n in sizes if "ef_sweep" in res["by_size"][n].get("ours", {})}

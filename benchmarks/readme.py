@@ -250,14 +250,15 @@ def _embedding_rows(e: dict[str, Any]) -> list[str]:
 
 
 def render(res: dict[str, Any]) -> str:
-    from benchmarks.run import report
+    from benchmarks.run import report, rerun_notes
 
     m = res["machine"]
+    notes = rerun_notes(res)  # said once, above the summary
     body = report(res).split("\n")
     body = [
         ln.replace("# ", "#### ", 1) if ln.startswith("## ") else ln
         for ln in body
-        if not ln.startswith("# Bench")
+        if not ln.startswith("# Bench") and not (ln and ln in notes)
     ]
     lines = [
         BEGIN,
@@ -267,6 +268,7 @@ def render(res: dict[str, Any]) -> str:
         'faster ours is (peer time / ours), medians of interleaved rounds. "Under load": '
         "one busy process per CPU beside the benchmark (`benchmarks/_load.py`).",
         "",
+        *notes,
         *summary(res),
         "",
         "<details><summary>Every table of that run (also in "

@@ -123,6 +123,19 @@ def section_markdown(name: str, res: dict[str, Any]) -> list[str]:
     return module.markdown(res)
 
 
+def rerun_notes(results: dict[str, Any]) -> list[str]:
+    """One line per section measured again after the run (``--rerun``): when, where and how."""
+    out = []
+    for name, r in results.get("reruns", {}).items():
+        m = r["machine"]
+        where = "" if m == results["machine"] else f" on {m['cpu']}, {m['cpus']} CPUs, {m['memory_gib']} GiB"
+        out.append(
+            f"Section `{name}` measured again {r['started']} at `{r['commit']}`{where} with `{r['command']}` "
+            f"({r['seconds'] / 60:.0f} min); its tables and summary rows are from that run."
+        )
+    return [*out, ""] if out else []
+
+
 def report(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
@@ -133,6 +146,7 @@ def report(results: dict[str, Any]) -> str:
         f"Python {m['python']}, torch {m.get('torch')}, numpy {m['numpy']}.",
         "",
     ]
+    lines += rerun_notes(results)
     for name in SECTIONS:
         if name in results["sections"]:
             lines += [f"## {name}", "", *section_markdown(name, results["sections"][name]), ""]
@@ -196,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="folder for results.json / results.md / scaling.png")
     ap.add_argument("--retrieval-sizes", help="comma-separated index sizes for the retrieval section (default: the mode's)")
     ap.add_argument("--render", metavar="DIR", help="only rewrite results.md and scaling.png from DIR/results.json")
+    ap.add_argument(
+        "--rerun", action="store_true",
+        help="with --full --only: run those sections again and replace them in the stored full run "
+        "(each replaced section records its own date, commit and command; the README says which)",
+    )
     args = ap.parse_args(argv)
     if args.render:
         folder = Path(args.render)
@@ -215,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else RESULTS / mode_name
     out.mkdir(parents=True, exist_ok=True)
 
+    if args.rerun and (mode_name != "full" or args.out or set(chosen) == set(SECTIONS)):
+        ap.error("--rerun replaces some sections of the stored full run: use it with --full and --only, without --out")
     results: dict[str, Any] = {
         "mode": mode_name,
         "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -224,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         "sections": {},
         "errors": {},
     }
+    if args.rerun:
+        rerun = {k: results[k] for k in ("command", "started", "machine", "commit")}
+        results = json.loads((out / "results.json").read_text())
     t0 = time.perf_counter()
     for name in chosen:
         log(f"== {name} ({mode_name})")
@@ -231,18 +255,22 @@ def main(argv: list[str] | None = None) -> int:
         try:
             sizes = [int(x) for x in args.retrieval_sizes.split(",")] if args.retrieval_sizes else None
             results["sections"][name] = run_section(name, mode_name, sizes)
+            if args.rerun:
+                results["errors"].pop(name, None)
+                results.setdefault("reruns", {})[name] = {**rerun, "seconds": round(time.perf_counter() - t)}
         except Exception as exc:  # one failing section must not lose the others
             results["errors"][name] = f"{type(exc).__name__}: {exc}"
             log(f"   {name} FAILED: {exc}")
         log(f"   {name}: {time.perf_counter() - t:.0f} s")
-        results["seconds"] = time.perf_counter() - t0
+        if not args.rerun:
+            results["seconds"] = time.perf_counter() - t0
         (out / "results.json").write_text(json.dumps(results, indent=1))  # after each section: partial runs count
     md = report(results)
     (out / "results.md").write_text(md + "\n")
     plot(results, out / "scaling.png")
     print(md)
     log(f"written: {out / 'results.json'}, {out / 'results.md'}, {out / 'scaling.png'}")
-    if mode_name == "full" and not args.out and not results["errors"]:
+    if mode_name == "full" and not args.out and not results["errors"] and (args.rerun or set(chosen) == set(SECTIONS)):
         from benchmarks import readme
 
         readme.update()  # the README's performance section comes from this run only

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from benchmarks import readme
 
 
@@ -65,3 +66,41 @@ def test_the_model_load_table_is_generated_from_a_complete_run():
         by = m["by_contestant"]
         assert set(by) == {"ours", "open_clip", "langchain", "ours-cli"}
         assert all(set(v) == {"quiet", "loaded"} for v in by.values())
+
+
+def test_a_rerun_replaces_its_sections_of_the_full_run_and_says_so(tmp_path, monkeypatch):
+    from benchmarks import run
+
+    stored = json.loads(readme.FULL.read_text())
+    folder = tmp_path / "full"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps(stored))
+    monkeypatch.setattr(run, "RESULTS", tmp_path)
+    monkeypatch.setattr(run, "plot", lambda *a: None)
+    monkeypatch.setattr(run, "commit", lambda: "abc1234")
+    monkeypatch.setattr(run, "machine", lambda: {**stored["machine"], "cpu": "Other CPU"})
+    new = {**stored["sections"]["ingestion"], "marker": 1}
+    monkeypatch.setattr(run, "run_section", lambda name, mode, sizes: new)
+    regenerated = []
+    monkeypatch.setattr(readme, "update", lambda: regenerated.append(True))
+    assert run.main(["--full", "--only", "ingestion", "--rerun"]) == 0
+    got = json.loads((folder / "results.json").read_text())
+    assert got["sections"]["ingestion"] == new  # replaced
+    assert {k: v for k, v in got["sections"].items() if k != "ingestion"} == {
+        k: v for k, v in stored["sections"].items() if k != "ingestion"
+    }  # the others kept as measured
+    assert got["command"] == stored["command"] and got["commit"] == stored["commit"]
+    assert got["reruns"]["ingestion"]["commit"] == "abc1234"
+    assert "--rerun" in got["reruns"]["ingestion"]["command"] and regenerated
+    note = "Section `ingestion` measured again"
+    assert f"{note} " in (folder / "results.md").read_text() and "at `abc1234` on Other CPU, " in (folder / "results.md").read_text()
+    assert readme.render(got).count(note) == 1  # once, above the summary
+
+
+def test_a_rerun_needs_a_full_run_and_some_sections(capsys):
+    from benchmarks import run
+
+    for argv in (["--quick", "--only", "ingestion", "--rerun"], ["--full", "--rerun"]):
+        with pytest.raises(SystemExit):
+            run.main(argv)
+        assert "--rerun" in capsys.readouterr().err
