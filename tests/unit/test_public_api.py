@@ -65,7 +65,7 @@ EXPECTED_ALL = {
 
 HEAVY = (
     "torch", "open_clip", "langchain_core", "llama_index", "google.genai", "qdrant_client", "qdrant_edge", "pypdfium2",
-    "sentence_transformers", "transformers",  # about 5 s to import: only when a text model is built
+    "sentence_transformers", "transformers",  # seconds to import: only when a text model is built
 )
 
 
