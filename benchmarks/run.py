@@ -19,6 +19,12 @@ Sections (each module also runs on its own; its docstring says exactly what is c
 * ``writes`` (``bench_writes``): one-at-a-time adds (ms per call, ours vs LangChain/LlamaIndex FAISS) and a bulk
   build from precomputed vectors (points/s, ours vs LangChain FAISS + BM25).
 
+Modules that run on their own only (not sections of this suite): ``bench_windows`` (what CLIP
+windows cost), ``bench_text_retrieval`` (nDCG@10 and recall@10/100 of BM25, CLIP with and without
+windows, a text model beside CLIP and the fused defaults on a BEIR dataset: needs real weights),
+and the OCR, documents, engines, model-load and fine-tuning benchmarks, each documented in its
+docstring and in README.md.
+
 Timed figures are medians of interleaved rounds, quiet and under the background load of
 ``benchmarks/_load.py`` (one busy process per CPU); ingestion runs two rounds in ``--full`` (one
 round of its five pipelines takes minutes). Storage measures sizes (disk, RSS, recall), not time:

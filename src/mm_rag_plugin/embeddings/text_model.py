@@ -105,22 +105,34 @@ class SentenceTransformerTextEmbedder:
         self.model_name = name
         self.batch_size = batch_size
         self.query_prompt, self.document_prompt = query_prompt, document_prompt
-        dim = model.get_sentence_embedding_dimension()
+        # sentence-transformers 5+ names it get_embedding_dimension (the old name warns)
+        get_dim = getattr(model, "get_embedding_dimension", None) or getattr(model, "get_sentence_embedding_dimension", None)
+        dim = get_dim() if callable(get_dim) else None
         self._dim = int(dim) if dim else int(self.embed_query("dimension").shape[0])
 
     @property
     def dim(self) -> int:
         return self._dim
 
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        out = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+    def _encode(self, texts: Sequence[str], role: str, prompt: str) -> np.ndarray:
+        """*texts* by ``encode_query`` / ``encode_document`` where the model has them (sentence-
+        transformers 5+: the model's own ``query`` / ``document`` prompts, and its routing), else
+        by ``encode``; a prompt given here replaces the model's own."""
+        encode = getattr(self.model, f"encode_{role}", None)
+        options: dict[str, Any] = dict(batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+        if callable(encode):
+            out = encode(list(texts), prompt=prompt or None, **options)
+        else:
+            out = self.model.encode([prompt + t for t in texts], **options)
         return unit_rows(out, self.model_name)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode([self.document_prompt + t for t in texts])
+        if not texts:
+            return np.zeros((0, self._dim), np.float32)
+        return self._encode(texts, "document", self.document_prompt)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([self.query_prompt + text])[0]
+        return self._encode([text], "query", self.query_prompt)[0]
 
     def identity(self) -> dict[str, Any]:
         ident: dict[str, Any] = {"kind": "sentence-transformers", "name": self.model_name}
