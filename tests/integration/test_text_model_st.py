@@ -13,8 +13,6 @@ import shutil
 import numpy as np
 import pytest
 
-pytest.importorskip("sentence_transformers")
-
 from mm_rag_plugin import TextChunk
 from mm_rag_plugin.embeddings.text_model import SentenceTransformerTextEmbedder, load_text_model
 from mm_rag_plugin.errors import ConfigurationError, ModelLoadError
