@@ -75,12 +75,14 @@ class ConfigurationError(MMRagError, ValueError):
 class ModelLoadError(MMRagError, RuntimeError):
     """A model could not be loaded (offline, unknown name, bad checkpoint path).
 
-    ``reason`` is a short form of what went wrong, without the advice the message adds.
+    ``reason`` is a short form of what went wrong, without the advice the message adds; ``model``
+    which model it was: ``"clip"`` (the index's CLIP model) or ``"text"`` (a text model beside it).
     """
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    def __init__(self, message: str, *, reason: str | None = None, model: str = "clip") -> None:
         super().__init__(message)
         self.reason = reason or message
+        self.model = model
 
 
 class StoreError(MMRagError, RuntimeError):

@@ -152,3 +152,17 @@ def test_cli_ingest_records_the_model_and_refuses_another(tmp_path, model_env, s
     code, _, err = run("ingest", str(docs), "--index", index, "--text-model", str(st_models["b"]), "-q")
     assert code != 0 and len(err.strip().splitlines()) == 1
     assert "built with text model" in err and str(st_models["b"].resolve()) in err
+
+
+def test_cli_names_the_text_model_when_it_cannot_be_loaded(tmp_path, model_env):
+    from tests._cli import run
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text(TEXTS[0] + "\n", encoding="utf-8")
+    # a hub name offline: the CLIP model loads (the tiny one), the text model cannot
+    code, _, err = run("ingest", str(docs), "--index", str(tmp_path / "ix"), "--text-model", "no-such-org/no-such-model", "-q")
+    assert code == 3 and len(err.strip().splitlines()) == 1
+    assert "could not load the text model" in err and "--text-model FOLDER" in err
+    assert "open_clip_config" not in err  # not the CLIP model's advice
+    assert not (tmp_path / "ix").exists()  # nothing created

@@ -98,7 +98,7 @@ class SentenceTransformerTextEmbedder:
             except Exception as exc:  # no such model, no network, damaged folder
                 from ..errors import ModelLoadError
 
-                raise ModelLoadError(f"text model {name!r} cannot be loaded ({' '.join(str(exc).split())[:200]})", reason=str(exc)[:200]) from exc
+                raise ModelLoadError(f"text model {name!r} cannot be loaded ({' '.join(str(exc).split())[:200]})", reason=str(exc)[:200], model="text") from exc
         else:
             name = str(model_name_or_path or type(model).__name__)
         self.model = model
