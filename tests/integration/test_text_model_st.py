@@ -129,7 +129,7 @@ def test_a_missing_or_damaged_folder_is_a_model_load_error_naming_it(tmp_path, s
         load_text_model(identity)
 
 
-def test_cli_ingest_records_the_model_and_refuses_another(tmp_path, model_env, st_models):
+def test_cli_ingest_records_the_model_and_refuses_another(tmp_path, model_env, st_models, capsys):
     from tests._cli import run
 
     docs = tmp_path / "docs"
@@ -137,8 +137,10 @@ def test_cli_ingest_records_the_model_and_refuses_another(tmp_path, model_env, s
     for i, text in enumerate(TEXTS):
         (docs / f"d{i}.md").write_text(text + "\n", encoding="utf-8")
     index = str(tmp_path / "ix")
+    capsys.readouterr()
     code, _, err = run("ingest", str(docs), "--index", index, "--text-model", str(st_models["a"]), "-q")
     assert code == 0, err
+    assert capsys.readouterr().err == ""  # -q: nothing else writes to stderr (no model-loading bars)
     manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
     assert manifest["text_model"] == {"kind": "sentence-transformers", "name": str(st_models["a"].resolve()), "dim": 32}
     code, out, err = run("query", TEXTS[4], "--index", index, "--k", "5", "--json")  # the index loads its model

@@ -15,8 +15,9 @@ needs of such a model, framework-free:
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,8 @@ class SentenceTransformerTextEmbedder:
             if Path(name).expanduser().is_dir():
                 name = str(Path(name).expanduser().resolve())
             try:
-                model = st.SentenceTransformer(name, device=device)
+                with _no_load_bars():
+                    model = st.SentenceTransformer(name, device=device)
             except Exception as exc:  # no such model, no network, damaged folder
                 from ..errors import ModelLoadError
 
@@ -139,6 +141,24 @@ class SentenceTransformerTextEmbedder:
         if self.query_prompt or self.document_prompt:
             ident["prompts"] = [self.query_prompt, self.document_prompt]
         return ident
+
+
+@contextlib.contextmanager
+def _no_load_bars() -> Iterator[None]:
+    """transformers' "Loading weights" bars off while a model loads (a library's load is not a
+    task of the user's to watch; the CLI's output stays its own), as they were after."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def load_text_model(identity: Mapping[str, Any], *, device: str | None = None) -> Any:
