@@ -217,7 +217,7 @@ class _Marks:
         key = (local, max_height, turned)
         if key not in self._lines:
             boxes = self.local_boxes if local else self.boxes
-            shape = self.ink.shape
+            shape: tuple[int, ...] = self.ink.shape
             oriented = boxes[:, [1, 0, 3, 2, 4]] if turned else boxes
             self._lines[key] = _lined_marks(oriented, shape[1] if turned else shape[0], max_height)
         return self._lines[key]
