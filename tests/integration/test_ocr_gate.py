@@ -97,3 +97,74 @@ def test_cli_prints_the_gates_decisions_and_refuses_contradictory_flags(
     assert exc.value.code == 2
     assert "--no-ocr and --ocr-all" in capsys.readouterr().err
     assert not (tmp_path / "ix2").exists()
+
+
+def _count_tesseract(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the real Tesseract runs (the calls still run)."""
+    import pytesseract
+
+    counts = {"image_to_data": 0, "image_to_osd": 0}
+    for name in counts:
+        real = getattr(pytesseract, name)
+
+        def spy(*args: object, _real=real, _name=name, **kwargs: object) -> object:
+            counts[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(pytesseract, name, spy)
+    return counts
+
+
+def test_an_image_with_a_few_marks_read_as_nothing_costs_one_tesseract_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six small dots on a line pass the gate (a small image holds a few glyphs at most) and read
+    as nothing: no second reading at the image's own size and no orientation detection, which
+    need a picture full of glyphs to find anything."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (160, 60), 255)
+    draw = ImageDraw.Draw(img)
+    for i in range(6):
+        draw.ellipse((20 + 12 * i, 28, 25 + 12 * i, 33), fill=0)
+    counts = _count_tesseract(monkeypatch)
+    res = TesseractOCR().recognize(img)
+    assert res is not None and res.skipped is None and res.text_height is not None  # the gate let it through
+    assert res.scale > 1  # small glyphs: enlarged for the one reading
+    assert counts == {"image_to_data": 1, "image_to_osd": 0}
+
+
+def test_the_images_of_one_document_are_ocrd_two_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A document's images are read by two Tesseract processes at once, and each image's text
+    lands on its own chunk, in reading order."""
+    import threading
+
+    import pytesseract
+    from PIL import Image, ImageDraw
+
+    from mm_rag_plugin.readers import MarkdownReader
+
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+    lines = []
+    for i, word in enumerate(words):
+        img = Image.new("L", (420, 120), 255)
+        ImageDraw.Draw(img).text((20, 40), f"{word} {word} {i}", fill=0, font_size=36)
+        img.save(tmp_path / f"{i}.png")
+        lines.append(f"![figure {i}]({i}.png)\n")
+    (tmp_path / "doc.md").write_text("# Figures\n\n" + "\n".join(lines))
+    lock, running, most = threading.Lock(), [0], [0]
+    real = pytesseract.image_to_data
+
+    def spy(*args: object, **kwargs: object) -> object:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(pytesseract, "image_to_data", spy)
+    res = MarkdownReader(ocr=True, blob_dir=str(tmp_path / "blobs")).read(tmp_path / "doc.md")
+    images = [c for c in res.chunks if c.kind == "image"]
+    assert [c.ocr_text.split()[0].lower() for c in images] == words
+    assert most[0] == 2

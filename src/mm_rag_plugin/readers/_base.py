@@ -6,6 +6,10 @@ import contextlib
 import dataclasses
 import logging
 import os
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,7 +21,7 @@ from ..types import BBox, Chunk, FileError, ImageChunk, ReadResult, TextChunk
 from ._detect import image_mime
 from .blobs import BlobStore
 from .chunking import TextSplitter
-from .ocr import TesseractOCR
+from .ocr import OcrResult, TesseractOCR
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +146,23 @@ MAX_RECORDED_REPEATS = 20
 NOTED_REPEATS = 100
 
 
+#: Images of one document OCR'd at the same time, each by a thread waiting on its own Tesseract
+#: process. One file often holds most of the images (one of the 13 shared PDFs: 245 of the 305
+#: OCR'd), and read one image after the other it kept one core busy for half a minute after the
+#: other reader had finished (``benchmarks/bench_ingest``).
+OCR_THREADS = min(2, os.cpu_count() or 1)
+_pool_lock = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, executor): a forked child makes its own
+
+
+def _ocr_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(OCR_THREADS, thread_name_prefix="mm-rag-ocr"))
+        return _pool[1]
+
+
 class _ChunkLimitReached(Exception):
     """Raised by the builder to stop a reader once ``max_chunks_per_file`` chunks are collected."""
 
@@ -163,7 +184,8 @@ class ChunkBuilder:
         self.errors: list[FileError] = []
         self._items: list[_Pending] = []
         self._seen_images: dict[str, int] = {}  # content hash -> index of first occurrence
-        self._ocr_cache: dict[str, Any] = {}
+        self._ocr_cache: dict[str, Future[OcrResult | None]] = {}
+        self._ocr_running: deque[Future[OcrResult | None]] = deque()
         self._occurrences: dict[str, int] = {}  # content hash -> times met in this document
         self._folded: dict[str, list[dict[str, Any]]] = {}  # content hash -> collapsed repeats
         self._rejected: dict[str, str | None] = {}  # content hash -> why refused (None: too small)
@@ -289,7 +311,7 @@ class ChunkBuilder:
                 metadata=meta,
             )
             if ocr and self.reader.ocr is not None:
-                self._ocr_into(fields_, digest, img, label)
+                self._ocr_start(fields_, digest, img, label, where)
         except InvalidInputError as exc:
             if digest is not None:
                 self._rejected[digest] = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
@@ -325,25 +347,52 @@ class ChunkBuilder:
             return True
         return False
 
-    def _ocr_into(self, fields_: dict[str, Any], digest: str, img: Any, label: str) -> None:
+    def _ocr_start(self, fields_: dict[str, Any], digest: str, img: Any, label: str, where: str) -> None:
+        """OCR the image in the background (``OCR_THREADS`` at once, at most twice that many
+        waiting: decoded images are not piled up); :meth:`finish` puts the text in."""
         assert self.reader.ocr is not None
         if digest not in self._ocr_cache:
-            self._ocr_cache[digest] = self.reader.ocr.recognize(img, source=label)
-        res = self._ocr_cache[digest]
-        if res is None:
-            fields_["metadata"]["ocr_skipped"] = "too small"
+            while len(self._ocr_running) >= 2 * OCR_THREADS:
+                wait_for([self._ocr_running.popleft()])
+            job = _ocr_pool().submit(self.reader.ocr.recognize, img, source=label)
+            self._ocr_cache[digest] = job
+            self._ocr_running.append(job)
+        fields_["_ocr"] = (self._ocr_cache[digest], where)
+
+    def _settle_ocr(self) -> None:
+        """Wait for the images' OCR and fill their fields; an image whose OCR failed is dropped
+        and reported, as if it had failed when it was added."""
+        kept: list[_Pending] = []
+        moved: dict[int, int] = {}  # old position -> new
+        for i, p in enumerate(self._items):
+            job = p.fields.pop("_ocr", None)
+            if job is not None:
+                future, where = job
+                try:
+                    _ocr_fields(p.fields, future.result(), self.reader.config.keep_word_boxes)
+                except InvalidInputError as exc:
+                    self._rejected[p.key] = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+                    self.error(where, exc)
+                    continue
+                except OSError as exc:
+                    label = f"{self.source} ({where})"
+                    self.error(where, InvalidInputError(f"cannot read image ({exc.strerror or exc})", source=label))
+                    continue
+            moved[i] = len(kept)
+            kept.append(p)
+        self._ocr_running.clear()
+        if len(kept) == len(self._items):
             return
-        if res.skipped:
-            fields_["metadata"]["ocr_skipped"] = res.skipped
-            return
-        fields_["ocr_text"] = res.text
-        fields_["ocr_confidence"] = res.confidence
-        if self.reader.config.keep_word_boxes:
-            fields_["metadata"]["ocr_words"] = [list(w) for w in res.words]
-        if res.rotation:
-            fields_["metadata"]["ocr_rotation"] = res.rotation
+        # an image's repeats share its OCR (and its failure): none refers to a dropped position
+        self._items = kept
+        self._seen_images = {d: moved[i] for d, i in self._seen_images.items() if i in moved}
+        for p in kept:
+            meta = p.fields.get("metadata", {})
+            if "duplicate_of_position" in meta:
+                meta["duplicate_of_position"] = moved[meta["duplicate_of_position"]]
 
     def finish(self) -> ReadResult:
+        self._settle_ocr()
         cfg = self.reader.config
         for digest, first in self._seen_images.items():
             n = self._occurrences.get(digest, 1)
@@ -405,3 +454,19 @@ class ChunkBuilder:
                 )
             )
         return ReadResult(chunks=chunks, errors=list(self.errors))
+
+
+def _ocr_fields(fields_: dict[str, Any], res: OcrResult | None, keep_word_boxes: bool) -> None:
+    """An image chunk's fields filled from its OCR result."""
+    if res is None:
+        fields_["metadata"]["ocr_skipped"] = "too small"
+        return
+    if res.skipped:
+        fields_["metadata"]["ocr_skipped"] = res.skipped
+        return
+    fields_["ocr_text"] = res.text
+    fields_["ocr_confidence"] = res.confidence
+    if keep_word_boxes:
+        fields_["metadata"]["ocr_words"] = [list(w) for w in res.words]
+    if res.rotation:
+        fields_["metadata"]["ocr_rotation"] = res.rotation

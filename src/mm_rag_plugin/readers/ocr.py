@@ -28,8 +28,11 @@ rotated reading is kept if it is more confident; its boxes are mapped back onto 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import tempfile
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -128,8 +131,10 @@ def measure_text(
 class _Marks:
     """The marks of one image, found once and measured with any demands: the measured copy (at
     most ``MEASURE_SIDE`` px), its Otsu ink and the components of it, and (when first asked) the
-    components of its local (Sauvola) threshold. :meth:`TesseractOCR.recognize` measures an image
-    up to three times with looser demands; the components are computed once for all of them."""
+    components of its local (Sauvola) threshold. Which marks line up as glyphs is worked out once
+    per threshold, size limit and direction (:meth:`_lined`); a measure with other demands only
+    compares counts. :meth:`TesseractOCR.recognize` asks up to three times with looser demands
+    (:meth:`find_text`), at the cost of one."""
 
     def __init__(self, image: Image.Image) -> None:
         from PIL import Image as PILImage
@@ -151,6 +156,8 @@ class _Marks:
                 self.ink = ~self.ink
         self.boxes = _components(self.ink) if not self.blank else np.zeros((0, 5), dtype=np.int64)
         self._local: np.ndarray | None = None
+        self._lines: dict[tuple[bool, float, bool], _Lined] = {}
+        self._measures: dict[tuple[int, float, float], TextMeasure | None] = {}
 
     @property
     def local_boxes(self) -> np.ndarray:
@@ -159,19 +166,37 @@ class _Marks:
             self._local = _components(_sauvola(255 - self.a if self.dark_ground else self.a))
         return self._local
 
+    def find_text(self, *, small: bool, gate: bool) -> TextMeasure | None:
+        """The text gate's one decision: the measure with the default demands, else (an image
+        whose shorter side is under ``upscale_to``: *small*) with a few glyphs on a line, else
+        (*gate*) one line of big letters (a label, a banner: glyphs up to 0.9 of the image)."""
+        found = self.measure()
+        if found is None and small:  # a small image holds a few glyphs at most
+            found = self.measure(min_glyphs=3, min_share=0.3)
+        if found is None and gate:
+            found = self.measure(min_glyphs=3, min_share=0.5, max_height=0.9)
+        return found
+
     def measure(self, min_glyphs: int = 8, min_share: float = 0.4, max_height: float = 0.25) -> TextMeasure | None:
+        key = (min_glyphs, min_share, max_height)
+        if key not in self._measures:
+            self._measures[key] = self._measure(min_glyphs, min_share, max_height)
+        return self._measures[key]
+
+    def _measure(self, min_glyphs: int, min_share: float, max_height: float) -> TextMeasure | None:
         if self.blank:
             return None
-        shape = self.ink.shape
-        found, cells, swap = _measure_ink(self.boxes, shape, min_glyphs, min_share, max_height=max_height)
+        found, swap = self._find(False, min_glyphs, min_share, max_height)
         # Does a local threshold find text in places the global one lost (uneven lighting, shadows)?
         if found is None:
-            found, cells, swap = _measure_ink(self.local_boxes, shape, min_glyphs, min_share, max_height=max_height)
+            found, swap = self._find(True, min_glyphs, min_share, max_height)
             if found is None:
                 return None
             uneven = True
         else:
-            _, local_cells, _ = _measure_ink(self.local_boxes, shape, 1, 0.0, swap, max_height=max_height)
+            cells = found.cells
+            local = self._lined(True, max_height, swap)
+            local_cells = local.cells if local.passes(1, 0.0) else set()
             # more places, and no fewer overall (on coloured charts the local threshold loses labels)
             gained = len(local_cells - cells)
             uneven = gained >= max(_UNEVEN_CELLS, _UNEVEN_SHARE * len(cells)) and len(local_cells) >= len(cells)
@@ -179,48 +204,65 @@ class _Marks:
             height=round(found.height / self.f, 2), glyphs=found.glyphs, share=found.share, uneven=uneven
         )
 
+    def _find(self, local: bool, min_glyphs: int, min_share: float, max_height: float) -> tuple[_Lined | None, bool]:
+        """The glyphs of one threshold meeting the demands, lines across first, then down; and
+        whether they run down."""
+        for turned in (False, True):
+            lined = self._lined(local, max_height, turned)
+            if lined.passes(min_glyphs, min_share):
+                return lined, turned
+        return None, False
 
-def _measure_ink(
-    boxes: np.ndarray,
-    shape: tuple[int, ...],
-    min_glyphs: int,
-    min_share: float,
-    swap: bool | None = None,
-    *,
-    max_height: float = 0.25,
-) -> tuple[TextMeasure | None, set[tuple[int, int]], bool]:
-    """Glyph measure of the component *boxes* of a binary image of *shape*, the cells holding
-    glyphs, and whether the axes were swapped (lines down the image); *swap* ``None`` tries across
-    first, then down."""
-    for turned in (False, True) if swap is None else (swap,):
-        oriented = boxes[:, [1, 0, 3, 2, 4]] if turned else boxes
-        found, where = _measure_lines(oriented, shape[1] if turned else shape[0], min_glyphs, min_share, max_height)
-        if found is not None:
-            return found, where, turned
-    return None, set(), False
+    def _lined(self, local: bool, max_height: float, turned: bool) -> _Lined:
+        key = (local, max_height, turned)
+        if key not in self._lines:
+            boxes = self.local_boxes if local else self.boxes
+            shape: tuple[int, ...] = self.ink.shape
+            oriented = boxes[:, [1, 0, 3, 2, 4]] if turned else boxes
+            self._lines[key] = _lined_marks(oriented, shape[1] if turned else shape[0], max_height)
+        return self._lines[key]
 
 
-def _measure_lines(
-    boxes: np.ndarray, extent: int, min_glyphs: int, min_share: float, max_height: float = 0.25
-) -> tuple[TextMeasure | None, set[tuple[int, int]]]:
-    """:func:`measure_text` on component *boxes* ``(y0, x0, y1, x1, pixels)``, lines along x."""
+@dataclass(frozen=True, slots=True)
+class _Lined:
+    """The glyph-like marks of one threshold (lines along x): how many, how many sit on a line
+    with a neighbour, their median height and the cells (``_CELL`` px) holding them."""
+
+    marks: int
+    glyphs: int
+    height: float
+    cells: set[tuple[int, int]]
+
+    @property
+    def share(self) -> float:
+        return round(self.glyphs / self.marks, 3) if self.marks else 0.0
+
+    def passes(self, min_glyphs: int, min_share: float) -> bool:
+        return (
+            self.marks >= max(min_glyphs, 2)
+            and self.glyphs >= min_glyphs
+            and self.glyphs / self.marks >= min_share
+        )
+
+
+def _lined_marks(boxes: np.ndarray, extent: int, max_height: float) -> _Lined:
+    """Which of the component *boxes* ``(y0, x0, y1, x1, pixels)`` are glyphs on a line along x."""
     h = boxes[:, 2] - boxes[:, 0]
     w = boxes[:, 3] - boxes[:, 1]
     # glyph-like marks: at least 3 px tall, not a rule, not a solid block, not the whole picture
     keep = (h >= 3) & (h <= max_height * extent + 3) & (w <= 30 * h) & (boxes[:, 4] >= 0.08 * h * w)
     boxes, h = boxes[keep], h[keep]
-    if len(boxes) < max(min_glyphs, 2):
-        return None, set()
+    if len(boxes) < 2:
+        return _Lined(len(boxes), 0, 0.0, set())
     lined = _on_a_line(boxes)
     n = int(lined.sum())
-    share = n / len(boxes)
-    if n < min_glyphs or share < min_share:
-        return None, set()
+    if n == 0:
+        return _Lined(len(boxes), 0, 0.0, set())
     b = boxes[lined]
     cy = (b[:, 0] + b[:, 2]) // (2 * _CELL)
     cx = (b[:, 1] + b[:, 3]) // (2 * _CELL)
     cells = set(zip(cy.tolist(), cx.tolist(), strict=True))
-    return TextMeasure(height=float(np.median(h[lined])), glyphs=n, share=round(share, 3)), cells
+    return _Lined(len(boxes), n, float(np.median(h[lined])), cells)
 
 
 class TesseractOCR:
@@ -309,26 +351,26 @@ class TesseractOCR:
         if min(w, h) < self.min_side:
             return None
         grey = _grey(image)
-        marks = _Marks(grey)  # found once, measured up to three times
+        marks = _Marks(grey)  # components found once, the gate decided once on them
         warp: np.ndarray | None = None  # output -> input homography of the perspective/deskew step
         steps: list[str] = []
         if self.preprocess:
             grey, marks, warp, steps = _prepare(grey, marks)
-        measure = marks.measure()
-        if measure is None and min(w, h) < self.upscale_to:  # a small image holds a few glyphs at most
-            measure = marks.measure(min_glyphs=3, min_share=0.3)
+        measure = marks.find_text(small=min(w, h) < self.upscale_to, gate=self.gate)
         if measure is None and self.gate:
-            # one line of big letters (a label, a banner): glyphs taller than a quarter of the image
-            measure = marks.measure(min_glyphs=3, min_share=0.5, max_height=0.9)
-            if measure is None:
-                return OcrResult("", None, skipped=NO_TEXT)
+            return OcrResult("", None, skipped=NO_TEXT)
         scale = self.choose_scale(grey.size, measure)
         local = measure is not None and measure.uneven
         result = self._read(grey, scale, local, source, measure)
+        # Further readings (contrast and the other threshold, the image's own size, orientation)
+        # only for images full of glyphs: on the 13 shared PDFs none of them found a word on the
+        # images with fewer (labels, icons, diagram marks), where each cost one more Tesseract run.
+        # Images the gate did not measure (gate off) keep them.
+        full = measure is None or measure.glyphs >= _REREAD_GLYPHS
         if (
             self.preprocess
             and measure is not None
-            and measure.glyphs >= _REREAD_GLYPHS
+            and full
             and (result.confidence or 0) < self.reread_below
         ):
             # a poor first reading of a picture full of glyphs: once more, contrast normalised and
@@ -338,13 +380,13 @@ class TesseractOCR:
             if _weight(again) > _weight(result):
                 result, grey = again, flat
                 steps = [*steps, "reread"]
-        if scale != 1.0 and measure is not None and _letters(result) < _LOST * measure.glyphs:
+        if scale != 1.0 and measure is not None and full and _letters(result) < _LOST * measure.glyphs:
             # Tesseract's layout analysis dropped most of the text it was given (seen on dot
             # leaders of a table of contents): read it at its own size too, keep the better.
             plain = self._read(grey, 1.0, local, source, measure)
             if _weight(plain) > _weight(result):
                 result, scale = plain, 1.0
-        if self.auto_rotate and (result.confidence is None or result.confidence < self.rotate_below):
+        if self.auto_rotate and full and (result.confidence is None or result.confidence < self.rotate_below):
             angle = self._detect_rotation(_resize(grey, scale), source)
             if angle:
                 rotated = self._read(grey, scale, local, source, measure, rotation=angle)
@@ -370,12 +412,20 @@ class TesseractOCR:
 
     # -- internals -------------------------------------------------------------------------
     def _call(self, fn: Any, image: Image.Image, source: str, **kwargs: Any) -> Any:
+        # Tesseract is handed a PGM file: pytesseract would write a PNG, whose compression cost
+        # this process more than some of the readings it fed (and Tesseract decompressing it)
+        fd, path = tempfile.mkstemp(prefix="mm_rag_ocr_", suffix=".pgm")
         try:
-            return fn(image, timeout=self.timeout, **kwargs)
+            with os.fdopen(fd, "wb") as f:
+                image.save(f, format="PPM")
+            return fn(path, timeout=self.timeout, **kwargs)
         except RuntimeError as exc:  # pytesseract raises RuntimeError on its timeout
             raise InvalidInputError(f"OCR timed out after {self.timeout:g}s ({exc})", source=source) from exc
         except self._tess.TesseractError as exc:
             raise InvalidInputError(f"OCR failed: {str(exc)[:200]}", source=source) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     def _read(
         self,
