@@ -423,7 +423,7 @@ class MultiModalRAG:
             from .readers.loader import mark_duplicates
 
             for path, res in files_loader.lazy_load():
-                if files_loader.done_reading.is_set():  # the reader processes are gone
+                if files_loader.done_reading.is_set():  # every file read: the readers are idle
                     cores[0]()
                 source = os.path.abspath(path)
                 if isinstance(res, FileError):

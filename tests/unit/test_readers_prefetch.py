@@ -91,3 +91,18 @@ def test_a_cpu_model_leaves_the_readers_their_cores(monkeypatch: pytest.MonkeyPa
             assert torch.get_num_threads() == 2  # never more threads than it had
     finally:
         torch.set_num_threads(before)
+
+
+def test_every_file_read_is_said_before_the_last_results_are_taken(tmp_path) -> None:
+    """The pipeline gives a CPU model its cores back when the readers are idle: once every file is
+    read, not once the caller has taken (embedded and written) every result, long after."""
+    from mm_rag_plugin.readers.loader import DocumentLoader
+
+    for i in range(6):
+        (tmp_path / f"f{i}.txt").write_text(f"file {i} " * 20, encoding="utf-8")
+    loader = DocumentLoader([str(tmp_path)], workers=2)
+    seen = []
+    for _path, res in loader.lazy_load():
+        assert res.chunks
+        seen.append(loader.done_reading.is_set())
+    assert len(seen) == 6 and seen[-1]  # the last result comes after "every file read"

@@ -288,9 +288,12 @@ class WorkerPool:
         paths: list[str],
         on_done: Callable[[], Any] | None = None,
         stop: threading.Event | None = None,
+        on_all_read: Callable[[], Any] | None = None,
     ) -> Iterator[tuple[int, ReadResult | FileError]]:
         """Read *paths*; yield ``(index, result)`` in input order. Setting *stop* ends it within
-        half a second (the tasks in flight are abandoned with their workers when the pool exits)."""
+        half a second (the tasks in flight are abandoned with their workers when the pool exits).
+        *on_all_read* is called once every file is read, before the last results are taken (the
+        workers are idle from then on)."""
         todo = deque(enumerate(paths))
         done: dict[int, ReadResult | FileError] = {}
         next_out = 0
@@ -334,6 +337,9 @@ class WorkerPool:
                     done[idx] = result
                     if on_done is not None:
                         on_done()
+            if on_all_read is not None and not todo and all(w.task is None for w in self._workers):
+                on_all_read()
+                on_all_read = None
             while next_out in done:
                 yield next_out, done.pop(next_out)
                 next_out += 1

@@ -218,8 +218,8 @@ class DocumentLoader:
         self.glob = glob
         self.include_hidden = include_hidden
         self.workers = min(2, os.cpu_count() or 1) if workers is None else workers
-        #: set once the reader processes have read every file and stopped (while the caller may
-        #: still be handling the files read ahead)
+        #: set once the reader processes have read every file (they are idle from then on, while
+        #: the caller may still be handling the files read ahead)
         self.done_reading = threading.Event()
         if self.workers < 0:
             raise ConfigurationError(f"workers must be >= 0, got {workers}")
@@ -320,8 +320,9 @@ class DocumentLoader:
 
             def read(stop: threading.Event) -> Iterator[tuple[int, ReadResult | FileError]]:
                 with pool:
-                    yield from pool.map_ordered(paths, on_done=lambda: bar.update(1), stop=stop)
-                self.done_reading.set()  # every file read, the workers stopped
+                    # every file read: the workers are idle while the caller takes the last results
+                    yield from pool.map_ordered(paths, on_done=lambda: bar.update(1), stop=stop, on_all_read=self.done_reading.set)
+                self.done_reading.set()
 
             # the workers go on reading while the caller embeds and writes what came before
             for i, res in prefetch(read, depth=2 * size):
