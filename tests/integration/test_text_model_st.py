@@ -31,8 +31,14 @@ ONLY_TEXT_MODEL = {"dense_text": 0.0, "dense_image": 0.0, "bm25": 0.0}
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub name must fail here, never reach the network
+    # a hub name must fail here, never try the network (where it is unreachable, Hugging Face's
+    # retries take about 70 s); huggingface_hub reads HF_HUB_OFFLINE when first imported, which
+    # another test of this worker may have done already, so its constant is set too
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
 @pytest.fixture(scope="session")
