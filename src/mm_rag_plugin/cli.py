@@ -818,7 +818,7 @@ def _model_advice(exc: ModelLoadError) -> str:
         end = max(reason.rfind(". "), reason.rfind("; "), reason.rfind(": "))
         reason = reason[:end] if end > 0 else reason
     reason = reason.replace('"', "").replace("'", "").rstrip(" .:;")
-    if getattr(exc, "model", "clip") == "text":
+    if exc.model == "text":
         return (
             f"could not load the text model ({reason}); to use a model copied to this machine: --text-model FOLDER "
             "(a sentence-transformers folder)"

@@ -616,21 +616,17 @@ class EdgeEngine:
         return Found(lists, fetch=self._fetch if with_payload or with_vector else None)
 
     def _fetch(self, payload_ids: Sequence[str], vector_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
-        if not vector_ids or not self.has_dense:
-            return self.payloads(payload_ids), {}
-        if not payload_ids:
-            return {}, self.vectors(vector_ids)
-        # a query's head usually wants both of the same hits: one read of the engine for both
+        """The payloads and dense vectors of a query's head in one read of the engine (it usually
+        wants both of the same hits)."""
+        vector_ids = vector_ids if self.has_dense else ()
         ids = list(dict.fromkeys([*payload_ids, *vector_ids]))
+        if not ids:
+            return {}, {}
         with self._reading("reading payloads"):
-            recs = self.shard.retrieve(ids, True, [DENSE])
+            recs = self.shard.retrieve(ids, bool(payload_ids), [DENSE] if vector_ids else False)
         want = set(payload_ids)
-        payloads = {}
-        for r in recs:
-            pid = self._id(r.id)
-            if pid in want:
-                payloads[pid] = dict(r.payload or {})
-        return payloads, dense_vectors(recs, self._id)
+        payloads = {pid: dict(r.payload or {}) for r in recs if (pid := self._id(r.id)) in want}
+        return payloads, dense_vectors(recs, self._id) if vector_ids else {}
 
     def _id(self, pid: Any) -> str:
         """A point id as text (the engine's ids are UUIDs; their text is cached by value)."""
