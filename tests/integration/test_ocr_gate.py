@@ -100,18 +100,19 @@ def test_cli_prints_the_gates_decisions_and_refuses_contradictory_flags(
 
 
 def _count_tesseract(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Count the real Tesseract runs (the calls still run)."""
-    import pytesseract
+    """Count the real Tesseract runs (the calls still run), whichever engine runs them."""
+    from mm_rag_plugin.readers import ocr as ocr_module
 
-    counts = {"image_to_data": 0, "image_to_osd": 0}
-    for name in counts:
-        real = getattr(pytesseract, name)
+    counts = {"read": 0, "rotation": 0}
+    for engine in (ocr_module._LibraryEngine, ocr_module._ProgramEngine):
+        for name in counts:
+            real = getattr(engine, name)
 
-        def spy(*args: object, _real=real, _name=name, **kwargs: object) -> object:
-            counts[_name] += 1
-            return _real(*args, **kwargs)
+            def spy(*args: object, _real=real, _name=name, **kwargs: object) -> object:
+                counts[_name] += 1
+                return _real(*args, **kwargs)
 
-        monkeypatch.setattr(pytesseract, name, spy)
+            monkeypatch.setattr(engine, name, spy)
     return counts
 
 
@@ -129,18 +130,18 @@ def test_an_image_with_a_few_marks_read_as_nothing_costs_one_tesseract_run(monke
     res = TesseractOCR().recognize(img)
     assert res is not None and res.skipped is None and res.text_height is not None  # the gate let it through
     assert res.scale > 1  # small glyphs: enlarged for the one reading
-    assert counts == {"image_to_data": 1, "image_to_osd": 0}
+    assert counts == {"read": 1, "rotation": 0}
 
 
 def test_the_images_of_one_document_are_ocrd_two_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A document's images are read by two Tesseract processes at once, and each image's text
+    """A document's images are read by two Tesseract threads at once (the library releases the GIL), and each image's text
     lands on its own chunk, in reading order."""
     import threading
 
-    import pytesseract
     from PIL import Image, ImageDraw
 
     from mm_rag_plugin.readers import MarkdownReader
+    from mm_rag_plugin.readers.ocr import _LibraryEngine
 
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
     lines = []
@@ -151,7 +152,7 @@ def test_the_images_of_one_document_are_ocrd_two_at_a_time(tmp_path: Path, monke
         lines.append(f"![figure {i}]({i}.png)\n")
     (tmp_path / "doc.md").write_text("# Figures\n\n" + "\n".join(lines))
     lock, running, most = threading.Lock(), [0], [0]
-    real = pytesseract.image_to_data
+    real = _LibraryEngine.read
 
     def spy(*args: object, **kwargs: object) -> object:
         with lock:
@@ -163,7 +164,7 @@ def test_the_images_of_one_document_are_ocrd_two_at_a_time(tmp_path: Path, monke
             with lock:
                 running[0] -= 1
 
-    monkeypatch.setattr(pytesseract, "image_to_data", spy)
+    monkeypatch.setattr(_LibraryEngine, "read", spy)
     res = MarkdownReader(ocr=True, blob_dir=str(tmp_path / "blobs")).read(tmp_path / "doc.md")
     images = [c for c in res.chunks if c.kind == "image"]
     assert [c.ocr_text.split()[0].lower() for c in images] == words

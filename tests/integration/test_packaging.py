@@ -99,7 +99,7 @@ def _check_metadata(meta: Message) -> None:
     }
     # the README's LangChain chain and LlamaIndex query engine run after pip install 'mm-rag-plugin[all]'
     assert {"langchain-google-genai", "llama-index-llms-google-genai", "langchain-core", "llama-index-core"} <= in_all
-    assert {"torch", "open-clip-torch", "qdrant-edge-py", "google-genai", "pytesseract"} <= in_all
+    assert {"torch", "open-clip-torch", "qdrant-edge-py", "google-genai", "pytesseract", "tesserocr"} <= in_all
 
 
 def test_the_wheel_carries_the_license_the_links_and_the_all_extra(dist: dict[str, Path]) -> None:

@@ -146,10 +146,11 @@ MAX_RECORDED_REPEATS = 20
 NOTED_REPEATS = 100
 
 
-#: Images of one document OCR'd at the same time, each by a thread waiting on its own Tesseract
-#: process. One file often holds most of the images (one of the 13 shared PDFs: 245 of the 305
-#: OCR'd), and read one image after the other it kept one core busy for half a minute after the
-#: other reader had finished (``benchmarks/bench_ingest``).
+#: Images of one document OCR'd at the same time, each on its own thread (Tesseract's library
+#: releases the GIL while it reads; as a program, each thread waits on its own process). One file
+#: often holds most of the images (one of the 13 shared PDFs: 286 of the 437, 71 of the 97 OCR'd),
+#: and read one image after the other it kept one core busy long after the other reader had
+#: finished (``benchmarks/bench_ingest``).
 OCR_THREADS = min(2, os.cpu_count() or 1)
 _pool_lock = threading.Lock()
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, executor): a forked child makes its own

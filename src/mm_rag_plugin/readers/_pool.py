@@ -6,7 +6,7 @@ own pipe; a task past its deadline gets its worker killed and replaced, a worker
 (segfault, memory) is replaced, and the task is reported as failed while the others go on.
 
 Workers do not outlive the pool: each is the leader of its own process group (with the tesseract
-processes it starts), killed as a group; a guard thread in each worker kills the group when the
+processes it starts where Tesseract runs as a program), killed as a group; a guard thread in each worker kills the group when the
 parent process is gone (even SIGKILLed) or when a task runs 5 s past its time limit.
 
 Workers print nothing themselves: their log records (Python warnings included) travel to the
@@ -282,6 +282,10 @@ class WorkerPool:
         w.process.join()
         w.conn.close()
         self._workers[self._workers.index(w)] = self._spawn()
+
+    def busy(self) -> int:
+        """How many workers are reading a file now (read from any thread: a moment's view)."""
+        return sum(w.task is not None for w in list(self._workers))
 
     def map_ordered(
         self,
