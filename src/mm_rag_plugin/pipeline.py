@@ -97,34 +97,32 @@ class DeleteSummary:
 
 
 @contextlib.contextmanager
-def _share_cores(embedder: Any, readers: int) -> Iterator[Callable[[], None]]:
-    """While *readers* reader processes run beside it, a CPU model computes with the cores they
-    leave (at least one thread): PyTorch's threads and the readers (and their Tesseract runs)
-    fighting over the same cores measured slower (``benchmarks/bench_ingest``). Yields a function
-    that gives the threads back early (the readers are done); they are given back at the end."""
+def _share_cores(embedder: Any, readers: int) -> Iterator[Callable[[int], None]]:
+    """While reader processes work beside it, a CPU model computes with the cores they leave (at
+    least one thread): PyTorch's threads and the readers (and their Tesseract runs) fighting over
+    the same cores measured slower (``benchmarks/bench_ingest``). Yields ``share(busy)``: the
+    caller says how many readers are working now (at most *readers*), and the model gets the
+    other cores; idle readers (every file read, or waiting for the caller to take what they read)
+    leave it every core. The threads it had are given back at the end."""
     torch = sys.modules.get("torch")
     cores = os.cpu_count() or 1
     if torch is None or readers < 1 or getattr(embedder, "device", None) != "cpu":
-        yield lambda: None
+        yield lambda busy: None
         return
     before = torch.get_num_threads()
-    wanted = max(1, min(before, cores - readers))
-    if wanted == before:
-        yield lambda: None
-        return
-    restored = False
+    now = [before]
 
-    def restore() -> None:
-        nonlocal restored
-        if not restored:
-            torch.set_num_threads(before)
-            restored = True
+    def share(busy: int) -> None:
+        wanted = max(1, min(before, cores - min(busy, readers)))
+        if wanted != now[0]:
+            torch.set_num_threads(wanted)
+            now[0] = wanted
 
-    torch.set_num_threads(wanted)
+    share(readers)
     try:
-        yield restore
+        yield share
     finally:
-        restore()
+        share(0)
 
 
 class MultiModalRAG:
@@ -423,8 +421,6 @@ class MultiModalRAG:
             from .readers.loader import mark_duplicates
 
             for path, res in files_loader.lazy_load():
-                if files_loader.done_reading.is_set():  # every file read: the readers are idle
-                    cores[0]()
                 source = os.path.abspath(path)
                 if isinstance(res, FileError):
                     read_errors.append(res)
@@ -443,12 +439,12 @@ class MultiModalRAG:
                         counts["ocr_skipped"] += c.metadata.get("ocr_skipped") == NO_TEXT
                     else:
                         counts["texts"] += 1
+                    # the model's batches are taken from here: each gets the cores the readers leave
+                    share(files_loader.busy_readers())
                     yield c
 
         readers = min(loader.workers, len(todo))
-        cores: list[Callable[[], None]] = [lambda: None]
-        with _share_cores(self.embedder, readers) as restore_threads:
-            cores[0] = restore_threads
+        with _share_cores(self.embedder, readers) as share:
             report = self.index.add(stream(), show_progress=self.show_progress)
         failed = {e.source for e in report.errors}
         deleted = report.deleted

@@ -66,43 +66,55 @@ def test_stopping_early_stops_the_producer_and_lets_it_clean_up() -> None:
     assert not any(t.name == "mm-rag-reader-prefetch" and t.is_alive() for t in threading.enumerate())
 
 
-def test_a_cpu_model_leaves_the_readers_their_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cpu_model_gets_the_cores_the_readers_leave(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(2)
-        monkeypatch.setattr("os.cpu_count", lambda: 2)
+        torch.set_num_threads(4)
+        monkeypatch.setattr("os.cpu_count", lambda: 4)
         cpu, gpu = SimpleNamespace(device="cpu"), SimpleNamespace(device="cuda")
-        with _share_cores(cpu, readers=1) as give_back:
-            assert torch.get_num_threads() == 1
-            give_back()  # the readers are done: the model gets every core again
+        with _share_cores(cpu, readers=2) as share:
+            assert torch.get_num_threads() == 2  # both readers start at once
+            share(1)  # one reader idle (waiting for the caller, or out of files)
+            assert torch.get_num_threads() == 3
+            share(0)  # every reader idle: every core
+            assert torch.get_num_threads() == 4
+            share(2)  # reading again
             assert torch.get_num_threads() == 2
-            give_back()
-        assert torch.get_num_threads() == 2
-        with _share_cores(cpu, readers=1):
-            assert torch.get_num_threads() == 1
-        assert torch.get_num_threads() == 2
+            share(7)  # never fewer than what the readers it was told of leave
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 4  # given back at the end
+        monkeypatch.setattr("os.cpu_count", lambda: 2)
+        torch.set_num_threads(2)
         with _share_cores(cpu, readers=2):
             assert torch.get_num_threads() == 1  # at least one thread
-        with _share_cores(cpu, readers=0), _share_cores(gpu, readers=2), _share_cores(None, readers=2):
+        with _share_cores(cpu, readers=0), _share_cores(gpu, readers=2), _share_cores(None, readers=2) as share:
+            share(0)
             assert torch.get_num_threads() == 2  # no readers, a GPU model, keyword-only: unchanged
         monkeypatch.setattr("os.cpu_count", lambda: 16)
-        with _share_cores(cpu, readers=2):
+        with _share_cores(cpu, readers=2) as share:
+            share(0)
             assert torch.get_num_threads() == 2  # never more threads than it had
     finally:
         torch.set_num_threads(before)
 
 
-def test_every_file_read_is_said_before_the_last_results_are_taken(tmp_path) -> None:
-    """The pipeline gives a CPU model its cores back when the readers are idle: once every file is
-    read, not once the caller has taken (embedded and written) every result, long after."""
-    from mm_rag_plugin.readers.loader import DocumentLoader
+def test_the_readers_read_ahead_while_the_caller_holds_a_result(tmp_path) -> None:
+    """While the caller embeds one file's chunks, the readers go on with the files after it (more
+    than a few: they finish and leave the model every core), and say when they work."""
+    from mm_rag_plugin.readers.loader import READ_AHEAD, DocumentLoader
 
-    for i in range(6):
-        (tmp_path / f"f{i}.txt").write_text(f"file {i} " * 20, encoding="utf-8")
+    n = 16
+    assert n <= READ_AHEAD
+    for i in range(n):
+        (tmp_path / f"f{i:02d}.txt").write_text(f"file {i} " * 20, encoding="utf-8")
     loader = DocumentLoader([str(tmp_path)], workers=2)
-    seen = []
-    for _path, res in loader.lazy_load():
-        assert res.chunks
-        seen.append(loader.done_reading.is_set())
-    assert len(seen) == 6 and seen[-1]  # the last result comes after "every file read"
+    assert loader.busy_readers() == 0  # nothing started
+    results = loader.lazy_load()
+    first = next(results)
+    assert first[0].name == "f00.txt"
+    assert loader.done_reading.wait(120)  # every file read while the caller holds the first
+    assert loader.busy_readers() == 0
+    rest = [p.name for p, _ in results]
+    assert rest == [f"f{i:02d}.txt" for i in range(1, n)]
+    assert loader.busy_readers() == 0

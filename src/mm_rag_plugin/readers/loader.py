@@ -78,6 +78,13 @@ class PathNotFoundError(InvalidInputError, FileNotFoundError):
 T = TypeVar("T")
 
 
+#: Files read ahead of the caller at most. Their results are chunks (text, and the paths of the
+#: images stored in the blob store, not their pixels), so this holds little memory, and it lets the
+#: readers finish while the caller embeds: with 2 * workers the readers sat idle behind one large
+#: document while the model ran on the one core they left it (``benchmarks/bench_ingest``).
+READ_AHEAD = 64
+
+
 def prefetch(produce: Callable[[threading.Event], Iterator[T]], depth: int) -> Iterator[T]:
     """The items of ``produce(stop)``, made by a background thread up to *depth* items ahead of
     the consumer; its exceptions are raised here. When the consumer stops early (or fails),
@@ -221,6 +228,7 @@ class DocumentLoader:
         #: set once the reader processes have read every file (they are idle from then on, while
         #: the caller may still be handling the files read ahead)
         self.done_reading = threading.Event()
+        self._pool: WorkerPool | None = None
         if self.workers < 0:
             raise ConfigurationError(f"workers must be >= 0, got {workers}")
         if timeout is not None and timeout <= 0:
@@ -315,7 +323,7 @@ class DocumentLoader:
                     yield f, res
                 return
             size = min(self.workers, len(files))
-            pool = WorkerPool(size, self.config, timeout=self.timeout, memory_limit_mb=self.memory_limit_mb)
+            pool = self._pool = WorkerPool(size, self.config, timeout=self.timeout, memory_limit_mb=self.memory_limit_mb)
             paths = [os.path.abspath(f) for f in files]
 
             def read(stop: threading.Event) -> Iterator[tuple[int, ReadResult | FileError]]:
@@ -325,10 +333,18 @@ class DocumentLoader:
                 self.done_reading.set()
 
             # the workers go on reading while the caller embeds and writes what came before
-            for i, res in prefetch(read, depth=2 * size):
+            for i, res in prefetch(read, depth=READ_AHEAD):
                 yield files[i], res
         finally:
+            self._pool = None
             bar.close()
+
+    def busy_readers(self) -> int:
+        """How many reader processes are reading a file now: 0 before loading starts, once every
+        file is read, while the files read ahead wait for the caller, and when reading in this
+        process (``workers=0``: nothing reads beside the caller)."""
+        pool = self._pool
+        return 0 if pool is None or self.done_reading.is_set() else pool.busy()
 
     def iter_chunks(self, errors: list[FileError], *, on_error: str = "collect") -> Iterator[Chunk]:
         """Chunks of every file in input order, repeated images marked ``metadata["duplicate_of"]``.
