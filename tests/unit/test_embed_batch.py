@@ -97,3 +97,64 @@ def test_an_empty_batch_calls_no_model() -> None:
     model = Rows({})
     out = embed_chunks(model, [])
     assert out.vectors == [] and out.errors == () and model.calls == []
+
+
+class Failing(Rows):
+    """Fails the images whose path is in *bad*, as ``embed_images(on_error="collect")`` does."""
+
+    def __init__(self, rows: dict[str, list[float]], bad: set[str]) -> None:
+        super().__init__(rows)
+        self.bad = bad
+        self.paths: list[str] = []
+
+    def embed_images(self, images, *, on_error="raise"):
+        self.calls.append(("images", len(images)))
+        self.paths.extend(images)
+        ok = [p for p in images if p not in self.bad]
+        errors = [SimpleNamespace(index=i, error=ValueError("cannot identify image")) for i, p in enumerate(images) if p in self.bad]
+        vecs = np.array([self.rows[p] if p not in self.bad else [0] * DIM for p in images], np.float32)
+        assert len(ok) + len(errors) == len(images)
+        return SimpleNamespace(vectors=vecs, errors=errors)
+
+
+def _stored(path: str, file_hash: str | None, source: str) -> ImageChunk:
+    return ImageChunk(id=f"{source}:{path}", source=source, image_path=path, content_hash="c", file_hash=file_hash)
+
+
+def test_an_image_stored_once_and_met_in_many_documents_is_embedded_once() -> None:
+    from mm_rag_plugin.embeddings.batch import ImageVectors
+
+    model = Failing({"/blobs/logo.png": [0, 3, 0, 4], "/blobs/chart.png": [1, 0, 0, 0], "/blobs/bad.png": [0] * DIM},
+                    bad={"/blobs/bad.png"})
+    cache = ImageVectors()
+    first = embed_chunks(model, [
+        _stored("/blobs/logo.png", "h1", "a.pdf"), _stored("/blobs/bad.png", "h3", "a.pdf"),
+        _stored("/blobs/logo.png", "h1", "b.pdf"), _stored("/blobs/bad.png", "h3", "c.pdf"),
+    ], cache)
+    assert model.paths == ["/blobs/logo.png", "/blobs/bad.png"]  # each stored image once in the batch
+    assert first.vectors[0] is not None and np.allclose(first.vectors[0], [0, 0.6, 0, 0.8])
+    assert np.array_equal(first.vectors[2], first.vectors[0])
+    # the repeat of a failed image fails too, naming its own document
+    assert [(e.index, e.source) for e in first.errors] == [(1, "a.pdf"), (3, "c.pdf")]
+    assert all("cannot identify image" in e.error for e in first.errors)
+
+    second = embed_chunks(model, [
+        _stored("/blobs/logo.png", "h1", "d.pdf"),  # a later batch: taken from the cache
+        _stored("/blobs/logo.png", "h2", "e.pdf"),  # same path, other bytes recorded: embedded again
+        _stored("/blobs/chart.png", None, "f.pdf"), _stored("/blobs/chart.png", None, "g.pdf"),  # no hash: not shared
+        _stored("/blobs/bad.png", "h3", "h.pdf"),  # a failure is not cached: tried again
+    ], cache)
+    assert model.paths[2:] == ["/blobs/logo.png", "/blobs/chart.png", "/blobs/chart.png", "/blobs/bad.png"]
+    assert np.array_equal(second.vectors[0], first.vectors[0])
+    assert [e.source for e in second.errors] == ["h.pdf"]
+
+
+def test_the_image_vector_cache_keeps_the_most_recent() -> None:
+    from mm_rag_plugin.embeddings.batch import ImageVectors
+
+    cache = ImageVectors(size=2)
+    for name in ("a", "b", "c"):
+        cache[(name, "h")] = np.zeros(DIM, np.float32)
+    cache[("b", "h")] = np.ones(DIM, np.float32)  # set again: now the most recent
+    cache[("d", "h")] = np.zeros(DIM, np.float32)
+    assert list(cache) == [("b", "h"), ("d", "h")]

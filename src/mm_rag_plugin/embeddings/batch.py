@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..types import Chunk, Embedder, FileError, ImageChunk
 
-__all__ = ["ChunkError", "Embedded", "embed_chunk_texts", "embed_chunks", "vector_problem"]
+__all__ = ["ChunkError", "Embedded", "ImageVectors", "embed_chunk_texts", "embed_chunks", "vector_problem"]
 
 #: Below this norm a vector counts as all zeros (no direction to compare by cosine).
 _MIN_NORM = 1e-6
@@ -95,8 +95,32 @@ def _image_problem(chunk: ImageChunk, exc: BaseException) -> str:
     return reason
 
 
-def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk]) -> Embedded:
-    """Embed *chunks* (texts and images mixed) with *embedder*, by the one rule of this module."""
+def _image_key(chunk: ImageChunk) -> tuple[str, str] | None:
+    """What identifies the pixels an image chunk is embedded from: its stored file and the hash of
+    that file's bytes recorded when it was stored (readers record it; else ``None``: not shared)."""
+    return (chunk.image_path, chunk.file_hash) if chunk.image_path and chunk.file_hash else None
+
+
+class ImageVectors(dict[tuple[str, str], np.ndarray]):
+    """Unit image vectors by :func:`_image_key`, kept across the batches of one ingest so that an
+    image repeated in several documents (a logo; stored once in the blob store) is embedded once.
+    Holds the most recent *size* (oldest dropped first)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: tuple[str, str], value: np.ndarray) -> None:
+        super().pop(key, None)
+        super().__setitem__(key, value)
+        while len(self) > self.size:
+            del self[next(iter(self))]
+
+
+def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk], cache: ImageVectors | None = None) -> Embedded:
+    """Embed *chunks* (texts and images mixed) with *embedder*, by the one rule of this module.
+    An image repeated in the batch (same stored file and bytes) is embedded once; with *cache*,
+    once across the batches that share it."""
     n = len(chunks)
     rows: list[np.ndarray | None] = [None] * n
     problems: dict[int, tuple[str, str]] = {}  # index -> (problem, error type)
@@ -106,14 +130,33 @@ def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk]) -> Embedded:
         vecs = embedder.embed_texts([chunks[i].text for i in texts])
         for i, v in zip(texts, vecs, strict=True):
             rows[i] = v
-    if images:
-        result: Any = embedder.embed_images([chunks[i].image_path for i in images], on_error="collect")  # type: ignore[union-attr]
+    # the same stored image (one path, one recorded hash of its bytes) is embedded once
+    keys = {i: _image_key(chunks[i]) for i in images}  # type: ignore[arg-type]
+    first: dict[tuple[str, str], int] = {}
+    todo: list[int] = []
+    for i in images:
+        key = keys[i]
+        if key is not None and cache is not None and key in cache:
+            rows[i] = cache[key]
+        elif key is None or first.setdefault(key, i) == i:
+            todo.append(i)
+    if todo:
+        result: Any = embedder.embed_images([chunks[i].image_path for i in todo], on_error="collect")  # type: ignore[union-attr]
         for e in result.errors:
-            i = images[e.index]
+            i = todo[e.index]
             problems[i] = (_image_problem(chunks[i], e.error), type(e.error).__name__)
-        for j, i in enumerate(images):
+        for j, i in enumerate(todo):
             if i not in problems:
                 rows[i] = result.vectors[j]
+    for i in images:
+        key = keys[i]
+        if key is None or rows[i] is not None or i in problems:
+            continue
+        origin = first[key]  # a repeat within this batch: its first occurrence's row or problem
+        if origin in problems:
+            problems[i] = problems[origin]
+        else:
+            rows[i] = rows[origin]
     dim = int(embedder.dim)
     vectors: list[np.ndarray | None] = [None] * n
     for i, row in enumerate(rows):
@@ -124,7 +167,10 @@ def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk]) -> Embedded:
             problems[i] = (problem, "InvalidInputError")
             continue
         v = np.asarray(row, dtype=np.float32).reshape(-1)
-        vectors[i] = v / np.float32(np.linalg.norm(v))
+        vectors[i] = v = v / np.float32(np.linalg.norm(v))
+        key = keys.get(i)
+        if cache is not None and key is not None:
+            cache[key] = v
     errors = tuple(ChunkError(i, _name(chunks[i]), *problems[i]) for i in sorted(problems))
     return Embedded(vectors, errors)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._items import as_chunk
-from ..embeddings.batch import embed_chunks
+from ..embeddings.batch import ImageVectors, embed_chunks
 from ..embeddings.windows import context_length, token_counter
 from ..errors import InvalidInputError
 from ..types import Chunk, Embedder, FileError, ReadResult, TextChunk
@@ -86,6 +86,7 @@ def ingest(
     embedded_texts = truncated = 0
     count = token_counter(embedder) if embedder is not None and not index.keyword_only else None
     context = None if count is None else context_length(embedder)
+    images_seen = ImageVectors()  # an image repeated across documents is embedded once
 
     with tqdm(total=total, desc="indexing", unit="chunk", disable=not show_progress) as bar:
         for batch in _batches(chunks, batch_size):
@@ -118,7 +119,7 @@ def ingest(
             fresh_chunks = [c for _, c in fresh]
             vectors: list[np.ndarray | None] = [None] * len(fresh_chunks)  # keyword-only: no vectors
             if fresh_chunks and embedder is not None and not index.keyword_only:
-                embedded = embed_chunks(embedder, fresh_chunks)  # the one loop, the one error rule
+                embedded = embed_chunks(embedder, fresh_chunks, images_seen)  # the one loop, the one error rule
                 fresh_chunks, (vectors,) = _drop_failed(embedded, fresh_chunks, [embedded.vectors], errors, failed_sources)
             if count is not None and context is not None:  # what the model's context cut (reported, not changed)
                 lengths = [count(c.text) for c in fresh_chunks if isinstance(c, TextChunk)]
