@@ -22,8 +22,9 @@ natively, else fp32), the peers fp32.
   ``InMemoryVectorStore`` with ``langchain_experimental``'s ``OpenCLIPEmbeddings``, dumped to disk.
   No images, no OCR.
 
-Peak memory: the whole process tree (the contestant's process plus its reader workers and
-Tesseract runs, sampled every 20 ms), and of it the worker processes.
+Peak memory: the whole process tree (the contestant's process plus its reader workers, and
+Tesseract's processes where it runs as a program; sampled every 20 ms, the tree listed every
+0.25 s), and of it the worker processes.
 """
 
 from __future__ import annotations
