@@ -122,7 +122,8 @@ def _share_cores(embedder: Any, readers: int) -> Iterator[Callable[[int], None]]
     try:
         yield share
     finally:
-        share(0)
+        if now[0] != before:
+            torch.set_num_threads(before)
 
 
 class MultiModalRAG:
