@@ -70,6 +70,7 @@ environment:
                          an s3:// blob store's endpoint and credentials (read by s3fs)
   HF_HUB_OFFLINE, HF_ENDPOINT
                          Hugging Face hub access when a model is downloaded
+  TESSDATA_PREFIX        folder of Tesseract's language data for OCR (default: where `tesseract` looks)
 """
 
 
