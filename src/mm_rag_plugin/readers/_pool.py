@@ -6,8 +6,9 @@ own pipe; a task past its deadline gets its worker killed and replaced, a worker
 (segfault, memory) is replaced, and the task is reported as failed while the others go on.
 
 Workers do not outlive the pool: each is the leader of its own process group (with the tesseract
-processes it starts where Tesseract runs as a program), killed as a group; a guard thread in each worker kills the group when the
-parent process is gone (even SIGKILLed) or when a task runs 5 s past its time limit.
+processes it starts where Tesseract runs as a program), killed as a group; a guard thread in each
+worker kills the group when the parent process is gone (even SIGKILLed) or when a task runs 5 s
+past its time limit.
 
 Workers print nothing themselves: their log records (Python warnings included) travel to the
 parent over the task pipe and are handled there by the parent's own logging, so whatever the

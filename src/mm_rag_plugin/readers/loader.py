@@ -344,7 +344,7 @@ class DocumentLoader:
         file is read, while the files read ahead wait for the caller, and when reading in this
         process (``workers=0``: nothing reads beside the caller)."""
         pool = self._pool
-        return 0 if pool is None or self.done_reading.is_set() else pool.busy()
+        return 0 if pool is None else pool.busy()
 
     def iter_chunks(self, errors: list[FileError], *, on_error: str = "collect") -> Iterator[Chunk]:
         """Chunks of every file in input order, repeated images marked ``metadata["duplicate_of"]``.
