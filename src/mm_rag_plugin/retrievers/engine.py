@@ -264,8 +264,10 @@ def _stored_conditions(conditions: tuple[Condition, ...]) -> tuple[Condition, ..
 
 def tie_margin(limit: int) -> int:
     """How many more hits a list asks the store for, so that equal scores at the cut are resolved
-    by id (:func:`ranked`) the same way by every engine."""
-    return max(8, limit // 2)
+    by id (:func:`ranked`) the same way by every engine (a run of more equal scores than this
+    across the cut is cut in the store's order). Every extra hit costs a query its conversion
+    into Python, so the margin is small: 8 up to a list of 64, then an eighth."""
+    return max(8, limit // 8)
 
 
 def ranked(pairs: Iterable[tuple[str, float]], limit: int) -> list[tuple[str, float]]:

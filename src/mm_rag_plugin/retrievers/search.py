@@ -30,7 +30,7 @@ them) are read for the hits that post-processing reaches (:meth:`~.engine.Found.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Literal
@@ -41,7 +41,7 @@ from ..errors import ConfigurationError, InvalidInputError
 from ._filters import Condition, matches_nothing
 from .bm25 import merge
 from .engine import DENSE, TEXT, WINDOWS, Found, ListQuery
-from .fusion import DEFAULT_RRF_K, Fused, apply_quotas, dedupe_near, distinct, rrf, rrf_sort_key
+from .fusion import DEFAULT_RRF_K, apply_quotas, dedupe_near, distinct, rrf_parts, rrf_sort_key
 
 __all__ = ["LIST_NAMES", "MODES", "Match", "SearchOptions", "mmr_select", "search"]
 
@@ -197,8 +197,8 @@ def search(
     if not lists:
         return []
     vectors = options.mode == "mmr" or (options.dedupe and options.near_duplicate_threshold is not None)
-    fused, found = _ranked(index, options, lists, conditions, depth, vectors)
-    return _finish(options, fused, found, k, vector, vectors)
+    ranking, found = _ranked(index, options, lists, conditions, depth, vectors)
+    return _finish(options, ranking, found, k, vector, vectors)
 
 
 def _plan(
@@ -231,45 +231,63 @@ def _plan(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Ranking:
+    """A query's ranking: ``(id, score)`` pairs best first, and each id's rank and raw score per
+    list (``ranks``/``raw`` of a fusion, or the one list *single*, where the rank is the position).
+    No object per ranked id: a query ranks a few hundred and reads about ten."""
+
+    pairs: list[tuple[str, float]]
+    ranks: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    raw: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+    single: str | None = None
+
+    def match(self, pos: int, payload: Mapping[str, Any]) -> Match:
+        pid, score = self.pairs[pos]
+        if self.single is not None:
+            return Match(pid, payload, score, {self.single: pos + 1}, {self.single: score})
+        return Match(pid, payload, score, self.ranks.get(pid, {}), self.raw.get(pid, {}))
+
+
 def _ranked(
     index: Any, options: SearchOptions, lists: list[ListQuery], conditions: tuple[Condition, ...], depth: int, vectors: bool
-) -> tuple[list[Fused], Found]:
+) -> tuple[_Ranking, Found]:
     """The ranking (fused in hybrid mode) and the engine's answer post-processing reads, from
     one engine search."""
     if options.mode != "hybrid":
         found = index.search(lists, conditions, vectors=vectors)
-        name = lists[0].name
-        return [Fused(pid, s, {name: r}, {name: s}) for r, (pid, s) in enumerate(found.lists[0], start=1)], found
+        return _Ranking(found.lists[0], single=lists[0].name), found
     weights = options.list_weights
     if options.fusion == "client":
         found = index.search(lists, conditions, vectors=vectors)
-        fused = rrf({q.name: r for q, r in zip(lists, found.lists, strict=True)}, k=options.rrf_k, weights=weights)
-        return fused, found
+        return _Ranking(*rrf_parts({q.name: r for q, r in zip(lists, found.lists, strict=True)}, k=options.rrf_k, weights=weights)), found
     fuse = (options.rrf_k, depth * len(lists), [weights[q.name] for q in lists])
     found = index.search(lists, conditions, fuse=fuse, vectors=vectors)
     pairs = sorted(found.lists[0], key=lambda t: rrf_sort_key(t[1], t[0]))
     if not options.explains:
-        return [Fused(i, s) for i, s in pairs], found
+        return _Ranking(pairs), found
     ranks: dict[str, dict[str, int]] = {}
     raw: dict[str, dict[str, float]] = {}
     for q, r in zip(lists, index.search_lists(lists, conditions), strict=True):
         for rank, (pid, score) in enumerate(r, start=1):
             ranks.setdefault(pid, {})[q.name] = rank
             raw.setdefault(pid, {})[q.name] = score
-    return [Fused(i, s, ranks.get(i, {}), raw.get(i, {})) for i, s in pairs], found
+    return _Ranking(pairs, ranks, raw), found
 
 
 def _finish(
-    options: SearchOptions, fused: list[Fused], found: Found, k: int, query: np.ndarray | None, vectors: bool
+    options: SearchOptions, ranking: _Ranking, found: Found, k: int, query: np.ndarray | None, vectors: bool
 ) -> list[Match]:
     # Lazy stages over the ranking, reading payloads (and vectors) batch by batch as far as the
     # stages pull: threshold -> exact duplicates out -> near duplicates out -> the head.
     quotas = options.quotas or {}
     want = k + sum(quotas.values())
     room = 3 * want if quotas else want  # quotas promote hits from below the first k
+    positions = range(len(ranking.pairs))
     if options.score_threshold is not None:
-        fused = [f for f in fused if f.score >= options.score_threshold]
-    stream = _read(fused, found, want, vectors)
+        threshold = options.score_threshold
+        positions = [i for i in positions if ranking.pairs[i][1] >= threshold]  # type: ignore[assignment]
+    stream = _read(ranking, positions, found, want, vectors)
     if options.dedupe:
         stream = distinct(stream, lambda m: _content_key(m.payload))
         if options.near_duplicate_threshold is not None:
@@ -288,18 +306,18 @@ def _finish(
     return items[:k]
 
 
-def _read(fused: list[Fused], found: Found, batch: int, vectors: bool) -> Iterator[Match]:
-    """The ranking as matches, reading the payloads (and vectors) of each next *batch* in one
-    fetch; a hit whose payload is gone or refused is left out."""
-    payloads = found.payloads
+def _read(ranking: _Ranking, positions: Sequence[int], found: Found, batch: int, vectors: bool) -> Iterator[Match]:
+    """The ranking (at *positions*) as matches, reading the payloads (and vectors) of each next
+    *batch* in one fetch; a hit whose payload is gone or refused is left out."""
+    payloads, pairs = found.payloads, ranking.pairs
     start = 0
-    while start < len(fused):
-        part = fused[start : start + batch]
-        found.load([f.id for f in part], vectors=vectors)
-        for f in part:
-            p = payloads.get(f.id)
+    while start < len(positions):
+        part = positions[start : start + batch]
+        found.load([pairs[i][0] for i in part], vectors=vectors)
+        for i in part:
+            p = payloads.get(pairs[i][0])
             if p is not None:
-                yield Match(f.id, p, f.score, f.ranks, f.list_scores)
+                yield ranking.match(i, p)
         start += len(part)
         batch = max(batch, 16)
 
