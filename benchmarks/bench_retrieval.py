@@ -107,18 +107,18 @@ def vocabulary(size: int, rng: np.random.Generator) -> np.ndarray:
     return np.array(list(words))
 
 
-def make_data(n: int, dim: int, n_queries: int, seed: int = 0, vectors: str = "clustered"):
+def make_data(n: int, dim: int, n_queries: int, seed: int = 0, vectors: str = "clustered", image_every: int = 5):
     rng = np.random.default_rng(seed)
     vocab = vocabulary(20000, rng)
     p = 1.0 / np.arange(101, len(vocab) + 101) ** 1.1  # Zipf from rank 101: the stop words a BM25 analyser drops are not drawn
     p /= p.sum()
-    lengths = np.where(np.arange(n) % 5 == 4, rng.integers(3, 20, n), rng.integers(20, 120, n))
+    lengths = np.where(np.arange(n) % image_every == image_every - 1, rng.integers(3, 20, n), rng.integers(20, 120, n))
     words = vocab[rng.choice(len(vocab), size=int(lengths.sum()), p=p)]
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     chunks, texts = [], []
     for i in range(n):
         text = " ".join(words[bounds[i] : bounds[i + 1]])
-        if i % 5 == 4:
+        if i % image_every == image_every - 1:
             chunks.append(
                 ImageChunk(
                     id=f"img{i}",
@@ -179,9 +179,11 @@ def exact_top(vecs: np.ndarray, qvecs: np.ndarray, k: int) -> np.ndarray:
 
 
 class Data:
-    def __init__(self, n: int, dim: int, n_queries: int = 200, vectors: str = "clustered") -> None:
+    def __init__(self, n: int, dim: int, n_queries: int = 200, vectors: str = "clustered", image_every: int = 5) -> None:
         self.n, self.dim = n, dim
-        self.chunks, self.texts, self.vecs, self.queries, self.qvecs = make_data(n, dim, n_queries, vectors=vectors)
+        self.chunks, self.texts, self.vecs, self.queries, self.qvecs = make_data(
+            n, dim, n_queries, vectors=vectors, image_every=image_every
+        )
         self.table = {q: self.qvecs[i] for i, q in enumerate(self.queries)}
         self.by_text = {t: self.vecs[i] for i, t in enumerate(self.texts)}
         self.metas = [{"source": c.source, "kind": c.kind} for c in self.chunks]
@@ -730,12 +732,13 @@ def run_size(
     log: Callable[[str], None] = print,
     ef_sweep: Sequence[int] = (),
     vectors: str = "clustered",
+    image_every: int = 5,
 ) -> dict[str, Any]:
     """Every system at one index size: build, then interleaved rounds of query blocks; then each
     system's dense recall@10 against exact search and, with *ef_sweep*, ours at each ``hnsw_ef``."""
     from mm_rag_plugin.retrievers import _edge
 
-    d = Data(n, dim, vectors=vectors)
+    d = Data(n, dim, vectors=vectors, image_every=image_every)
     truth = exact_top(d.vecs, d.qvecs, K)
     out: dict[str, Any] = {}
     built: dict[str, System] = {}
@@ -801,6 +804,8 @@ def run_size(
                 recall = dense_recall(system, truth)  # after counting calls: its searches are not queries
                 if recall is not None:
                     o["dense_recall_at_10"] = recall
+                if isinstance(system, Ours):  # the kind-restricted lists a fused query runs
+                    o["kind_recall_at_10"] = kind_recall(system, d)
             if ef_sweep and "ours" in built:
                 out["ours"]["ef_sweep"] = sweep_ef(built["ours"], d, truth, ef_sweep)
                 log(f"  N={n:>7} ours hnsw_ef sweep: {out['ours']['ef_sweep']}")
@@ -831,13 +836,14 @@ def run(
     log: Callable[[str], None] = print,
     ef_sweep: Sequence[int] = (),
     vectors: str = "clustered",
+    image_every: int = 5,
 ) -> dict[str, Any]:
     by_size: dict[str, Any] = {}
     load = BackgroundLoad() if loaded else None
     try:
         for n in sizes:
             by_size[str(n)] = run_size(
-                n, dim, chosen(n, systems, qdrant_max, default_max), rounds, load, log, ef_sweep, vectors
+                n, dim, chosen(n, systems, qdrant_max, default_max), rounds, load, log, ef_sweep, vectors, image_every
             )
     finally:
         if load:
@@ -848,6 +854,7 @@ def run(
         "per_list_depth": TOP,
         "sizes": list(sizes),
         "vectors": vectors,
+        "image_every": image_every,
         "rounds": rounds,
         "by_size": by_size,
         "qdrant_max": qdrant_max,
@@ -950,6 +957,19 @@ def markdown(res: dict[str, Any]) -> list[str]:
             + "; FAISS IndexFlat and qdrant-client's local mode scan every vector (exact); the default "
             "stores scan too.",
         ]
+    kinds = {
+        s: [res["by_size"][n][s]["kind_recall_at_10"] for n in sizes if "kind_recall_at_10" in res["by_size"][n].get(s, {})]
+        for s in systems
+    }
+    kinds = {s: v for s, v in kinds.items() if v}
+    if kinds:
+        lines += [
+            "",
+            f"Recall@10 of ours' lists restricted to a kind (one item in {res.get('image_every', 5)} is an image), "
+            "against exact search among that kind, text / image at each N: "
+            + "; ".join(f"{s} " + ", ".join(f"{r['text']:.3f} / {r['image']:.3f}" for r in vals) for s, vals in kinds.items())
+            + ".",
+        ]
     sweeps = {n: res["by_size"][n]["ours"]["ef_sweep"] for n in sizes if "ef_sweep" in res["by_size"][n].get("ours", {})}
     if sweeps:
         efs = list(next(iter(sweeps.values())))
@@ -999,6 +1019,9 @@ def main(argv: list[str] | None = None) -> None:
         default="clustered",
         help="vector model: clustered like embeddings (default) or isotropic random, a graph index's worst case",
     )
+    ap.add_argument(
+        "--image-every", type=int, default=5, help="one item in this many is an image (default 5: a fifth of the index)"
+    )
     ap.add_argument("--out", default=str(RESULTS / "retrieval.json"))
     args = ap.parse_args(argv)
     res = run(
@@ -1011,6 +1034,7 @@ def main(argv: list[str] | None = None) -> None:
         not args.quiet_only,
         ef_sweep=[int(x) for x in args.ef_sweep.split(",") if x],
         vectors=args.vectors,
+        image_every=args.image_every,
     )
     save(res, args.out, markdown)
 

@@ -81,6 +81,15 @@ SEARCH_EF_BY_SIZE = ((500_000, 512), (0, 256))
 #: (``tests/integration/test_kind_recall.py``, 2k images among 10k items: recall@10 0.84 at
 #: hnsw_ef 256 without this, 1.0 with it).
 EXACT_BELOW = 5_000
+#: A kind holding more than this share of the points gets no HNSW links of its own: Qdrant builds
+#: a payload value's graph only up to 4/m of a segment (m = 16). A dense list restricted to such
+#: a kind, up to ACORN_BELOW of the points, and a list restricted by the caller's filters search
+#: with ACORN (the neighbours' neighbours past the points the filter leaves out; Qdrant uses it
+#: when the filter keeps at most ACORN_BELOW of the points). ``python -m benchmarks.bench_retrieval
+#: --sizes 50000 --systems ours --quiet-only --image-every 3``: a third of the items images, the
+#: image list's recall@10 went from 0.94 without ACORN to 1.00 with it.
+KIND_GRAPH_SHARE = 4 / HNSW_M
+ACORN_BELOW = 0.6
 #: Threads of a new shard's search pool (recorded in its ``edge_config.json``; ``None``: Qdrant
 #: Edge's default, one per CPU). A query is a few small lists; a pool of threads per shard
 #: competes with the caller's own threads and with other processes, and on 2 busy cores it tripled
@@ -285,6 +294,7 @@ class EdgeEngine:
         self.has_windows = False
         self._params: Any = None
         self._list_params: dict[str | None, Any] = {}
+        self._filtered_params: dict[str | None, Any] = {}
         self._id_text: dict[int, str] = {}
         if (self.folder / MANIFEST).is_file():
             if not (self.folder / SHARD_DIR).is_dir():
@@ -351,6 +361,19 @@ class EdgeEngine:
             max_search_threads=self.search_threads,
         )
 
+    def _field_indexes(self) -> list[tuple[str, Any]]:
+        """The payload indexes of a new shard. Only ``kind`` gets HNSW links of its own (a graph per
+        kind, so that a dense list restricted to images finds them): per-value graphs for pages,
+        sources and file hashes would serve filters on them, and took two thirds of a 50k build
+        (``python -m benchmarks.bench_writes``); such a filter is searched by the payload index
+        when it selects few points, else on the main graph with ACORN (:meth:`_query`)."""
+        qe = self.qe
+        out: list[tuple[str, Any]] = [
+            (key, qe.KeywordIndexParams(enable_hnsw=key == "kind")) for key in KEYWORD_FIELDS
+        ]
+        out += [(key, qe.IntegerIndexParams(lookup=True, range=True, enable_hnsw=False)) for key in INTEGER_FIELDS]
+        return out
+
     def _quantization_config(self) -> Any:
         qe = self.qe
         if self.quantization == "int8":
@@ -368,10 +391,8 @@ class EdgeEngine:
             _check_space(self.folder, MIN_FREE_CREATE, "create the index")
             with _quiet():
                 self.shard = self.qe.EdgeShard.create(str(self.folder / SHARD_DIR), self._config(dim, text_dim, windows))
-                for key in KEYWORD_FIELDS:
-                    self.shard.update(self.qe.UpdateOperation.create_field_index(key, self.qe.PayloadSchemaType.Keyword))
-                for key in INTEGER_FIELDS:
-                    self.shard.update(self.qe.UpdateOperation.create_field_index(key, self.qe.PayloadSchemaType.Integer))
+                for key, schema in self._field_indexes():
+                    self.shard.update(self.qe.UpdateOperation.create_field_index(key, schema))
                 self.shard.flush()
         except StoreError:
             raise
@@ -424,10 +445,24 @@ class EdgeEngine:
                 for kind in counts:
                     flt = None if kind is None else qe.Filter(must=[qe.FieldCondition(key="kind", match=qe.MatchValue(kind))])
                     counts[kind] = int(self.shard.count(qe.CountRequest(exact=False, filter=flt)))
-        self._params = qe.SearchParams(hnsw_ef=search_ef(counts[None]), quantization=quant)
+        ef = search_ef(counts[None])
+        self._params = qe.SearchParams(hnsw_ef=ef, quantization=quant)
         exact = qe.SearchParams(exact=True, quantization=quant)
+        acorn = qe.SearchParams(hnsw_ef=ef, quantization=quant, acorn=qe.AcornSearchParams(enable=True, max_selectivity=ACORN_BELOW))
+        total = max(counts[None], 1)
+
+        def params(kind: str | None, n: int) -> Any:
+            if kind is None:
+                return self._params
+            if n <= EXACT_BELOW:
+                return exact
+            # a kind too large for a graph of its own, and too small to be found without one
+            return acorn if KIND_GRAPH_SHARE < n / total <= ACORN_BELOW else self._params
+
         # each dense list's parameters, by the kind it is restricted to (None: every kind)
-        self._list_params = {kind: exact if kind and n <= EXACT_BELOW else self._params for kind, n in counts.items()}
+        self._list_params = {kind: params(kind, n) for kind, n in counts.items()}
+        # a list with the caller's filters (pages, sources ...: no graphs of their own) uses ACORN
+        self._filtered_params = {kind: exact if p is exact else acorn for kind, p in self._list_params.items()}
 
     @staticmethod
     def stray_shard_points(folder: Path) -> int:
@@ -575,7 +610,9 @@ class EdgeEngine:
         kind_match = [qe.FieldCondition(key="kind", match=qe.MatchValue(kind))] if kind else []
         return build(conditions, self.kit, extra=kind_match)
 
-    def _query(self, q: ListQuery) -> tuple[Any, Any]:
+    def _query(self, q: ListQuery, filtered: bool = False) -> tuple[Any, Any]:
+        """The engine's query for a list, and its search parameters (*filtered*: the caller's
+        conditions restrict it)."""
         qe = self.qe
         if q.sparse is not None:
             vec: Any = qe.SparseVector(q.sparse.indices.tolist(), q.sparse.values.tolist())
@@ -583,7 +620,7 @@ class EdgeEngine:
         dense = np.asarray(q.dense, dtype=np.float32).tolist()
         if q.using == WINDOWS:  # one query vector against each point's windows: a one-row multivector
             dense = [dense]
-        return qe.Query.Nearest(dense, using=q.using), self._list_params.get(q.kind, self._params)
+        return qe.Query.Nearest(dense, using=q.using), (self._filtered_params if filtered else self._list_params).get(q.kind, self._params)
 
     def search(
         self, queries: Sequence[ListQuery], conditions: tuple[Condition, ...], *, with_payload: bool = False, with_vector: bool = False
@@ -593,7 +630,7 @@ class EdgeEngine:
         qe = self.qe
         reqs = []
         for q in queries:
-            query, params = self._query(q)
+            query, params = self._query(q, bool(conditions))
             reqs.append(
                 qe.QueryRequest(
                     limit=q.limit + tie_margin(q.limit),  # equal scores at the cut are resolved by id
@@ -666,7 +703,7 @@ class EdgeEngine:
         qe = self.qe
         prefetch = []
         for q in queries:
-            query, params = self._query(q)
+            query, params = self._query(q, bool(conditions))
             prefetch.append(
                 qe.Prefetch(limit=q.limit, query=query, filter=self._filter(conditions, q.kind), score_threshold=q.min_score, params=params)
             )
