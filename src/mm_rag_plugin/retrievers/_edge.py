@@ -679,11 +679,14 @@ class EdgeEngine:
 
     def _scored(self, points: Any) -> list[tuple[str, float]]:
         # _id inlined: this runs for every hit of every list of every query
-        cache, out = self._id_text, []
+        get, ident, out = self._id_text.get, self._id, []
         for p in points:
             pid = p.id
-            text = cache.get(pid.int) if isinstance(pid, uuid.UUID) else None
-            out.append((self._id(pid) if text is None else text, float(p.score)))
+            try:
+                text = get(pid.int) or ident(pid)
+            except AttributeError:  # not a UUID
+                text = ident(pid)
+            out.append((text, p.score))
         return out
 
     def fused(

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["DEFAULT_RRF_K", "Fused", "apply_quotas", "dedupe_near", "distinct", "qdrant_rrf_k", "rrf", "rrf_parts", "rrf_sort_key"]
+__all__ = ["DEFAULT_RRF_K", "Fused", "Fusion", "apply_quotas", "dedupe_near", "distinct", "qdrant_rrf_k", "rrf", "rrf_sort_key"]
 
 DEFAULT_RRF_K = 60
 #: Fused scores are compared at this many decimals, so float summation order never reorders.
@@ -53,39 +53,50 @@ def rrf(
     Lists missing from *weights* weigh 1. A list with weight 0 still reports ranks but adds nothing
     to the score. Every id found by any list appears once in the result.
     """
-    pairs, ranks, raw = rrf_parts(lists, k=k, weights=weights)
-    return [Fused(i, s, ranks[i], raw[i]) for i, s in pairs]
+    fusion = Fusion(lists, k=k, weights=weights)
+    return [Fused(i, s, *fusion.detail(i)) for i, s in fusion.pairs]
 
 
-def rrf_parts(
-    lists: Mapping[str, Sequence[tuple[str, float]]],
-    *,
-    k: float = DEFAULT_RRF_K,
-    weights: Mapping[str, float] | None = None,
-) -> tuple[list[tuple[str, float]], dict[str, dict[str, int]], dict[str, dict[str, float]]]:
-    """:func:`rrf` as ``(id, score)`` pairs best first, with each id's rank and raw score per list:
-    no object per fused item (a query fuses a few hundred ids and reads about ten)."""
-    if k < 0:
-        raise ValueError(f"RRF k must be >= 0, got {k}")
-    scores: dict[str, float] = {}
-    ranks: dict[str, dict[str, int]] = {}
-    raw: dict[str, dict[str, float]] = {}
-    for name, items in lists.items():
-        w = 1.0 if weights is None else float(weights.get(name, 1.0))
-        for rank, (item_id, raw_score) in enumerate(items, start=1):
-            seen = ranks.get(item_id)
-            if seen is None:
-                ranks[item_id] = {name: rank}
-                raw[item_id] = {name: float(raw_score)}
-                scores[item_id] = w / (k + rank) if w > 0 else 0.0
-            elif name not in seen:  # a list naming an id twice counts its best rank only
-                seen[name] = rank
-                raw[item_id][name] = float(raw_score)
-                if w > 0:
-                    scores[item_id] += w / (k + rank)
-    # the sort key of rrf_sort_key, built once per item (this runs on every query)
-    order = sorted([(-round(s, _SCORE_DECIMALS), i) for i, s in scores.items()])
-    return [(i, scores[i]) for _, i in order], ranks, raw
+class Fusion:
+    """:func:`rrf` without an object per fused item (a query fuses a few hundred ids and reads
+    about ten): ``pairs``, ``(id, score)`` best first, and each id's rank and raw score per list
+    when asked (:meth:`detail`)."""
+
+    __slots__ = ("_first", "_lists", "pairs")
+
+    def __init__(
+        self, lists: Mapping[str, Sequence[tuple[str, float]]], *, k: float = DEFAULT_RRF_K, weights: Mapping[str, float] | None = None
+    ) -> None:
+        if k < 0:
+            raise ValueError(f"RRF k must be >= 0, got {k}")
+        self._lists = lists
+        self._first: dict[str, dict[str, int]] = {}
+        scores: dict[str, float] = {}
+        get = scores.get
+        for name, items in lists.items():
+            ids = [i for i, _ in items]
+            # each id's first (best) place in the list: a list naming an id twice counts it once
+            first = self._first[name] = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))
+            w = 1.0 if weights is None else float(weights.get(name, 1.0))
+            if w > 0:
+                for item_id, at in first.items():
+                    scores[item_id] = get(item_id, 0.0) + w / (k + at + 1)
+            else:
+                for item_id in first:
+                    scores.setdefault(item_id, 0.0)
+        # the sort key of rrf_sort_key, built once per item (this runs on every query)
+        order = sorted([(-round(s, _SCORE_DECIMALS), i) for i, s in scores.items()])
+        self.pairs = [(i, scores[i]) for _, i in order]
+
+    def detail(self, item_id: str) -> tuple[dict[str, int], dict[str, float]]:
+        """*item_id*'s 1-based rank and raw score in each list that holds it."""
+        ranks, raw = {}, {}
+        for name, first in self._first.items():
+            at = first.get(item_id)
+            if at is not None:
+                ranks[name] = at + 1
+                raw[name] = float(self._lists[name][at][1])
+        return ranks, raw
 
 
 def qdrant_rrf_k(k: float) -> int:

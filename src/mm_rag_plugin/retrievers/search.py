@@ -41,7 +41,7 @@ from ..errors import ConfigurationError, InvalidInputError
 from ._filters import Condition, matches_nothing
 from .bm25 import merge
 from .engine import DENSE, TEXT, WINDOWS, Found, ListQuery
-from .fusion import DEFAULT_RRF_K, apply_quotas, dedupe_near, distinct, rrf_parts, rrf_sort_key
+from .fusion import DEFAULT_RRF_K, Fusion, apply_quotas, dedupe_near, distinct, rrf_sort_key
 
 __all__ = ["LIST_NAMES", "MODES", "Match", "SearchOptions", "mmr_select", "search"]
 
@@ -234,18 +234,22 @@ def _plan(
 @dataclass(frozen=True, slots=True)
 class _Ranking:
     """A query's ranking: ``(id, score)`` pairs best first, and each id's rank and raw score per
-    list (``ranks``/``raw`` of a fusion, or the one list *single*, where the rank is the position).
-    No object per ranked id: a query ranks a few hundred and reads about ten."""
+    list (from a client-side :class:`Fusion`, from *ranks*/*raw* of a server-side fusion, or of
+    the one list *single*, where the rank is the position). No object per ranked id: a query
+    ranks a few hundred and reads about ten."""
 
     pairs: list[tuple[str, float]]
     ranks: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
     raw: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
     single: str | None = None
+    fusion: Fusion | None = None
 
     def match(self, pos: int, payload: Mapping[str, Any]) -> Match:
         pid, score = self.pairs[pos]
         if self.single is not None:
             return Match(pid, payload, score, {self.single: pos + 1}, {self.single: score})
+        if self.fusion is not None:
+            return Match(pid, payload, score, *self.fusion.detail(pid))
         return Match(pid, payload, score, self.ranks.get(pid, {}), self.raw.get(pid, {}))
 
 
@@ -260,7 +264,8 @@ def _ranked(
     weights = options.list_weights
     if options.fusion == "client":
         found = index.search(lists, conditions, vectors=vectors)
-        return _Ranking(*rrf_parts({q.name: r for q, r in zip(lists, found.lists, strict=True)}, k=options.rrf_k, weights=weights)), found
+        fusion = Fusion({q.name: r for q, r in zip(lists, found.lists, strict=True)}, k=options.rrf_k, weights=weights)
+        return _Ranking(fusion.pairs, fusion=fusion), found
     fuse = (options.rrf_k, depth * len(lists), [weights[q.name] for q in lists])
     found = index.search(lists, conditions, fuse=fuse, vectors=vectors)
     pairs = sorted(found.lists[0], key=lambda t: rrf_sort_key(t[1], t[0]))
