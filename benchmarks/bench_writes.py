@@ -20,9 +20,12 @@ of one text each; rounds interleaved, quiet and under :class:`benchmarks._load.B
 * ``langchain-faiss-1t`` / ``langchain-faiss``: LangChain ``FAISS.add_texts`` (FAISS on one thread / its default threads);
 * ``llamaindex-faiss-1t`` / ``llamaindex-faiss``: LlamaIndex ``FaissVectorStore.add`` over ``IndexFlatIP``.
 
-Bulk (``--sizes``): ``add_embedded`` in batches of 1024 into a new folder, then ``close()`` (which
-builds the HNSW graph once enough points wait for it), against LangChain ``FAISS.from_embeddings``
-(flat index) + ``BM25Retriever.from_texts``. Results: ``benchmarks/results/writes/``.
+Bulk (``--sizes``): the retrieval benchmark's corpus (Zipf texts, a fifth of the items images with
+OCR words, pages), its vectors clustered like embeddings and, as the worst case for a graph,
+isotropic. Ours: ``add_embedded`` in batches of 1024 into a new folder, then ``close()`` (which
+builds the HNSW graph once enough points wait for it); LangChain ``FAISS.from_embeddings`` (flat
+index) + ``BM25Retriever.from_texts``; LlamaIndex ``VectorStoreIndex`` on ``FaissVectorStore``
+(``IndexFlatIP``) + ``BM25Retriever`` (bm25s). Results: ``benchmarks/results/writes/``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ from benchmarks._load import BackgroundLoad
 
 DIM = 512
 OUT = RESULTS / "writes" / "writes.json"
+#: The bulk build's vectors: clustered like embeddings, and isotropic (no near neighbours: an HNSW
+#: graph's worst case, which no embedding model produces)
+VECTORS = ("clustered", "isotropic")
 
 
 def vocabulary(n: int = 6000, seed: int = 0) -> list[str]:
@@ -249,18 +255,19 @@ def one_at_a_time(calls: int, rounds: int, load: BackgroundLoad | None, work: Pa
 
 
 # ---------------------------------------------------------------------------- bulk
-def bulk(n: int, work: Path) -> dict[str, Any]:
+def bulk(n: int, work: Path, vectors: str = "clustered") -> dict[str, Any]:
+    """Ours, LangChain FAISS + BM25 and LlamaIndex FAISS + BM25 built from the same *n* items and
+    precomputed vectors (``bench_retrieval``'s corpus: Zipf texts, a fifth images with OCR words,
+    pages; *vectors* clustered like embeddings, or isotropic, a graph index's worst case)."""
+    from benchmarks.bench_retrieval import make_data
     from mm_rag_plugin.retrievers import MultiModalIndex
-    from mm_rag_plugin.types import TextChunk
 
-    data = texts(n, seed=3)
-    vectors = np.stack([fake_vector(t) for t in data])
-    chunks = [TextChunk(id=f"c{i}", text=t, source=f"f{i // 20}.txt") for i, t in enumerate(data)]
+    chunks, data, vecs, _, _ = make_data(n, DIM, 1, seed=3, vectors=vectors)
     folder = Path(tempfile.mkdtemp(dir=work)) / "ix"
     t0 = time.perf_counter()
-    ix = MultiModalIndex(folder, dim=DIM)
+    ix = MultiModalIndex(folder, dim=DIM, show_progress=False)
     for i in range(0, n, 1024):
-        ix.add_embedded(chunks[i : i + 1024], vectors[i : i + 1024])
+        ix.add_embedded(chunks[i : i + 1024], vecs[i : i + 1024])
     upserted = time.perf_counter() - t0
     ix.close()  # builds the HNSW graph when enough points wait for it
     total = time.perf_counter() - t0
@@ -271,17 +278,33 @@ def bulk(n: int, work: Path) -> dict[str, Any]:
 
     emb = _fake_langchain()
     t0 = time.perf_counter()
-    FAISS.from_embeddings(list(zip(data, vectors.tolist(), strict=True)), emb)
+    FAISS.from_embeddings(list(zip(data, vecs.tolist(), strict=True)), emb)
     BM25Retriever.from_texts(data)
-    peer = time.perf_counter() - t0
+    langchain = time.perf_counter() - t0
+
+    import faiss
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.schema import TextNode
+    from llama_index.retrievers.bm25 import BM25Retriever as LlamaBM25
+    from llama_index.vector_stores.faiss import FaissVectorStore
+
+    t0 = time.perf_counter()
+    nodes = [TextNode(id_=f"n{i}", text=t, embedding=vecs[i].tolist()) for i, t in enumerate(data)]
+    ctx = StorageContext.from_defaults(vector_store=FaissVectorStore(faiss_index=faiss.IndexFlatIP(DIM)))
+    VectorStoreIndex(nodes, storage_context=ctx, embed_model=_fake_llamaindex(), show_progress=False)
+    LlamaBM25.from_defaults(nodes=nodes, similarity_top_k=50)
+    llamaindex = time.perf_counter() - t0
     return {
         "n": n,
+        "vectors": vectors,
         "ours_upsert_s": round(upserted, 2),
         "ours_total_s": round(total, 2),
         "ours_points_per_s": round(n / total),
         "ours_upsert_points_per_s": round(n / upserted),
-        "langchain_faiss_bm25_s": round(peer, 2),
-        "langchain_faiss_bm25_points_per_s": round(n / peer),
+        "langchain_faiss_bm25_s": round(langchain, 2),
+        "langchain_faiss_bm25_points_per_s": round(n / langchain),
+        "llamaindex_faiss_bm25_s": round(llamaindex, 2),
+        "llamaindex_faiss_bm25_points_per_s": round(n / llamaindex),
     }
 
 
@@ -294,8 +317,12 @@ def run(*, calls: int = 300, rounds: int = 3, sizes: tuple[int, ...] = (10_000, 
         finally:
             if load is not None:
                 load.close()
-        build = [bulk(n, work) for n in sizes]
+        build = [bulk(n, work, v) for v in VECTORS for n in sizes]
     return {"calls": calls, "rounds": rounds, "one_at_a_time": single, "bulk": build}
+
+
+def _rate(v: int | None) -> str:
+    return "-" if v is None else f"{v:,}"
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
@@ -305,9 +332,11 @@ def markdown(res: dict[str, Any]) -> list[str]:
         lines += [f"| {name} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['vs_langchain_faiss_1t']:.2f} | {r['vs_langchain_faiss']:.2f} |"
                   for name, r in by.items()]
         lines.append("")
-    lines += ["Bulk build from precomputed vectors (points/s):", "",
-              "| points | ours upsert | ours incl. close (HNSW) | LangChain FAISS + BM25 |", "|---|---|---|---|"]
-    lines += [f"| {b['n']:,} | {b['ours_upsert_points_per_s']:,} | {b['ours_points_per_s']:,} | {b['langchain_faiss_bm25_points_per_s']:,} |"
+    lines += ["Bulk build from precomputed vectors (points/s; ours builds an HNSW graph, the FAISS stores are flat):", "",
+              "| points | vectors | ours upsert | ours incl. close (HNSW) | LangChain FAISS + BM25 | LlamaIndex FAISS + BM25 |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {b['n']:,} | {b.get('vectors', 'isotropic')} | {b['ours_upsert_points_per_s']:,} | {b['ours_points_per_s']:,} | "
+              f"{b['langchain_faiss_bm25_points_per_s']:,} | {_rate(b.get('llamaindex_faiss_bm25_points_per_s'))} |"
               for b in res["bulk"]]
     return lines
 

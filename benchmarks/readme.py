@@ -108,6 +108,9 @@ def summary(res: dict[str, Any]) -> list[str]:
     s = secs.get("storage")
     if s:
         lines += _storage_rows(s)
+    w = secs.get("writes")
+    if w:
+        lines += _writes_rows(w)
     return lines
 
 
@@ -180,6 +183,35 @@ def _ingestion_rows(g: dict[str, Any]) -> list[str]:
         out.append(
             f"| ingest with every image and OCR | {ours['pages_per_s']:.1f} pages/s, {ours['images']} images "
             "| peers extract no images | | | |"
+        )
+    return out
+
+
+def _writes_rows(w: dict[str, Any]) -> list[str]:
+    """One-at-a-time adds (ms per call, FAISS on one thread / on its default threads) and the bulk
+    build from precomputed vectors (points/s) at each size and vector kind."""
+    out = []
+    for mode, label in (("quiet", "quiet"), ("loaded", "under load")):
+        by = _get(w, "one_at_a_time", mode)
+        ours = _get(by, "ours-add_embedded", "median_ms")
+        if ours is None:
+            continue
+
+        def peer(name: str, by: Any = by, ours: float = ours) -> str:
+            return " / ".join(_x(_get(by, n, "median_ms"), ours) for n in (f"{name}-1t", name))
+
+        out.append(
+            f"| add one text per call (`add_embedded`; `add`, the vector stores: writes table), {label} | "
+            f"{ours:.3f} ms | FAISS 1 thread / default: {peer('langchain-faiss')} | {peer('llamaindex-faiss')} | | |"
+        )
+    for b in w.get("bulk", []):
+        if "llamaindex_faiss_bm25_points_per_s" not in b:
+            continue  # a run from before the bulk build had these rows
+        ours = b["ours_points_per_s"]
+        out.append(
+            f"| build from precomputed vectors, {_size(b['n'])} items ({b['vectors']} vectors) | {ours:,} items/s, HNSW included | "
+            f"{_x(b['langchain_faiss_bm25_points_per_s'], ours, True)} (flat FAISS) | "
+            f"{_x(b['llamaindex_faiss_bm25_points_per_s'], ours, True)} (flat FAISS) | | |"
         )
     return out
 
