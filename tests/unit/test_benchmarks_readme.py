@@ -21,7 +21,7 @@ def test_readme_performance_section_is_generated_from_the_stored_full_run():
 def test_the_stored_full_run_is_one_complete_full_run_of_the_new_suite():
     res = json.loads(readme.FULL.read_text())
     assert res["mode"] == "full" and not res["errors"] and res["command"] == "python -m benchmarks.run --full"
-    assert set(res["sections"]) == {"embeddings", "retrieval", "cold", "ingestion", "storage"}
+    assert set(res["sections"]) == {"embeddings", "retrieval", "cold", "ingestion", "storage", "writes"}
     retrieval = res["sections"]["retrieval"]  # each peer's strongest setup, quiet and loaded, up to 200k
     assert max(retrieval["sizes"]) >= 200_000
     first = retrieval["by_size"][str(retrieval["sizes"][0])]
@@ -39,6 +39,9 @@ def test_the_stored_full_run_is_one_complete_full_run_of_the_new_suite():
     storage = res["sections"]["storage"]["by_system"]  # quantization: what it saves and the recall it keeps
     assert all(storage[q]["dense_recall_at_10"] > 0 for q in ("ours", "ours-int8", "ours-binary"))
     assert {"qdrant-local", "langchain", "llamaindex"} <= set(storage)
+    writes = res["sections"]["writes"]  # one add per call, quiet and loaded; bulk builds at 50k, both vector kinds
+    assert set(writes["one_at_a_time"]) == {"quiet", "loaded"}
+    assert {(b["n"], b["vectors"]) for b in writes["bulk"]} >= {(50_000, "clustered"), (50_000, "isotropic")}
 
 
 def test_the_fine_tuning_table_is_generated_from_its_results():
