@@ -46,10 +46,10 @@ def test_every_section_ran_without_errors(smoke):
 
 
 def test_retrieval_measures_every_system_quiet_and_loaded(smoke):
-    from benchmarks.bench_retrieval import SYSTEMS
+    from benchmarks.bench_retrieval import DEFAULT_SYSTEMS
 
     by_size = smoke[0]["sections"]["retrieval"]["by_size"]["300"]
-    assert set(by_size) == set(SYSTEMS)
+    assert set(by_size) == set(DEFAULT_SYSTEMS)
     for name, r in by_size.items():
         for mode in ("quiet", "loaded"):
             m = r[mode]

@@ -32,7 +32,8 @@ def test_image_list_of_a_graph_indexed_store_is_exact(tmp_path):
 def test_image_list_of_a_kind_without_a_graph_of_its_own_finds_its_neighbours(tmp_path):
     """A third of 16k items are images: more than Qdrant links a payload value's own graph for
     (4/m of a segment) and too many to scan exactly. A graph search filtered down to them found
-    recall@10 0.94; with ACORN it finds them all."""
+    recall@10 0.94 here (with ``_edge.KIND_GRAPH_SHARE = 1``, which turns ACORN off); with ACORN
+    it finds them all."""
     chunks, _, vecs, _, qvecs = make_data(16_000, 512, 40, image_every=3)
     with MultiModalIndex(tmp_path / "ix", dim=512, show_progress=False) as ix:
         for s in range(0, len(chunks), 2048):
