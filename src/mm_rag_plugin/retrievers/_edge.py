@@ -93,7 +93,8 @@ KIND_GRAPH_SHARE = 4 / HNSW_M
 ACORN_BELOW = 0.6
 #: The list of a kind holding more than ACORN_BELOW of the points, in an index of at least
 #: WIDE_FROM points, searches WIDE_FACTOR times as wide: ``python -m benchmarks.bench_retrieval
-#: --sizes 50000,200000 --systems ours --quiet-only --ef-sweep 256,512`` measured the text list's
+#: --sizes 50000,200000 --systems ours --quiet-only --rounds 1 --ef-sweep 128,192,256,320,384,512``
+#: (before the widening) measured the text list's
 #: recall@10 (a fifth of the items images) at 0.985 / 0.983 at hnsw_ef 256 and 0.994 / 0.993 at
 #: 512, the image list's at 0.994 / 0.993 at 256; at 10k items the text list had 0.994 at 256.
 WIDE_FROM = 20_000
@@ -372,9 +373,11 @@ class EdgeEngine:
     def _field_indexes(self) -> list[tuple[str, Any]]:
         """The payload indexes of a new shard. Only ``kind`` gets HNSW links of its own (a graph per
         kind, so that a dense list restricted to images finds them): per-value graphs for pages,
-        sources and file hashes would serve filters on them, and took two thirds of a 50k build
-        (``python -m benchmarks.bench_writes``); such a filter is searched by the payload index
-        when it selects few points, else on the main graph with ACORN (:meth:`_query`)."""
+        sources and file hashes would serve filters on them, at a cost to every build: without
+        them a 50k build (points written and graph) took about 15 % less (``python -m
+        benchmarks.bench_retrieval --sizes 50000 --systems ours,ours-defaults --quiet-only
+        --rounds 2``, before and after, run alternately). Such a filter is searched by the payload
+        index when it selects few points, else on the main graph with ACORN (:meth:`_query`)."""
         qe = self.qe
         out: list[tuple[str, Any]] = [
             (key, qe.KeywordIndexParams(enable_hnsw=key == "kind")) for key in KEYWORD_FIELDS
