@@ -234,13 +234,11 @@ def _plan(
 @dataclass(frozen=True, slots=True)
 class _Ranking:
     """A query's ranking: ``(id, score)`` pairs best first, and each id's rank and raw score per
-    list (from a client-side :class:`Fusion`, from *ranks*/*raw* of a server-side fusion, or of
-    the one list *single*, where the rank is the position). No object per ranked id: a query
-    ranks a few hundred and reads about ten."""
+    list (from the :class:`Fusion` of the lists, or of the one list *single*, where the rank is
+    the position; neither: no explanations). No object per ranked id: a query ranks a few
+    hundred and reads about ten."""
 
     pairs: list[tuple[str, float]]
-    ranks: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
-    raw: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
     single: str | None = None
     fusion: Fusion | None = None
 
@@ -250,7 +248,7 @@ class _Ranking:
             return Match(pid, payload, score, {self.single: pos + 1}, {self.single: score})
         if self.fusion is not None:
             return Match(pid, payload, score, *self.fusion.detail(pid))
-        return Match(pid, payload, score, self.ranks.get(pid, {}), self.raw.get(pid, {}))
+        return Match(pid, payload, score, {}, {})
 
 
 def _ranked(
@@ -271,13 +269,9 @@ def _ranked(
     pairs = sorted(found.lists[0], key=lambda t: rrf_sort_key(t[1], t[0]))
     if not options.explains:
         return _Ranking(pairs), found
-    ranks: dict[str, dict[str, int]] = {}
-    raw: dict[str, dict[str, float]] = {}
-    for q, r in zip(lists, index.search_lists(lists, conditions), strict=True):
-        for rank, (pid, score) in enumerate(r, start=1):
-            ranks.setdefault(pid, {})[q.name] = rank
-            raw.setdefault(pid, {})[q.name] = score
-    return _Ranking(pairs, ranks, raw), found
+    # the ranks and raw scores come from the lists searched again (Qdrant's fusion gives neither)
+    explained = Fusion({q.name: r for q, r in zip(lists, index.search_lists(lists, conditions), strict=True)}, k=options.rrf_k)
+    return _Ranking(pairs, fusion=explained), found
 
 
 def _finish(
@@ -288,10 +282,10 @@ def _finish(
     quotas = options.quotas or {}
     want = k + sum(quotas.values())
     room = 3 * want if quotas else want  # quotas promote hits from below the first k
-    positions = range(len(ranking.pairs))
+    positions: Sequence[int] = range(len(ranking.pairs))
     if options.score_threshold is not None:
         threshold = options.score_threshold
-        positions = [i for i in positions if ranking.pairs[i][1] >= threshold]  # type: ignore[assignment]
+        positions = [i for i in positions if ranking.pairs[i][1] >= threshold]
     stream = _read(ranking, positions, found, want, vectors)
     if options.dedupe:
         stream = distinct(stream, lambda m: _content_key(m.payload))
